@@ -1,0 +1,133 @@
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum xbr_log_level xbr_log_max_level = XBR_LOG_INFO;
+
+void xbr_log(enum xbr_log_level level, const char *fmt, ...)
+{
+    static const char *const prefix[] = {"<3>", "<4>", "<6>", "<7>"};
+    char line[1024];
+    va_list ap;
+
+    if (level > xbr_log_max_level)
+        return;
+    va_start(ap, fmt);
+    (void)vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    /* One write per line so that threads do not interleave mid-line; the
+     * <N> prefix is the sd-daemon priority that journald understands. */
+    (void)fprintf(stderr, "%s%s\n", prefix[level], line);
+}
+
+void *xbr_xzalloc(size_t size)
+{
+    void *p = calloc(1, size ? size : 1);
+    if (!p) {
+        (void)fputs("xbr: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+char *xbr_xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p) {
+        (void)fputs("xbr: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int xbr_mac_parse(const char *s, uint8_t mac[XBR_ETH_ALEN])
+{
+    uint8_t out[XBR_ETH_ALEN];
+
+    if (!s)
+        return -EINVAL;
+    for (int i = 0; i < XBR_ETH_ALEN; i++) {
+        int hi = hexval(s[0]), lo = hexval(s[1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+        s += 2;
+        if (i < XBR_ETH_ALEN - 1) {
+            if (*s != ':' && *s != '-')
+                return -EINVAL;
+            s++;
+        }
+    }
+    if (*s)
+        return -EINVAL;
+    memcpy(mac, out, XBR_ETH_ALEN);
+    return 0;
+}
+
+char *xbr_mac_format(const uint8_t mac[XBR_ETH_ALEN], char buf[XBR_MAC_STRLEN])
+{
+    (void)snprintf(buf, XBR_MAC_STRLEN, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1],
+                   mac[2], mac[3], mac[4], mac[5]);
+    return buf;
+}
+
+int xbr_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (*end)
+        return -EINVAL;
+    if (errno == ERANGE || v < min || v > max)
+        return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+uint64_t xbr_now_ns(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint32_t xbr_now_coarse_s(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint32_t)ts.tv_sec;
+}
+
+int xbr_strlcpy(char *dst, const char *src, size_t size)
+{
+    size_t n = strlen(src);
+    if (size == 0)
+        return -ENAMETOOLONG;
+    if (n >= size) {
+        memcpy(dst, src, size - 1);
+        dst[size - 1] = '\0';
+        return -ENAMETOOLONG;
+    }
+    memcpy(dst, src, n + 1);
+    return 0;
+}
