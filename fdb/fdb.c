@@ -1,0 +1,742 @@
+/* fdb.c — the forwarding database on liburcu's cds_lfht (QSBR flavour).
+ *
+ * Entry life cycle and counters
+ *   A node is created by fdb_learn() (any worker) or fdb_add_static() (the
+ *   control thread) and published with cds_lfht_add_unique(), so two workers
+ *   learning the same new address race to one node: the loser frees its
+ *   unpublished node at once and carries on with the winner's.  Only the
+ *   control thread unlinks nodes (fdb_del/flush/age, static replacing
+ *   learned), and only the thread whose cds_lfht_del()/cds_lfht_replace()
+ *   succeeded "retires" the node: it settles the counters and hands the
+ *   memory to call_rcu.
+ *
+ *   The learned-entry counters (global and per port) are reserved *before*
+ *   the insert or move with an atomic add, and released when the insert loses
+ *   the race or the limit is exceeded.  So a counter never under-states the
+ *   entries it covers, and the limits are exact: the table never holds more
+ *   learned entries than max_entries, nor a port more than max_per_port.  The
+ *   price is that a learn racing with others at the very limit may be refused
+ *   although its neighbour's reservation is then released — at most one
+ *   spurious refusal per concurrent worker, and only at the limit.
+ *
+ *   A node's port is the token that says which per-port counter it is charged
+ *   to.  A move is a compare-and-swap of the port (the winner moves one unit
+ *   of count from the old port to the new one); retiring a node swaps the
+ *   port to FDB_NODE_DEAD and uncharges whatever port it held at that
+ *   instant.  Each unit of count therefore has exactly one owner even when a
+ *   worker moves an entry while the control thread deletes it.
+ *
+ * Bucket prefetch
+ *   cds_lfht keeps its bucket array private.  The table is created with its
+ *   final size (init = min alloc = max buckets, no resize ever), and with a
+ *   bounded size on a 64-bit host liburcu's allocators place the buckets in
+ *   one contiguous array (bucket i at base + i).  fdb_probe_buckets() finds
+ *   base through the public node layout and checks it; fdb_lookup_batch()
+ *   uses it only to prefetch, which never faults and never changes a result.
+ *   If the check fails (a future liburcu lays things out differently) the
+ *   batch still resolves correctly, just without the bucket prefetch.
+ */
+#include "fdb/fdb.h"
+#include "fdb/fdb-private.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <urcu-qsbr.h>
+#include <urcu/rculfhash.h>
+
+#include "util/util.h"
+
+/* Port value of a node that has been retired (no longer charged to a port).
+ * Readers that still hold the node see it as "no port". */
+#define FDB_NODE_DEAD UINT16_MAX
+_Static_assert(FDB_MAX_PORTS < FDB_NODE_DEAD, "ports must fit in a node's uint16_t port");
+
+/* Bucket count bounds.  The upper bound keeps the bucket array (16 B per
+ * bucket) at 256 MiB; it also bounds max_entries, as the table is sized to
+ * hold max_entries learned entries at a load factor <= 1. */
+#define FDB_MIN_BUCKETS 64u
+#define FDB_MAX_BUCKETS (1u << 24)
+#define FDB_MAX_ENTRIES_CAP FDB_MAX_BUCKETS
+/* 802.1D's upper bound for the ageing time; it also keeps the signed
+ * 32-bit age arithmetic of fdb_age() far from overflow. */
+#define FDB_MAX_AGEING_S 1000000u
+
+/* Lookups of a batch are resolved in groups of this size (stack arrays). */
+#define FDB_BATCH_GROUP 64u
+
+/* Separates write-hot counters from the read-mostly configuration; liburcu
+ * uses 128 on x86 because the adjacent-line prefetcher pairs 64 B lines. */
+#define FDB_CACHELINE 128
+
+/* One entry.  The fields a lookup touches (link, reverse hash, key, port)
+ * come first so that they sit in the first 32 bytes; the rcu_head is only
+ * used once the node is unlinked.  48 bytes: glibc serves it from 64. */
+struct fdb_node {
+    struct cds_lfht_node lfnode; /* chain link + reverse hash (cds_lfht's) */
+    uint64_t key;                /* immutable: (vlan << 48) | mac */
+    uint32_t seen_s;             /* shared: last seen, coarse seconds */
+    uint16_t port;               /* shared: see "counters" above */
+    uint8_t is_static;           /* immutable: a static node never changes kind */
+    uint8_t pad_;
+    struct rcu_head rcu;
+};
+_Static_assert(sizeof(struct fdb_node) == 48, "fdb_node grew");
+
+/* liburcu's caa_container_of casts through a const pointer, which clang's
+ * -Wcast-qual reports at every use; these keep const-correctness explicit. */
+static inline struct fdb_node *fdb_node_of(struct cds_lfht_node *lfnode)
+{
+    return (struct fdb_node *)(void *)((char *)lfnode - offsetof(struct fdb_node, lfnode));
+}
+
+static inline const struct fdb_node *fdb_node_of_const(const struct cds_lfht_node *lfnode)
+{
+    return (const struct fdb_node *)(const void *)((const char *)lfnode -
+                                                   offsetof(struct fdb_node, lfnode));
+}
+
+/* Walks every node of the table (a node may be removed during the walk). */
+#define fdb_for_each_node(fdb, iter, n)                                                   \
+    for (cds_lfht_first((fdb)->ht, (iter));                                               \
+         ((n) = cds_lfht_iter_get_node(iter) ? fdb_node_of(cds_lfht_iter_get_node(iter))  \
+                                             : NULL) != NULL;                             \
+         cds_lfht_next((fdb)->ht, (iter)))
+
+struct fdb {
+    /* Read-mostly: set at creation (ageing_s by the control thread). */
+    struct cds_lfht *ht;
+    const struct cds_lfht_node *buckets; /* contiguous bucket array, or NULL */
+    unsigned long bucket_mask;
+    uint64_t seed;
+    uint32_t max_entries;
+    uint32_t max_per_port;
+    uint32_t ageing_s;
+
+    /* Learned entries now, including in-flight reservations.  Written when
+     * an entry is created or retired, never on a refresh. */
+    uint32_t n_learned __attribute__((aligned(FDB_CACHELINE)));
+    uint32_t n_static; /* control thread only; read by fdb_get_stats */
+
+    /* Event counters (struct fdb_stats). */
+    uint64_t st_learned __attribute__((aligned(FDB_CACHELINE)));
+    uint64_t st_moved;
+    uint64_t st_limit_port;
+    uint64_t st_limit_total;
+    uint64_t st_aged;
+
+    /* Learned entries per port, including in-flight reservations. */
+    uint32_t port_count[FDB_MAX_PORTS] __attribute__((aligned(FDB_CACHELINE)));
+
+    /* Nodes used once by fdb_probe_buckets(); they live here so that they
+     * stay valid memory whatever cds_lfht does with them. */
+    struct cds_lfht_node probe[2];
+};
+
+/* ---- keys and hashing ---- */
+
+/* All 16 bits of the VLAN are kept: what counts as a VID is the caller's
+ * business, and 16 + 48 bits fill the key exactly. */
+static inline uint64_t fdb_key_make(uint16_t vlan, const uint8_t *mac)
+{
+    return (uint64_t)vlan << 48 | (uint64_t)mac[0] << 40 | (uint64_t)mac[1] << 32 |
+           (uint64_t)mac[2] << 24 | (uint64_t)mac[3] << 16 | (uint64_t)mac[4] << 8 |
+           (uint64_t)mac[5];
+}
+
+static void fdb_key_split(uint64_t key, uint16_t *vlan, uint8_t mac[6])
+{
+    *vlan = (uint16_t)(key >> 48);
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)(key >> (40 - 8 * i));
+}
+
+/* murmur3's 64-bit finaliser over the key mixed with a per-table random
+ * seed.  Every output bit depends on every input bit, which cds_lfht needs:
+ * the low bits pick the bucket, the bit-reversed whole hash orders the chain.
+ * The seed keeps a guest from choosing source MACs that all land in one
+ * bucket (it cannot see the hashes); it is not a PRF, but SipHash would
+ * cost several times more on every lookup. */
+static inline unsigned long fdb_hash(const struct fdb *fdb, uint64_t key)
+{
+    uint64_t h = key ^ fdb->seed;
+
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return (unsigned long)h;
+}
+
+static int fdb_node_match(struct cds_lfht_node *lfnode, const void *key)
+{
+    const struct fdb_node *n = fdb_node_of_const(lfnode);
+
+    return n->key == *(const uint64_t *)key;
+}
+
+static inline struct fdb_node *fdb_find(const struct fdb *fdb, uint64_t key, unsigned long hash)
+{
+    struct cds_lfht_iter iter;
+    struct cds_lfht_node *lfnode;
+
+    cds_lfht_lookup(fdb->ht, hash, fdb_node_match, &key, &iter);
+    lfnode = cds_lfht_iter_get_node(&iter);
+    return lfnode ? fdb_node_of(lfnode) : NULL;
+}
+
+/* A retired node's port reads as FDB_NODE_DEAD: report it as unknown. */
+static inline uint32_t fdb_node_port(const struct fdb_node *n)
+{
+    uint16_t port = CMM_LOAD_SHARED(n->port);
+
+    return port < FDB_MAX_PORTS ? port : FDB_PORT_NONE;
+}
+
+static bool fdb_mac_learnable(const uint8_t *mac)
+{
+    return !xbr_mac_is_multicast(mac) && !xbr_mac_is_zero(mac);
+}
+
+/* ---- node life cycle ---- */
+
+static struct fdb_node *fdb_node_new(uint64_t key, uint32_t port, uint32_t now_s,
+                                     bool is_static)
+{
+    struct fdb_node *n = malloc(sizeof(*n));
+
+    if (!n)
+        return NULL;
+    cds_lfht_node_init(&n->lfnode);
+    n->key = key;
+    n->seen_s = now_s;
+    n->port = (uint16_t)port;
+    n->is_static = is_static;
+    n->pad_ = 0;
+    return n;
+}
+
+static void fdb_node_free_rcu(struct rcu_head *head)
+{
+    free((char *)head - offsetof(struct fdb_node, rcu));
+}
+
+/* Settles the counters of a node that this thread has just unlinked
+ * (its cds_lfht_del or cds_lfht_replace succeeded, so it is the only one to
+ * get here for this node).  Memory is not touched; see fdb_node_retire. */
+static void fdb_node_uncount(struct fdb *fdb, struct fdb_node *n)
+{
+    if (n->is_static) {
+        uatomic_dec(&fdb->n_static);
+        return;
+    }
+    /* A worker may be moving the node right now; whichever port the swap
+     * takes away is the one still charged for it. */
+    uint16_t port = uatomic_xchg(&n->port, FDB_NODE_DEAD);
+    if (port < FDB_MAX_PORTS)
+        uatomic_dec(&fdb->port_count[port]);
+    uatomic_dec(&fdb->n_learned);
+}
+
+static void fdb_node_retire(struct fdb *fdb, struct fdb_node *n)
+{
+    fdb_node_uncount(fdb, n);
+    /* Workers may still hold the node; free it after a grace period. */
+    urcu_qsbr_call_rcu(&n->rcu, fdb_node_free_rcu);
+}
+
+/* Unlinks n; true if this call did it (and retired the node). */
+static bool fdb_node_remove(struct fdb *fdb, struct fdb_node *n)
+{
+    if (cds_lfht_del(fdb->ht, &n->lfnode) != 0)
+        return false;
+    fdb_node_retire(fdb, n);
+    return true;
+}
+
+/* Reserves one unit of a counter bounded by max.  The cheap read first keeps
+ * a port that sprays MACs at its limit from bouncing the line with a locked
+ * add on every frame. */
+static bool fdb_reserve(uint32_t *ctr, uint32_t max)
+{
+    if (CMM_LOAD_SHARED(*ctr) >= max)
+        return false;
+    if (uatomic_add_return(ctr, 1) > max) {
+        uatomic_dec(ctr);
+        return false;
+    }
+    return true;
+}
+
+/* ---- bucket array discovery (see the top of the file) ---- */
+
+static uint64_t fdb_bit_reverse64(uint64_t v)
+{
+    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
+    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
+    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
+    return __builtin_bswap64(v);
+}
+
+/* cds_lfht nodes are 8-byte aligned; the low three bits of a next pointer
+ * carry its flags (removed, bucket, removal owner: rculfhash.h). */
+static const struct cds_lfht_node *fdb_lfnode_unflag(const struct cds_lfht_node *p)
+{
+    return (const struct cds_lfht_node *)((uintptr_t)p & ~(uintptr_t)7);
+}
+
+/* On an empty table of nb buckets the split-ordered list runs bucket 0,
+ * bucket nb/2, bucket nb/4, ... (ascending bit-reversed index).  A node with
+ * hash 0 sits between bucket 0 and bucket nb/2, a node with hash nb/2 between
+ * bucket nb/2 and bucket nb/4: their next pointers reveal two bucket
+ * addresses, whose reverse hashes and distance must agree with one
+ * contiguous array.  Only addresses read from the list are dereferenced. */
+static const struct cds_lfht_node *fdb_probe_buckets(struct fdb *fdb, unsigned long nb)
+{
+    const unsigned long half = nb / 2, quarter = nb / 4;
+    const struct cds_lfht_node *b_half, *b_quarter, *base = NULL;
+
+    cds_lfht_node_init(&fdb->probe[0]);
+    cds_lfht_node_init(&fdb->probe[1]);
+    cds_lfht_add(fdb->ht, 0, &fdb->probe[0]);
+    cds_lfht_add(fdb->ht, half, &fdb->probe[1]);
+
+    b_half = fdb_lfnode_unflag(CMM_LOAD_SHARED(fdb->probe[0].next));
+    b_quarter = fdb_lfnode_unflag(CMM_LOAD_SHARED(fdb->probe[1].next));
+    if (b_half && b_quarter && b_half->reverse_hash == fdb_bit_reverse64(half) &&
+        b_quarter->reverse_hash == fdb_bit_reverse64(quarter) &&
+        b_half - b_quarter == (ptrdiff_t)(half - quarter))
+        base = b_half - half;
+
+    /* Single-threaded here, so del also unlinks them physically. */
+    (void)cds_lfht_del(fdb->ht, &fdb->probe[0]);
+    (void)cds_lfht_del(fdb->ht, &fdb->probe[1]);
+    return base;
+}
+
+bool fdb_bucket_prefetch_enabled(const struct fdb *fdb)
+{
+    return fdb->buckets != NULL;
+}
+
+/* ---- creation and destruction ---- */
+
+static uint64_t fdb_random_seed(void)
+{
+    uint64_t seed;
+
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
+        return seed;
+    /* Early boot without entropy: weaker, but still not a constant. */
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&ts;
+}
+
+static uint32_t fdb_ageing_clamp(uint32_t ageing_s)
+{
+    if (ageing_s == 0)
+        return FDB_DEFAULT_AGEING_S;
+    return ageing_s > FDB_MAX_AGEING_S ? FDB_MAX_AGEING_S : ageing_s;
+}
+
+struct fdb *fdb_create(const struct fdb_config *cfg)
+{
+    struct fdb_config c = cfg ? *cfg : (struct fdb_config){0};
+    struct fdb *fdb;
+    unsigned long nb;
+    void *mem;
+    int r;
+
+    if (c.max_entries == 0)
+        c.max_entries = FDB_DEFAULT_MAX_ENTRIES;
+    if (c.max_per_port == 0)
+        c.max_per_port = FDB_DEFAULT_MAX_PER_PORT;
+    if (c.max_entries > FDB_MAX_ENTRIES_CAP || c.ageing_s > FDB_MAX_AGEING_S) {
+        errno = EINVAL;
+        return NULL;
+    }
+
+    r = posix_memalign(&mem, FDB_CACHELINE, sizeof(*fdb));
+    if (r) {
+        errno = r;
+        return NULL;
+    }
+    fdb = memset(mem, 0, sizeof(*fdb));
+    fdb->max_entries = c.max_entries;
+    fdb->max_per_port = c.max_per_port;
+    fdb->ageing_s = fdb_ageing_clamp(c.ageing_s);
+    fdb->seed = fdb_random_seed();
+
+    /* Load factor <= 1 at the limit, so a lookup stays O(1) however full
+     * the table gets; static entries come on top, but are few.  No
+     * CDS_LFHT_AUTO_RESIZE: in liburcu 0.13 it can stop resizing for good,
+     * and without it init = min alloc = max pins the size. */
+    nb = FDB_MIN_BUCKETS;
+    while (nb < c.max_entries)
+        nb <<= 1;
+    fdb->ht = cds_lfht_new_flavor(nb, nb, nb, 0, &urcu_qsbr_flavor, NULL);
+    if (!fdb->ht) {
+        free(fdb);
+        errno = ENOMEM;
+        return NULL;
+    }
+    fdb->bucket_mask = nb - 1;
+    fdb->buckets = fdb_probe_buckets(fdb, nb);
+    return fdb;
+}
+
+void fdb_destroy(struct fdb *fdb)
+{
+    struct cds_lfht_iter iter;
+    struct cds_lfht_node *lfnode;
+
+    if (!fdb)
+        return;
+    /* No reader remains (the contract), so unlinked nodes are freed at once
+     * instead of queueing one call_rcu per entry.  The iterator steps past a
+     * node before the node is freed. */
+    cds_lfht_first(fdb->ht, &iter);
+    while ((lfnode = cds_lfht_iter_get_node(&iter)) != NULL) {
+        cds_lfht_next(fdb->ht, &iter);
+        if (cds_lfht_del(fdb->ht, lfnode) == 0)
+            free(fdb_node_of(lfnode)); /* counters die with the table */
+    }
+    /* Nodes removed earlier may still wait for their grace period; let them
+     * go before returning, so that the caller (and LSan) sees no leak.  The
+     * barrier puts a QSBR caller offline while it waits. */
+    urcu_qsbr_barrier();
+    /* Fails only if the table is not empty, which cannot be the case here;
+     * a library does not log, so the result is deliberately dropped. */
+    (void)cds_lfht_destroy(fdb->ht, NULL);
+    free(fdb);
+}
+
+/* ---- datapath ---- */
+
+uint32_t fdb_lookup(const struct fdb *fdb, uint16_t vlan, const uint8_t mac[6])
+{
+    uint64_t key = fdb_key_make(vlan, mac);
+    const struct fdb_node *n = fdb_find(fdb, key, fdb_hash(fdb, key));
+
+    return n ? fdb_node_port(n) : FDB_PORT_NONE;
+}
+
+/* Three passes over each group: hash and prefetch every bucket; read every
+ * bucket's first link and prefetch that node; then resolve.  The misses of
+ * the group overlap instead of being paid one after the other (one DRAM
+ * access is ~160 ns here, a resolved lookup from cache a few ns). */
+void fdb_lookup_batch(const struct fdb *fdb, unsigned n, const uint16_t *vlans,
+                      const uint8_t *const *macs, uint32_t *ports)
+{
+    const struct cds_lfht_node *buckets = fdb->buckets;
+    uint64_t keys[FDB_BATCH_GROUP];
+    unsigned long hashes[FDB_BATCH_GROUP];
+
+    for (unsigned base = 0; base < n; base += FDB_BATCH_GROUP) {
+        unsigned m = XBR_MIN(n - base, FDB_BATCH_GROUP);
+
+        for (unsigned i = 0; i < m; i++) {
+            keys[i] = fdb_key_make(vlans[base + i], macs[base + i]);
+            hashes[i] = fdb_hash(fdb, keys[i]);
+            if (buckets)
+                __builtin_prefetch(&buckets[hashes[i] & fdb->bucket_mask], 0, 3);
+        }
+        if (buckets) {
+            for (unsigned i = 0; i < m; i++) {
+                const struct cds_lfht_node *b = &buckets[hashes[i] & fdb->bucket_mask];
+                /* The first node of the chain (or the next bucket when this
+                 * one is empty: a wasted prefetch, never a fault).  Its hot
+                 * part is 32 bytes that may straddle two lines. */
+                const char *first = (const char *)fdb_lfnode_unflag(CMM_LOAD_SHARED(b->next));
+                __builtin_prefetch(first, 0, 3);
+                __builtin_prefetch(first + 31, 0, 3);
+            }
+        }
+        for (unsigned i = 0; i < m; i++) {
+            const struct fdb_node *e = fdb_find(fdb, keys[i], hashes[i]);
+            ports[base + i] = e ? fdb_node_port(e) : FDB_PORT_NONE;
+        }
+    }
+}
+
+enum fdb_learn_step { FDB_STEP_DONE, FDB_STEP_RETRY };
+
+/* Learning on an existing node.  Writes only what changed: a refresh on the
+ * same port stores the time only when the coarse second moved forward (the
+ * kernel's br_fdb_update habit), so a hot entry stays a shared, clean line.
+ * "Forward", not just "differs": two workers whose coarse clocks straddle a
+ * second boundary would otherwise write 1000, 1001, 1000... in turn. */
+static enum fdb_learn_step fdb_learn_existing(struct fdb *fdb, struct fdb_node *e, uint32_t port,
+                                              uint32_t now_s, enum fdb_learn_result *res)
+{
+    if (e->is_static) {
+        *res = FDB_LEARN_STATIC;
+        return FDB_STEP_DONE;
+    }
+    uint16_t old = CMM_LOAD_SHARED(e->port);
+    if (old == port) {
+        if ((int32_t)(now_s - CMM_LOAD_SHARED(e->seen_s)) > 0)
+            CMM_STORE_SHARED(e->seen_s, now_s);
+        *res = FDB_LEARN_REFRESHED;
+        return FDB_STEP_DONE;
+    }
+    if (old >= FDB_MAX_PORTS)
+        return FDB_STEP_RETRY; /* being retired: it is no longer in the table */
+
+    /* A move.  The new port must have room like for a new entry, or a port
+     * at its limit could still collect addresses by stealing them. */
+    if (!fdb_reserve(&fdb->port_count[port], fdb->max_per_port)) {
+        uatomic_inc(&fdb->st_limit_port);
+        *res = FDB_LEARN_LIMIT_PORT;
+        return FDB_STEP_DONE;
+    }
+    /* Time first: should ageing look in between, it sees a fresh entry. */
+    CMM_STORE_SHARED(e->seen_s, now_s);
+    if (uatomic_cmpxchg(&e->port, old, (uint16_t)port) != old) {
+        /* Another worker moved it, or the control thread retired it. */
+        uatomic_dec(&fdb->port_count[port]);
+        return FDB_STEP_RETRY;
+    }
+    uatomic_dec(&fdb->port_count[old]);
+    uatomic_inc(&fdb->st_moved);
+    *res = FDB_LEARN_MOVED;
+    return FDB_STEP_DONE;
+}
+
+enum fdb_learn_result fdb_learn(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6],
+                                uint32_t port, uint32_t now_s)
+{
+    enum fdb_learn_result res;
+
+    if (XBR_UNLIKELY(port >= FDB_MAX_PORTS || !fdb_mac_learnable(mac)))
+        return FDB_LEARN_INVALID;
+
+    const uint64_t key = fdb_key_make(vlan, mac);
+    const unsigned long hash = fdb_hash(fdb, key);
+
+    /* Each retry follows a change made by another thread in the meantime
+     * (a move or a retirement of this very key), so the loop ends. */
+    for (;;) {
+        struct fdb_node *e = fdb_find(fdb, key, hash);
+
+        if (XBR_LIKELY(e != NULL)) {
+            if (fdb_learn_existing(fdb, e, port, now_s, &res) == FDB_STEP_DONE)
+                return res;
+            continue;
+        }
+
+        if (!fdb_reserve(&fdb->port_count[port], fdb->max_per_port)) {
+            uatomic_inc(&fdb->st_limit_port);
+            return FDB_LEARN_LIMIT_PORT;
+        }
+        if (!fdb_reserve(&fdb->n_learned, fdb->max_entries)) {
+            uatomic_dec(&fdb->port_count[port]);
+            uatomic_inc(&fdb->st_limit_total);
+            return FDB_LEARN_LIMIT_TOTAL;
+        }
+        struct fdb_node *n = fdb_node_new(key, port, now_s, false);
+        if (!n) {
+            /* The result set has no "out of memory": to the caller this is
+             * the table being unable to grow, which is what it is. */
+            uatomic_dec(&fdb->n_learned);
+            uatomic_dec(&fdb->port_count[port]);
+            uatomic_inc(&fdb->st_limit_total);
+            return FDB_LEARN_LIMIT_TOTAL;
+        }
+        struct cds_lfht_node *got =
+            cds_lfht_add_unique(fdb->ht, hash, fdb_node_match, &key, &n->lfnode);
+        if (got == &n->lfnode) {
+            uatomic_inc(&fdb->st_learned);
+            return FDB_LEARN_NEW;
+        }
+        /* Another worker published the same key first.  Ours was never
+         * visible, so it is freed now, and the reservations returned. */
+        free(n);
+        uatomic_dec(&fdb->n_learned);
+        uatomic_dec(&fdb->port_count[port]);
+        e = fdb_node_of(got);
+        if (fdb_learn_existing(fdb, e, port, now_s, &res) == FDB_STEP_DONE)
+            return res;
+    }
+}
+
+/* ---- control ---- */
+
+int fdb_add_static(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_t port)
+{
+    struct fdb_node *fresh = NULL;
+
+    if (!fdb || !mac || port >= FDB_MAX_PORTS || !fdb_mac_learnable(mac))
+        return -EINVAL;
+
+    const uint64_t key = fdb_key_make(vlan, mac);
+    const unsigned long hash = fdb_hash(fdb, key);
+
+    for (;;) {
+        struct cds_lfht_iter iter;
+        struct cds_lfht_node *lfnode;
+
+        cds_lfht_lookup(fdb->ht, hash, fdb_node_match, &key, &iter);
+        lfnode = cds_lfht_iter_get_node(&iter);
+        if (lfnode) {
+            struct fdb_node *e = fdb_node_of(lfnode);
+            if (e->is_static) {
+                /* Only this (control) thread writes a static node. */
+                CMM_STORE_SHARED(e->port, (uint16_t)port);
+                free(fresh); /* never published */
+                return 0;
+            }
+        }
+        if (!fresh) {
+            fresh = fdb_node_new(key, port, 0, true);
+            if (!fresh)
+                return -ENOMEM;
+        }
+        if (lfnode) {
+            /* Learned -> static: a new node, because "static" is immutable
+             * per node (a worker moving the old one cannot undo it). */
+            if (cds_lfht_replace(fdb->ht, &iter, hash, fdb_node_match, &key,
+                                 &fresh->lfnode) == 0) {
+                fdb_node_retire(fdb, fdb_node_of(lfnode));
+                uatomic_inc(&fdb->n_static);
+                return 0;
+            }
+            continue; /* it went away meanwhile */
+        }
+        if (cds_lfht_add_unique(fdb->ht, hash, fdb_node_match, &key, &fresh->lfnode) ==
+            &fresh->lfnode) {
+            uatomic_inc(&fdb->n_static);
+            return 0;
+        }
+        /* A worker learned it in between: go round and replace that. */
+    }
+}
+
+int fdb_del(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6])
+{
+    if (!fdb || !mac)
+        return -EINVAL;
+
+    const uint64_t key = fdb_key_make(vlan, mac);
+    struct fdb_node *e = fdb_find(fdb, key, fdb_hash(fdb, key));
+
+    return e && fdb_node_remove(fdb, e) ? 0 : -ENOENT;
+}
+
+size_t fdb_flush(struct fdb *fdb, uint32_t port, bool with_static)
+{
+    struct cds_lfht_iter iter;
+    struct fdb_node *n;
+    size_t removed = 0;
+
+    if (!fdb || (port >= FDB_MAX_PORTS && port != FDB_ALL_PORTS))
+        return 0;
+    fdb_for_each_node(fdb, &iter, n) {
+        if (n->is_static && !with_static)
+            continue;
+        /* A learned entry moving away right now may still go: it is
+         * relearned on its next frame, as after any flush. */
+        if (port != FDB_ALL_PORTS && fdb_node_port(n) != port)
+            continue;
+        removed += fdb_node_remove(fdb, n);
+    }
+    return removed;
+}
+
+size_t fdb_age(struct fdb *fdb, uint32_t now_s, uint32_t max_age_s)
+{
+    struct cds_lfht_iter iter;
+    struct fdb_node *n;
+    size_t removed = 0;
+
+    if (!fdb)
+        return 0;
+    const uint32_t limit =
+        max_age_s == UINT32_MAX ? CMM_LOAD_SHARED(fdb->ageing_s) : max_age_s;
+
+    /* A worker may refresh an entry between our read of its time and the
+     * removal; that station is then relearned from its next frame, as in
+     * the kernel bridge.  Cheaper than a lock on every refresh. */
+
+    fdb_for_each_node(fdb, &iter, n) {
+        if (n->is_static)
+            continue;
+        /* Signed difference: a worker with a newer clock than ours may have
+         * stamped the entry "in the future"; that entry is fresh, not old. */
+        int32_t age = (int32_t)(now_s - CMM_LOAD_SHARED(n->seen_s));
+        if (age < 0 || (uint32_t)age < limit)
+            continue;
+        removed += fdb_node_remove(fdb, n);
+    }
+    uatomic_add(&fdb->st_aged, removed);
+    return removed;
+}
+
+void fdb_set_ageing(struct fdb *fdb, uint32_t ageing_s)
+{
+    if (fdb)
+        CMM_STORE_SHARED(fdb->ageing_s, fdb_ageing_clamp(ageing_s));
+}
+
+uint32_t fdb_get_ageing(const struct fdb *fdb)
+{
+    return fdb ? CMM_LOAD_SHARED(fdb->ageing_s) : 0;
+}
+
+int fdb_foreach(const struct fdb *fdb, uint32_t now_s,
+                int (*cb)(const struct fdb_entry_info *e, void *aux), void *aux)
+{
+    struct cds_lfht_iter iter;
+    struct fdb_node *n;
+
+    if (!fdb || !cb)
+        return -EINVAL;
+    fdb_for_each_node(fdb, &iter, n) {
+        struct fdb_entry_info info = {0};
+        uint32_t port = fdb_node_port(n);
+
+        if (port == FDB_PORT_NONE)
+            continue; /* retired while we walked past it */
+        fdb_key_split(n->key, &info.vlan, info.mac);
+        info.port = port;
+        info.is_static = n->is_static;
+        if (!n->is_static) {
+            int32_t age = (int32_t)(now_s - CMM_LOAD_SHARED(n->seen_s));
+            info.age_s = age > 0 ? (uint32_t)age : 0;
+        }
+        int r = cb(&info, aux);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+void fdb_get_stats(const struct fdb *fdb, struct fdb_stats *st)
+{
+    if (!st)
+        return;
+    memset(st, 0, sizeof(*st));
+    if (!fdb)
+        return;
+    uint32_t n_static = CMM_LOAD_SHARED(fdb->n_static);
+    st->learned = uatomic_read(&fdb->st_learned);
+    st->moved = uatomic_read(&fdb->st_moved);
+    st->limit_port = uatomic_read(&fdb->st_limit_port);
+    st->limit_total = uatomic_read(&fdb->st_limit_total);
+    st->aged = uatomic_read(&fdb->st_aged);
+    /* While workers learn this may include an insert or two in flight. */
+    st->entries = CMM_LOAD_SHARED(fdb->n_learned) + n_static;
+    st->static_entries = n_static;
+}
+
+uint32_t fdb_port_count(const struct fdb *fdb, uint32_t port)
+{
+    if (!fdb || port >= FDB_MAX_PORTS)
+        return 0;
+    return CMM_LOAD_SHARED(fdb->port_count[port]);
+}
