@@ -1,0 +1,448 @@
+/* Control commands of the switching core: bridges, ports, the FDB and
+ * counters. Every handler checks all of its arguments before it changes
+ * anything, so a refused request leaves the daemon as it was. */
+#include "bridge/private.h"
+#include "ctl/ctl.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
+
+static const char *const stp_state_names[] = {
+    [PORT_STP_DISABLED] = "disabled",
+    [PORT_STP_DISCARDING] = "discarding",
+    [PORT_STP_LEARNING] = "learning",
+    [PORT_STP_FORWARDING] = "forwarding",
+};
+
+static struct xbr_bridge *get_bridge(const char *name, char *err, size_t errlen)
+{
+    struct xbr_bridge *br = xbr_bridge_find(name);
+    if (!br)
+        snprintf(err, errlen, "no bridge named %s", name);
+    return br;
+}
+
+static struct port *get_port(struct xbr_bridge *br, const char *name, char *err, size_t errlen)
+{
+    struct port *p = xbr_port_find(br, name);
+    if (!p)
+        snprintf(err, errlen, "bridge %s has no port named %s", br->name, name);
+    return p;
+}
+
+static int parse_vlan(const char *s, uint16_t *vlan, char *err, size_t errlen)
+{
+    uint64_t v;
+    if (xbr_parse_uint(s, 0, 4094, &v) < 0)
+        return ERR("invalid VLAN id '%s' (0-4094)", s);
+    *vlan = (uint16_t)v;
+    return 0;
+}
+
+/* ---- show ---- */
+
+static void print_port_stats(struct ctl_out *o, const struct port_stats *s, bool detailed)
+{
+    uint64_t rx_drop = s->rx_drop_runt + s->rx_drop_state + s->rx_drop_linklocal +
+                       s->rx_drop_filtered + s->rx_drop_src + s->rx_drop_port;
+    uint64_t tx_drop = s->tx_drop_mtu + s->tx_drop_full;
+
+    ctl_out_open_object(o, "stats");
+    ctl_out_u64(o, "rx_packets", "    rx %llu packets", s->rx_packets);
+    ctl_out_u64(o, "rx_bytes", " %llu bytes", s->rx_bytes);
+    ctl_out_u64(o, "rx_dropped", " %llu dropped\n", rx_drop);
+    ctl_out_u64(o, "tx_packets", "    tx %llu packets", s->tx_packets);
+    ctl_out_u64(o, "tx_bytes", " %llu bytes", s->tx_bytes);
+    ctl_out_u64(o, "tx_dropped", " %llu dropped\n", tx_drop);
+    if (detailed) {
+        ctl_out_u64(o, "rx_flooded", "    flooded %llu\n", s->rx_flooded);
+        ctl_out_text(o, "    rx drops:");
+        ctl_out_u64(o, "rx_drop_runt", " runt %llu", s->rx_drop_runt);
+        ctl_out_u64(o, "rx_drop_stp_state", " stp-state %llu", s->rx_drop_state);
+        ctl_out_u64(o, "rx_drop_link_local", " link-local %llu", s->rx_drop_linklocal);
+        ctl_out_u64(o, "rx_drop_filtered", " filtered %llu", s->rx_drop_filtered);
+        ctl_out_u64(o, "rx_drop_bad_source", " bad-source %llu", s->rx_drop_src);
+        ctl_out_u64(o, "rx_drop_port", " port %llu\n", s->rx_drop_port);
+        ctl_out_text(o, "    tx drops:");
+        ctl_out_u64(o, "tx_drop_mtu", " mtu %llu", s->tx_drop_mtu);
+        ctl_out_u64(o, "tx_drop_full", " full %llu\n", s->tx_drop_full);
+        ctl_out_text(o, "    fdb:");
+        ctl_out_u64(o, "fdb_learned", " learned %llu", s->fdb_learned);
+        ctl_out_u64(o, "fdb_moved", " moved %llu", s->fdb_moved);
+        ctl_out_u64(o, "fdb_limit_hits", " limit-hits %llu\n", s->fdb_limit);
+    }
+    ctl_out_close_object(o);
+}
+
+static void print_port(struct ctl_out *o, struct port *p, bool detailed)
+{
+    char mac[XBR_MAC_STRLEN];
+    struct port_stats st;
+
+    xbr_port_get_stats(p, &st);
+    ctl_out_open_object(o, NULL);
+    ctl_out_str(o, "name", "  %-15s", p->name);
+    ctl_out_u64(o, "port_no", NULL, p->no);
+    ctl_out_str(o, "type", " %-9s", p->cls->type);
+    ctl_out_str(o, "stp_state", " %-11s", stp_state_names[p->stp_state]);
+    ctl_out_str(o, "mac", " %s", xbr_mac_format(p->mac, mac));
+    ctl_out_u64(o, "mtu", " mtu %llu", p->mtu);
+    ctl_out_bool(o, "link_up", " link-up %s", p->link_up);
+    ctl_out_u64(o, "fdb_entries", " fdb %llu\n", fdb_port_count(p->bridge->fdb, p->no));
+    if (p->cls->show)
+        p->cls->show(p, o);
+    print_port_stats(o, &st, detailed);
+    ctl_out_close_object(o);
+}
+
+static void print_bridge(struct ctl_out *o, struct xbr_bridge *br)
+{
+    struct fdb_stats fs;
+    fdb_get_stats(br->fdb, &fs);
+    const struct port_table *t = br->ports;
+
+    ctl_out_open_object(o, NULL);
+    ctl_out_str(o, "name", "%s:", br->name);
+    ctl_out_u64(o, "n_ports", " %llu ports,", t->n_ports);
+    ctl_out_bool(o, "stp_enabled", " stp %s,", br->stp_enabled);
+    ctl_out_u64(o, "ageing", " ageing %llu s,", fdb_get_ageing(br->fdb));
+    ctl_out_u64(o, "fdb_entries", " %llu fdb entries\n", fs.entries);
+    ctl_out_open_array(o, "ports");
+    for (unsigned i = 0; i < t->n_ports; i++)
+        print_port(o, t->slot[t->list[i]], false);
+    ctl_out_close_array(o);
+    ctl_out_close_object(o);
+}
+
+static int cmd_show(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen, void *aux)
+{
+    (void)aux;
+    struct xbr_bridge *only = NULL;
+    if (argc == 1 && !(only = get_bridge(argv[0], err, errlen)))
+        return -ENOENT;
+    ctl_out_open_array(o, NULL);
+    if (!only && xbr_bridge_count() == 0)
+        ctl_out_text(o, "no bridges (xbrctl add-br NAME)\n");
+    for (size_t i = 0; i < xbr_bridge_count(); i++) {
+        struct xbr_bridge *br = xbr_bridge_at(i);
+        if (!only || only == br)
+            print_bridge(o, br);
+    }
+    ctl_out_close_array(o);
+    return 0;
+}
+
+/* ---- bridges and ports ---- */
+
+static int cmd_add_br(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                      void *aux)
+{
+    (void)argc, (void)o, (void)aux;
+    return xbr_bridge_add(argv[0], err, errlen);
+}
+
+static int cmd_del_br(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                      void *aux)
+{
+    (void)argc, (void)o, (void)aux;
+    return xbr_bridge_del(argv[0], err, errlen);
+}
+
+static int cmd_add_port(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                        void *aux)
+{
+    (void)o, (void)aux;
+    const char *type = "afpacket";
+    unsigned flags = 0;
+
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--type") && i + 1 < argc)
+            type = argv[++i];
+        else if (!strncmp(argv[i], "--type=", 7))
+            type = argv[i] + 7;
+        else if (!strcmp(argv[i], "--force"))
+            flags |= XBR_PORT_F_FORCE;
+        else
+            return ERR("unknown option '%s' (add-port BR NAME [--type afpacket|tap] [--force])",
+                       argv[i]);
+    }
+    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    if (!br)
+        return -ENOENT;
+    const struct port_class *cls = xbr_port_class_find(type);
+    if (!cls || !strcmp(type, "netback"))
+        /* netback ports come from xenstore, not from add-port */
+        return ERR("unknown port type '%s' (afpacket or tap)", type);
+    return xbr_port_add(br, argv[1], cls, flags, NULL, err, errlen);
+}
+
+static int cmd_del_port(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                        void *aux)
+{
+    (void)argc, (void)o, (void)aux;
+    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    if (!br)
+        return -ENOENT;
+    return xbr_port_del(br, argv[1], err, errlen);
+}
+
+/* ---- fdb ---- */
+
+struct fdb_rows {
+    struct fdb_entry_info *e;
+    size_t n, cap;
+};
+
+static int collect_entry(const struct fdb_entry_info *e, void *aux)
+{
+    struct fdb_rows *rows = aux;
+    if (rows->n == rows->cap) {
+        rows->cap = rows->cap ? rows->cap * 2 : 64;
+        struct fdb_entry_info *n = realloc(rows->e, rows->cap * sizeof(*n));
+        if (!n)
+            abort();
+        rows->e = n;
+    }
+    rows->e[rows->n++] = *e;
+    return 0;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const struct fdb_entry_info *x = a, *y = b;
+    if (x->port != y->port)
+        return x->port < y->port ? -1 : 1;
+    if (x->vlan != y->vlan)
+        return x->vlan < y->vlan ? -1 : 1;
+    return memcmp(x->mac, y->mac, 6);
+}
+
+static int cmd_fdb_show(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                        void *aux)
+{
+    (void)argc, (void)aux;
+    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    if (!br)
+        return -ENOENT;
+    struct fdb_rows rows = {0};
+    (void)fdb_foreach(br->fdb, xbr_now_coarse_s(), collect_entry, &rows);
+    if (rows.n)
+        qsort(rows.e, rows.n, sizeof(*rows.e), cmp_entry);
+
+    const struct port_table *t = br->ports;
+    ctl_out_text(o, "%-17s  %4s  %-15s  %-7s  %s\n", "mac", "vlan", "port", "type", "age");
+    ctl_out_open_array(o, NULL);
+    for (size_t i = 0; i < rows.n; i++) {
+        const struct fdb_entry_info *e = &rows.e[i];
+        char mac[XBR_MAC_STRLEN];
+        const struct port *p = e->port < XBR_MAX_PORTS ? t->slot[e->port] : NULL;
+        ctl_out_open_object(o, NULL);
+        ctl_out_str(o, "mac", "%-17s", xbr_mac_format(e->mac, mac));
+        ctl_out_u64(o, "vlan", "  %4llu", e->vlan);
+        ctl_out_str_or_null(o, "port", "  %-15s", p ? p->name : NULL);
+        ctl_out_bool(o, "static", NULL, e->is_static);
+        ctl_out_text(o, "  %-7s", e->is_static ? "static" : "learned");
+        ctl_out_u64(o, "age", "  %llu\n", e->age_s);
+        ctl_out_close_object(o);
+    }
+    ctl_out_close_array(o);
+    free(rows.e);
+    return 0;
+}
+
+/* fdb add BR MAC PORT [vlan VID] */
+static int cmd_fdb_add(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                       void *aux)
+{
+    (void)o, (void)aux;
+    uint8_t mac[6];
+    uint16_t vlan = 0;
+
+    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    if (!br)
+        return -ENOENT;
+    if (xbr_mac_parse(argv[1], mac) < 0)
+        return ERR("invalid MAC address '%s' (expected aa:bb:cc:dd:ee:ff)", argv[1]);
+    if (xbr_mac_is_multicast(mac) || xbr_mac_is_zero(mac))
+        return ERR("%s is a multicast or zero address; only unicast addresses can be "
+                   "forwarding entries",
+                   argv[1]);
+    struct port *p = get_port(br, argv[2], err, errlen);
+    if (!p)
+        return -ENOENT;
+    if (argc == 5 && !strcmp(argv[3], "vlan")) {
+        if (parse_vlan(argv[4], &vlan, err, errlen) < 0)
+            return -EINVAL;
+    } else if (argc != 3) {
+        return ERR("usage: fdb add BR MAC PORT [vlan VID]");
+    }
+    int r = fdb_add_static(br->fdb, vlan, mac, p->no);
+    if (r < 0)
+        return ERR("cannot add %s: %s", argv[1], strerror(-r));
+    return 0;
+}
+
+/* fdb del BR MAC [vlan VID] */
+static int cmd_fdb_del(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                       void *aux)
+{
+    (void)o, (void)aux;
+    uint8_t mac[6];
+    uint16_t vlan = 0;
+
+    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    if (!br)
+        return -ENOENT;
+    if (xbr_mac_parse(argv[1], mac) < 0)
+        return ERR("invalid MAC address '%s' (expected aa:bb:cc:dd:ee:ff)", argv[1]);
+    if (argc == 4 && !strcmp(argv[2], "vlan")) {
+        if (parse_vlan(argv[3], &vlan, err, errlen) < 0)
+            return -EINVAL;
+    } else if (argc != 2) {
+        return ERR("usage: fdb del BR MAC [vlan VID]");
+    }
+    if (fdb_del(br->fdb, vlan, mac) < 0) {
+        snprintf(err, errlen, "%s has no entry for %s (vlan %u)", br->name, argv[1], vlan);
+        return -ENOENT;
+    }
+    return 0;
+}
+
+/* fdb flush BR [PORT] [--static] */
+static int cmd_fdb_flush(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                         void *aux)
+{
+    (void)aux;
+    bool with_static = false;
+    uint32_t port = FDB_ALL_PORTS;
+    const char *port_name = NULL;
+
+    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    if (!br)
+        return -ENOENT;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--static"))
+            with_static = true;
+        else if (!port_name)
+            port_name = argv[i];
+        else
+            return ERR("usage: fdb flush BR [PORT] [--static]");
+    }
+    if (port_name) {
+        struct port *p = get_port(br, port_name, err, errlen);
+        if (!p)
+            return -ENOENT;
+        port = p->no;
+    }
+    size_t n = fdb_flush(br->fdb, port, with_static);
+    ctl_out_open_object(o, NULL);
+    ctl_out_u64(o, "flushed", "%llu entries flushed\n", n);
+    ctl_out_close_object(o);
+    return 0;
+}
+
+static int cmd_set_ageing(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                          void *aux)
+{
+    (void)argc, (void)o, (void)aux;
+    uint64_t s;
+    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    if (!br)
+        return -ENOENT;
+    /* 802.1D-2004 7.9.2 allows 10..1000000 s; we also accept shorter times
+     * (as the kernel bridge does), useful in tests, but not 0. */
+    if (xbr_parse_uint(argv[1], 1, 1000000, &s) < 0)
+        return ERR("invalid ageing time '%s' (1-1000000 seconds)", argv[1]);
+    fdb_set_ageing(br->fdb, (uint32_t)s);
+    return 0;
+}
+
+/* ---- stats ---- */
+
+static int cmd_stats(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                     void *aux)
+{
+    (void)aux;
+    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    if (!br)
+        return -ENOENT;
+    struct port *only = NULL;
+    if (argc == 2 && !(only = get_port(br, argv[1], err, errlen)))
+        return -ENOENT;
+
+    struct fdb_stats fs;
+    fdb_get_stats(br->fdb, &fs);
+    ctl_out_open_object(o, NULL);
+    ctl_out_str(o, "bridge", "%s\n", br->name);
+    ctl_out_open_object(o, "fdb");
+    ctl_out_u64(o, "entries", "  fdb: %llu entries", fs.entries);
+    ctl_out_u64(o, "static", " (%llu static)", fs.static_entries);
+    ctl_out_u64(o, "learned", ", learned %llu", fs.learned);
+    ctl_out_u64(o, "moved", ", moved %llu", fs.moved);
+    ctl_out_u64(o, "aged", ", aged %llu", fs.aged);
+    ctl_out_u64(o, "limit_port_hits", ", port-limit hits %llu", fs.limit_port);
+    ctl_out_u64(o, "limit_total_hits", ", table-limit hits %llu\n", fs.limit_total);
+    ctl_out_close_object(o);
+    ctl_out_open_array(o, "ports");
+    const struct port_table *t = br->ports;
+    for (unsigned i = 0; i < t->n_ports; i++) {
+        struct port *p = t->slot[t->list[i]];
+        if (!only || only == p)
+            print_port(o, p, true);
+    }
+    ctl_out_close_array(o);
+    ctl_out_close_object(o);
+    return 0;
+}
+
+static int cmd_help(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                    void *aux)
+{
+    (void)argc, (void)argv, (void)err, (void)errlen, (void)aux;
+    ctl_out_text(o, "commands:\n");
+    ctl_print_help(o);
+    return 0;
+}
+
+static int cmd_version(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                       void *aux)
+{
+    (void)argc, (void)argv, (void)err, (void)errlen, (void)aux;
+    ctl_out_open_object(o, NULL);
+    ctl_out_str(o, "version", "xbrd %s\n", XBR_VERSION);
+    ctl_out_u64(o, "workers", NULL, xbr_n_workers());
+    ctl_out_close_object(o);
+    return 0;
+}
+
+void xbr_ctl_register_commands(void)
+{
+    static const struct {
+        const char *name;
+        int min, max;
+        const char *usage;
+        ctl_handler_fn *fn;
+    } cmds[] = {
+        {"help", 0, 0, "", cmd_help},
+        {"version", 0, 0, "", cmd_version},
+        {"show", 0, 1, "[BR]", cmd_show},
+        {"add-br", 1, 1, "BR", cmd_add_br},
+        {"del-br", 1, 1, "BR", cmd_del_br},
+        {"add-port", 2, 5, "BR NAME [--type afpacket|tap] [--force]", cmd_add_port},
+        {"del-port", 2, 2, "BR PORT", cmd_del_port},
+        {"fdb show", 1, 1, "BR", cmd_fdb_show},
+        {"fdb add", 3, 5, "BR MAC PORT [vlan VID]", cmd_fdb_add},
+        {"fdb del", 2, 4, "BR MAC [vlan VID]", cmd_fdb_del},
+        {"fdb flush", 1, 3, "BR [PORT] [--static]", cmd_fdb_flush},
+        {"set-ageing", 2, 2, "BR SECONDS", cmd_set_ageing},
+        {"stats", 1, 2, "BR [PORT]", cmd_stats},
+    };
+    for (size_t i = 0; i < XBR_ARRAY_SIZE(cmds); i++)
+        (void)ctl_register(cmds[i].name, cmds[i].min, cmds[i].max, cmds[i].usage, cmds[i].fn,
+                           NULL);
+}

@@ -1,0 +1,280 @@
+/* xbrd — the daemon: options, the control thread's event loop, start-up
+ * configuration and clean shutdown. */
+#include "bridge/private.h"
+#include "ctl/ctl.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+#include <urcu-qsbr.h>
+
+/* Period of the control thread's housekeeping tick. */
+#define TICK_MS 100u
+
+struct loop_entry {
+    xbr_fd_cb *cb;
+    void *aux;
+    bool used;
+};
+
+static int loop_epfd = -1;
+static struct loop_entry *loop_entries; /* indexed by fd */
+static size_t loop_cap;
+static struct ctl_server *ctl_srv;
+static bool stop_requested;
+
+int xbr_loop_add_fd(int fd, uint32_t events, xbr_fd_cb *cb, void *aux)
+{
+    if (fd < 0)
+        return -EBADF;
+    if ((size_t)fd >= loop_cap) {
+        size_t cap = loop_cap ? loop_cap : 64;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        struct loop_entry *n = realloc(loop_entries, cap * sizeof(*n));
+        if (!n)
+            abort();
+        memset(n + loop_cap, 0, (cap - loop_cap) * sizeof(*n));
+        loop_entries = n;
+        loop_cap = cap;
+    }
+    struct epoll_event ev = {.events = events, .data.fd = fd};
+    if (epoll_ctl(loop_epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return -errno;
+    loop_entries[fd] = (struct loop_entry){.cb = cb, .aux = aux, .used = true};
+    return 0;
+}
+
+void xbr_loop_del_fd(int fd)
+{
+    if (fd < 0 || (size_t)fd >= loop_cap || !loop_entries[fd].used)
+        return;
+    (void)epoll_ctl(loop_epfd, EPOLL_CTL_DEL, fd, NULL);
+    loop_entries[fd].used = false;
+}
+
+/* ---- control socket ---- */
+
+static void on_ctl_fd(int fd, uint32_t events, void *aux);
+
+static void on_new_ctl_conn(int fd, void *aux)
+{
+    (void)aux;
+    /* Edge-triggered: the server reads and writes until EAGAIN. */
+    if (xbr_loop_add_fd(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_ctl_fd, NULL) < 0)
+        close(fd);
+    else
+        on_ctl_fd(fd, EPOLLIN | EPOLLOUT, NULL); /* data may already be there */
+}
+
+static void on_ctl_fd(int fd, uint32_t events, void *aux)
+{
+    (void)aux;
+    if (fd != ctl_server_listen_fd(ctl_srv))
+        if (!loop_entries[fd].used)
+            return;
+    if (ctl_server_handle(ctl_srv, fd, events, on_new_ctl_conn, NULL) < 0)
+        xbr_loop_del_fd(fd); /* the server closed it */
+}
+
+/* ---- signals and ticks ---- */
+
+static void on_signal(int fd, uint32_t events, void *aux)
+{
+    (void)events, (void)aux;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+        xbr_info("signal %u received, shutting down", si.ssi_signo);
+        stop_requested = true;
+    }
+}
+
+static void on_tick(int fd, uint32_t events, void *aux)
+{
+    (void)events, (void)aux;
+    static uint64_t ticks;
+    uint64_t expirations;
+    if (read(fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+        return;
+    ticks += expirations;
+    if (ticks >= 1000 / TICK_MS) {
+        ticks = 0;
+        xbr_bridges_periodic(xbr_now_coarse_s());
+    }
+}
+
+/* ---- configuration file: one xbrctl command per line ---- */
+
+static int run_config(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        xbr_err("cannot open config %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    unsigned lineno = 0, failed = 0;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *argv[CTL_MAX_ARGS + 1];
+        int argc = 0;
+        char *save = NULL;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        for (char *tok = strtok_r(line, " \t\r\n", &save); tok && argc < (int)CTL_MAX_ARGS;
+             tok = strtok_r(NULL, " \t\r\n", &save))
+            argv[argc++] = tok;
+        if (!argc)
+            continue;
+        argv[argc] = NULL;
+        char err[512];
+        struct ctl_out *o = ctl_out_new(false);
+        if (ctl_dispatch(argc, argv, 0, o, err, sizeof(err)) < 0) {
+            xbr_err("%s:%u: %s", path, lineno, err);
+            failed++;
+        }
+        ctl_out_free(o);
+    }
+    fclose(f);
+    if (failed)
+        xbr_warn("%s: %u line(s) failed; the daemon runs with the rest", path, failed);
+    return 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: xbrd [OPTIONS]\n"
+            "  -s, --socket PATH   control socket (default %s)\n"
+            "  -w, --workers N     poll-mode worker threads (default 1)\n"
+            "  -c, --config FILE   run each line of FILE as an xbrctl command at start\n"
+            "  -b, --busy-poll     never sleep when idle (lowest latency, burns CPU)\n"
+            "  -v, --verbose       debug logging\n"
+            "  -V, --version       print the version\n"
+            "  -h, --help          this text\n",
+            CTL_DEFAULT_SOCKET);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"workers", required_argument, NULL, 'w'},
+        {"config", required_argument, NULL, 'c'},
+        {"busy-poll", no_argument, NULL, 'b'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *socket_path = CTL_DEFAULT_SOCKET, *config = NULL;
+    unsigned n_workers = 1;
+    bool busy_poll = false;
+    char err[512];
+    int c;
+
+    while ((c = getopt_long(argc, argv, "s:w:c:bvVh", opts, NULL)) != -1) {
+        uint64_t v;
+        switch (c) {
+        case 's': socket_path = optarg; break;
+        case 'w':
+            if (xbr_parse_uint(optarg, 1, XBR_MAX_WORKERS, &v) < 0) {
+                fprintf(stderr, "xbrd: --workers must be 1..%d\n", XBR_MAX_WORKERS);
+                return 2;
+            }
+            n_workers = (unsigned)v;
+            break;
+        case 'c': config = optarg; break;
+        case 'b': busy_poll = true; break;
+        case 'v': xbr_log_max_level = XBR_LOG_DEBUG; break;
+        case 'V': printf("xbrd %s\n", XBR_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "xbrd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    /* Signals are taken through a signalfd on the control thread; block
+     * them before any thread starts so that workers never see them. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    urcu_qsbr_register_thread();
+    loop_epfd = epoll_create1(EPOLL_CLOEXEC);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (loop_epfd < 0 || sfd < 0 || tfd < 0) {
+        xbr_err("cannot set up the event loop: %s", strerror(errno));
+        return 1;
+    }
+    struct itimerspec its = {.it_interval = {0, TICK_MS * 1000000},
+                             .it_value = {0, TICK_MS * 1000000}};
+    (void)timerfd_settime(tfd, 0, &its, NULL);
+    (void)xbr_loop_add_fd(sfd, EPOLLIN, on_signal, NULL);
+    (void)xbr_loop_add_fd(tfd, EPOLLIN, on_tick, NULL);
+
+    ctl_srv = ctl_server_open(socket_path, err, sizeof(err));
+    if (!ctl_srv) {
+        xbr_err("%s", err);
+        return 1;
+    }
+    (void)xbr_loop_add_fd(ctl_server_listen_fd(ctl_srv), EPOLLIN, on_ctl_fd, NULL);
+    xbr_ctl_register_commands();
+
+    if (xbr_workers_start(n_workers, busy_poll, err, sizeof(err)) < 0) {
+        xbr_err("%s", err);
+        return 1;
+    }
+    xbr_info("xbrd %s: %u worker(s), control socket %s", XBR_VERSION, n_workers, socket_path);
+    if (config)
+        (void)run_config(config);
+
+    while (!stop_requested) {
+        struct epoll_event evs[32];
+        urcu_qsbr_thread_offline();
+        int n = epoll_wait(loop_epfd, evs, XBR_ARRAY_SIZE(evs), -1);
+        urcu_qsbr_thread_online();
+        if (n < 0 && errno != EINTR) {
+            xbr_err("epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if ((size_t)fd < loop_cap && loop_entries[fd].used)
+                loop_entries[fd].cb(fd, evs[i].events, loop_entries[fd].aux);
+        }
+        urcu_qsbr_quiescent_state();
+    }
+
+    /* Detach every port cleanly (taps removed, promiscuous mode dropped,
+     * interfaces we brought up put down again), then stop the workers. */
+    xbr_bridges_destroy_all();
+    xbr_workers_stop();
+    ctl_server_close(ctl_srv);
+    ctl_unregister_all();
+    close(tfd);
+    close(sfd);
+    close(loop_epfd);
+    free(loop_entries);
+    urcu_qsbr_unregister_thread();
+    xbr_info("xbrd stopped");
+    return 0;
+}

@@ -1,0 +1,336 @@
+/* Poll-mode workers and the forwarding decision.
+ *
+ * A worker loops over every port's queue w: receive a burst, decide where
+ * each frame goes, then hand each destination port its frames in one
+ * tx_burst. When it has found no work for a while it arms notifications and
+ * sleeps in epoll, offline for RCU, so an idle daemon costs no CPU. */
+#include "bridge/private.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <urcu-qsbr.h>
+
+/* How long a worker keeps polling after the last frame before it sleeps.
+ * Long enough to ride out the gaps of a busy stream, short enough that an
+ * idle daemon sleeps almost always. */
+#define IDLE_SPIN_NS 200000u
+
+struct tx_batch {
+    unsigned n;
+    struct pkt *pkts[XBR_BURST];
+};
+
+struct worker {
+    unsigned id;
+    pthread_t thread;
+    int epfd;
+    int wake_fd;
+    uint64_t view_gen;
+    bool busy_poll;
+    uint8_t *bufs;
+    struct pkt pkts[XBR_BURST];
+    /* Per destination slot; touched[] lists the slots used by this burst. */
+    struct tx_batch batch[XBR_MAX_PORTS];
+    unsigned touched[XBR_MAX_PORTS];
+    unsigned n_touched;
+};
+
+static struct worker *workers;
+static unsigned n_workers = 1;
+
+unsigned xbr_n_workers(void) { return n_workers; }
+
+void xbr_workers_kick(void)
+{
+    uint64_t one = 1;
+    for (unsigned i = 0; workers && i < n_workers; i++)
+        (void)!write(workers[i].wake_fd, &one, sizeof(one));
+}
+
+static inline bool mac_is_link_local(const uint8_t *d)
+{
+    /* 01:80:c2:00:00:00 .. 0f: IEEE 802.1D reserved group addresses, never
+     * forwarded by a standard bridge. */
+    return d[0] == 0x01 && d[1] == 0x80 && d[2] == 0xc2 && d[3] == 0 && d[4] == 0 &&
+           (d[5] & 0xf0) == 0;
+}
+
+/* The L3 length a frame needs on the wire, per segment for GSO frames. */
+static inline uint32_t frame_l3_len(const struct pkt *p)
+{
+    const uint8_t *d = p->data;
+    uint32_t l2 = 14;
+    if (p->len >= 18 && ((d[12] == 0x81 && d[13] == 0x00) || (d[12] == 0x88 && d[13] == 0xa8)))
+        l2 = 18;
+    if (p->vnet.gso_type != VIRTIO_NET_HDR_GSO_NONE && p->vnet.gso_size) {
+        /* hdr_len is a hint some senders leave 0; fall back to the checksum
+         * start (the transport header) plus a maximal TCP header. */
+        uint32_t hdr = p->vnet.hdr_len ? p->vnet.hdr_len : (uint32_t)p->vnet.csum_start + 60u;
+        return hdr - l2 + p->vnet.gso_size;
+    }
+    return p->len - l2;
+}
+
+static inline void batch_add(struct worker *w, struct port *dst, struct pkt *p)
+{
+    struct tx_batch *b = &w->batch[dst->no];
+    if (frame_l3_len(p) > dst->mtu) {
+        dst->stats[w->id].tx_drop_mtu++;
+        return;
+    }
+    if (b->n == 0)
+        w->touched[w->n_touched++] = dst->no;
+    b->pkts[b->n++] = p;
+}
+
+static void flush_batches(struct worker *w, const struct port_table *t)
+{
+    for (unsigned i = 0; i < w->n_touched; i++) {
+        unsigned no = w->touched[i];
+        struct tx_batch *b = &w->batch[no];
+        struct port *dst = t->slot[no];
+        unsigned sent = dst->cls->tx_burst(dst, w->id, b->pkts, b->n);
+        struct port_stats *st = &dst->stats[w->id];
+        for (unsigned j = 0; j < sent; j++)
+            st->tx_bytes += b->pkts[j]->len;
+        st->tx_packets += sent;
+        st->tx_drop_full += b->n - sent;
+        if (dst->cls->tx_flush)
+            dst->cls->tx_flush(dst, w->id);
+        b->n = 0;
+    }
+    w->n_touched = 0;
+}
+
+static inline bool port_forwards(const struct port *p)
+{
+    return __atomic_load_n(&p->stp_state, __ATOMIC_RELAXED) == PORT_STP_FORWARDING;
+}
+
+void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned n)
+{
+    struct worker *w = &workers[wid];
+    struct xbr_bridge *br = in->bridge;
+    const struct port_table *t = rcu_dereference(br->ports);
+    struct port_stats *st = &in->stats[wid];
+    int state = __atomic_load_n(&in->stp_state, __ATOMIC_RELAXED);
+    uint32_t now = xbr_now_coarse_s();
+
+    /* Pass 1: account, gate and learn; collect unicast lookups. */
+    struct pkt *fwd[XBR_BURST];
+    uint16_t vlans[XBR_BURST];
+    const uint8_t *dsts[XBR_BURST];
+    uint32_t out[XBR_BURST];
+    unsigned n_fwd = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        struct pkt *p = &pkts[i];
+        st->rx_packets++;
+        st->rx_bytes += p->len;
+        if (XBR_UNLIKELY(p->len < 14)) {
+            st->rx_drop_runt++;
+            continue;
+        }
+        const uint8_t *dst = p->data, *src = p->data + 6;
+        if (XBR_UNLIKELY(mac_is_link_local(dst))) {
+            /* With STP off the bridge is transparent to BPDUs, like the
+             * kernel bridge; the other reserved groups are never forwarded. */
+            if (br->stp_enabled || dst[5] != 0) {
+                st->rx_drop_linklocal++;
+                continue;
+            }
+        }
+        if (XBR_UNLIKELY(state != PORT_STP_FORWARDING && state != PORT_STP_LEARNING)) {
+            st->rx_drop_state++;
+            continue;
+        }
+        if (XBR_UNLIKELY(xbr_mac_is_multicast(src) || xbr_mac_is_zero(src))) {
+            st->rx_drop_src++;
+            continue;
+        }
+        switch (fdb_learn(br->fdb, 0, src, in->no, now)) {
+        case FDB_LEARN_NEW: st->fdb_learned++; break;
+        case FDB_LEARN_MOVED: st->fdb_moved++; break;
+        case FDB_LEARN_LIMIT_PORT:
+        case FDB_LEARN_LIMIT_TOTAL: st->fdb_limit++; break;
+        default: break;
+        }
+        if (XBR_UNLIKELY(state != PORT_STP_FORWARDING)) {
+            st->rx_drop_state++;
+            continue;
+        }
+        vlans[n_fwd] = 0;
+        dsts[n_fwd] = dst;
+        fwd[n_fwd++] = p;
+    }
+
+    /* Pass 2: look the whole batch up at once (prefetching), then decide. */
+    if (n_fwd)
+        fdb_lookup_batch(br->fdb, n_fwd, vlans, dsts, out);
+    for (unsigned i = 0; i < n_fwd; i++) {
+        struct pkt *p = fwd[i];
+        uint32_t o = xbr_mac_is_multicast(dsts[i]) ? FDB_PORT_NONE : out[i];
+        struct port *dst = o < XBR_MAX_PORTS ? t->slot[o] : NULL;
+        if (dst) {
+            /* Known on the ingress port itself, or on a port STP blocks:
+             * the frame has nowhere to go. */
+            if (dst != in && port_forwards(dst))
+                batch_add(w, dst, p);
+            else
+                st->rx_drop_filtered++;
+            continue;
+        }
+        /* Broadcast, multicast or unknown unicast: every forwarding port but
+         * the one it came in on. */
+        st->rx_flooded++;
+        for (unsigned j = 0; j < t->n_ports; j++) {
+            struct port *d = t->slot[t->list[j]];
+            if (d != in && port_forwards(d))
+                batch_add(w, d, p);
+        }
+    }
+    flush_batches(w, t);
+}
+
+/* Rebuilds the epoll set from the current view (the port set changed). */
+static void worker_rebuild_epoll(struct worker *w, const struct dp_view *v)
+{
+    if (w->epfd >= 0)
+        close(w->epfd);
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->epfd < 0) {
+        xbr_err("worker %u: epoll_create1: %s", w->id, strerror(errno));
+        abort();
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = w->wake_fd};
+    (void)epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev);
+    for (unsigned i = 0; v && i < v->n; i++) {
+        struct port *p = v->ports[i];
+        int fd = p->cls->wait_fd(p, w->id);
+        if (fd < 0)
+            continue;
+        ev = (struct epoll_event){.events = EPOLLIN, .data.fd = fd};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 && errno != EEXIST)
+            xbr_warn("worker %u: cannot wait on %s: %s", w->id, p->name, strerror(errno));
+    }
+    w->view_gen = v ? v->gen : 0;
+}
+
+/* Arms every port and sleeps until one has work or the view changes. */
+static void worker_sleep(struct worker *w, const struct dp_view *v)
+{
+    for (unsigned i = 0; v && i < v->n; i++) {
+        struct port *p = v->ports[i];
+        if (p->cls->arm && p->cls->arm(p, w->id))
+            return; /* work arrived while arming */
+    }
+    struct epoll_event evs[16];
+    urcu_qsbr_thread_offline();
+    int r = epoll_wait(w->epfd, evs, XBR_ARRAY_SIZE(evs), 1000);
+    urcu_qsbr_thread_online();
+    for (int i = 0; i < r; i++) {
+        if (evs[i].data.fd == w->wake_fd) {
+            uint64_t cnt;
+            (void)!read(w->wake_fd, &cnt, sizeof(cnt));
+        } else if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
+            /* The port's device went away (the socket reports ENETDOWN for
+             * good). Stop waiting on it rather than spin; the control thread
+             * notices within a second and removes the port. */
+            (void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, evs[i].data.fd, NULL);
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char name[16];
+    uint64_t last_work = xbr_now_ns();
+
+    snprintf(name, sizeof(name), "xbr-worker%u", w->id);
+    (void)pthread_setname_np(pthread_self(), name);
+    urcu_qsbr_register_thread();
+
+    while (!atomic_load_explicit(&xbr_stopping, memory_order_relaxed)) {
+        const struct dp_view *v = rcu_dereference(xbr_dp_view);
+        if ((v ? v->gen : 0) != w->view_gen)
+            worker_rebuild_epoll(w, v);
+        unsigned work = 0;
+        for (unsigned i = 0; v && i < v->n; i++) {
+            struct port *p = v->ports[i];
+            for (unsigned j = 0; j < XBR_BURST; j++)
+                w->pkts[j] = (struct pkt){.buf = w->bufs + (size_t)j * XBR_PKT_BUF_SIZE};
+            unsigned n = p->cls->rx_burst(p, w->id, w->pkts, XBR_BURST);
+            if (n) {
+                xbr_forward_burst(w->id, p, w->pkts, n);
+                if (p->cls->rx_done)
+                    p->cls->rx_done(p, w->id);
+                work += n;
+            }
+        }
+        urcu_qsbr_quiescent_state();
+        if (work) {
+            last_work = xbr_now_ns();
+        } else if (!w->busy_poll && xbr_now_ns() - last_work > IDLE_SPIN_NS) {
+            worker_sleep(w, v);
+            urcu_qsbr_quiescent_state();
+            last_work = xbr_now_ns();
+        }
+    }
+    urcu_qsbr_unregister_thread();
+    return NULL;
+}
+
+int xbr_workers_start(unsigned n, bool busy_poll, char *err, size_t errlen)
+{
+    if (n < 1 || n > XBR_MAX_WORKERS) {
+        snprintf(err, errlen, "workers must be 1..%d", XBR_MAX_WORKERS);
+        return -EINVAL;
+    }
+    n_workers = n;
+    workers = xbr_xzalloc(n * sizeof(*workers));
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *w = &workers[i];
+        w->id = i;
+        w->epfd = -1;
+        w->busy_poll = busy_poll;
+        w->view_gen = UINT64_MAX;
+        w->bufs = xbr_xzalloc((size_t)XBR_BURST * XBR_PKT_BUF_SIZE);
+        w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->wake_fd < 0) {
+            snprintf(err, errlen, "eventfd: %s", strerror(errno));
+            return -errno;
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        int r = pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
+        if (r) {
+            snprintf(err, errlen, "cannot start worker %u: %s", i, strerror(r));
+            return -r;
+        }
+    }
+    return 0;
+}
+
+void xbr_workers_stop(void)
+{
+    if (!workers)
+        return;
+    atomic_store(&xbr_stopping, true);
+    xbr_workers_kick();
+    for (unsigned i = 0; i < n_workers; i++) {
+        (void)pthread_join(workers[i].thread, NULL);
+        close(workers[i].wake_fd);
+        if (workers[i].epfd >= 0)
+            close(workers[i].epfd);
+        free(workers[i].bufs);
+    }
+    free(workers);
+    workers = NULL;
+}

@@ -1,0 +1,34 @@
+# Sourced by scripts/demo and scripts/test: installs the Debian 12 packages
+# that are missing (nothing else), so both commands work on a fresh machine.
+# Usage: xbr_install_deps demo|test
+
+xbr_install_deps() {
+    local pkgs=(
+        build-essential meson ninja-build pkg-config   # toolchain
+        liburcu-dev                                    # lock-free FDB (cds_lfht), RCU
+        libxen-dev                                     # gnttab, evtchn, xenstore (netback)
+        iproute2 iputils-ping procps                   # namespaces, veth, ping
+    )
+    if [ "$1" = test ]; then
+        pkgs+=(
+            jq socat                                   # integration tests
+            clang libclang-rt-14-dev                   # libFuzzer targets
+            qemu-system-x86 busybox-static cpio xz-utils kmod  # real-Xen VM suite
+        )
+    fi
+    local missing=()
+    for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "==> installing: ${missing[*]}"
+        if [ "$(id -u)" != 0 ]; then
+            echo "error: run as root (packages to install, network namespaces to create)" >&2
+            exit 1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+    fi
+}

@@ -1,0 +1,224 @@
+/* xbr-frametool — send and count raw Ethernet test frames, for the
+ * integration tests and the benchmarks.
+ *
+ *   xbr-frametool send  IFACE --dst MAC [--src MAC] [--count N] [--size BYTES]
+ *                       [--tag T] [--rate PPS] [--seconds S] [--random-src]
+ *   xbr-frametool count IFACE [--tag T] [--seconds S] [--expect N]
+ *
+ * Test frames carry EtherType 0x88b5 (IEEE local experimental) and a payload
+ * "XBRT" + 32-bit tag + 32-bit sequence, so a counter never mistakes the
+ * kernel's own chatter (IPv6 ND, ...) for test traffic. `send` stops after
+ * --count frames or --seconds, whichever comes first (every load is bounded).
+ * `count` prints "count N" and exits after --seconds, or as soon as --expect
+ * frames arrived. Both exit non-zero on any setup error. */
+#include "util/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TEST_ETHERTYPE 0x88b5
+#define MAGIC "XBRT"
+
+struct opts {
+    const char *cmd, *ifname;
+    uint8_t dst[6], src[6];
+    bool have_dst, have_src, random_src;
+    uint64_t count, size, tag, rate, expect;
+    double seconds;
+};
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "xbr-frametool: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+static int open_socket(const char *ifname, int proto)
+{
+    unsigned idx = if_nametoindex(ifname);
+    if (!idx)
+        die("no such interface: %s", ifname);
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons((uint16_t)proto));
+    if (fd < 0)
+        die("socket: %s", strerror(errno));
+    struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons((uint16_t)proto),
+                              .sll_ifindex = (int)idx};
+    if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+        die("bind: %s", strerror(errno));
+    return fd;
+}
+
+static void get_mac(const char *ifname, uint8_t mac[6])
+{
+    char path[128], buf[32];
+    snprintf(path, sizeof(path), "/sys/class/net/%s/address", ifname);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(buf, sizeof(buf), f))
+        die("cannot read the MAC of %s", ifname);
+    fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+    if (xbr_mac_parse(buf, mac) < 0)
+        die("bad MAC of %s", ifname);
+}
+
+static int do_send(const struct opts *o)
+{
+    int fd = open_socket(o->ifname, 0);
+    uint8_t frame[9216];
+    size_t size = o->size < 60 ? 60 : o->size;
+    if (size > sizeof(frame))
+        die("--size too large (max 9216)");
+    uint8_t src[6];
+    if (o->have_src)
+        memcpy(src, o->src, 6);
+    else
+        get_mac(o->ifname, src);
+    memset(frame, 0, sizeof(frame));
+    memcpy(frame, o->dst, 6);
+    frame[12] = TEST_ETHERTYPE >> 8;
+    frame[13] = TEST_ETHERTYPE & 0xff;
+    memcpy(frame + 14, MAGIC, 4);
+    uint32_t tag = htonl((uint32_t)o->tag);
+    memcpy(frame + 18, &tag, 4);
+
+    uint64_t start = xbr_now_ns(), sent = 0, failed = 0;
+    uint64_t deadline = start + (uint64_t)(o->seconds * 1e9);
+    uint32_t rnd = (uint32_t)start | 1;
+    while (sent < o->count && xbr_now_ns() < deadline) {
+        memcpy(frame + 6, src, 6);
+        if (o->random_src) {
+            rnd ^= rnd << 13, rnd ^= rnd >> 17, rnd ^= rnd << 5; /* xorshift32 */
+            frame[6] = 0x02; /* locally administered unicast */
+            memcpy(frame + 8, &rnd, 4);
+        }
+        uint32_t seq = htonl((uint32_t)sent);
+        memcpy(frame + 22, &seq, 4);
+        if (send(fd, frame, size, 0) == (ssize_t)size)
+            sent++;
+        else if (errno == ENOBUFS || errno == EAGAIN)
+            failed++, usleep(50);
+        else
+            die("send: %s", strerror(errno));
+        if (o->rate) {
+            uint64_t due = start + sent * 1000000000ull / o->rate;
+            uint64_t now = xbr_now_ns();
+            if (due > now) {
+                struct timespec ts = {(time_t)((due - now) / 1000000000ull),
+                                      (long)((due - now) % 1000000000ull)};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    printf("sent %llu\n", (unsigned long long)sent);
+    close(fd);
+    return sent == o->count || o->count == UINT64_MAX ? 0 : 1;
+}
+
+static int do_count(const struct opts *o)
+{
+    int fd = open_socket(o->ifname, ETH_P_ALL);
+    uint8_t frame[65536];
+    uint64_t n = 0;
+    uint64_t deadline = xbr_now_ns() + (uint64_t)(o->seconds * 1e9);
+    uint32_t want = htonl((uint32_t)o->tag);
+
+    /* Tell the caller we are listening (tests wait for this line). */
+    printf("ready\n");
+    fflush(stdout);
+    while (!(o->expect && n >= o->expect)) {
+        int64_t left_ms = (int64_t)(deadline - xbr_now_ns()) / 1000000;
+        if (left_ms <= 0)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left_ms) <= 0)
+            continue;
+        struct sockaddr_ll from;
+        socklen_t fl = sizeof(from);
+        ssize_t r = recvfrom(fd, frame, sizeof(frame), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+        if (r < 26 || from.sll_pkttype == PACKET_OUTGOING)
+            continue;
+        if (frame[12] != (TEST_ETHERTYPE >> 8) || frame[13] != (TEST_ETHERTYPE & 0xff) ||
+            memcmp(frame + 14, MAGIC, 4))
+            continue;
+        if (o->tag != UINT64_MAX && memcmp(frame + 18, &want, 4))
+            continue;
+        if (o->have_dst && memcmp(frame, o->dst, 6))
+            continue;
+        n++;
+    }
+    printf("count %llu\n", (unsigned long long)n);
+    close(fd);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {.count = 1, .size = 60, .tag = UINT64_MAX, .seconds = 10};
+    if (argc < 3 || (strcmp(argv[1], "send") && strcmp(argv[1], "count"))) {
+        fprintf(stderr, "usage: xbr-frametool send|count IFACE [options] (see the source)\n");
+        return 2;
+    }
+    o.cmd = argv[1];
+    o.ifname = argv[2];
+    for (int i = 3; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint64_t u;
+        if (!strcmp(a, "--random-src")) {
+            o.random_src = true;
+            continue;
+        }
+        if (!v)
+            die("%s needs a value", a);
+        i++;
+        if (!strcmp(a, "--dst") || !strcmp(a, "--src")) {
+            bool d = a[2] == 'd';
+            if (xbr_mac_parse(v, d ? o.dst : o.src) < 0)
+                die("bad MAC %s", v);
+            *(d ? &o.have_dst : &o.have_src) = true;
+        } else if (!strcmp(a, "--seconds")) {
+            o.seconds = atof(v);
+            if (o.seconds <= 0 || o.seconds > 600)
+                die("--seconds must be in (0, 600]: %s", v);
+        } else if (xbr_parse_uint(v, 0, UINT64_MAX - 1, &u) == 0) {
+            if (!strcmp(a, "--count"))
+                o.count = u;
+            else if (!strcmp(a, "--size"))
+                o.size = u;
+            else if (!strcmp(a, "--tag"))
+                o.tag = u & 0xffffffffu;
+            else if (!strcmp(a, "--rate"))
+                o.rate = u;
+            else if (!strcmp(a, "--expect"))
+                o.expect = u;
+            else
+                die("unknown option %s", a);
+        } else {
+            die("bad value for option: %s", a);
+        }
+    }
+    if (!strcmp(o.cmd, "send")) {
+        if (!o.have_dst)
+            die("send needs --dst MAC");
+        if (o.tag == UINT64_MAX)
+            o.tag = 0;
+        return do_send(&o);
+    }
+    return do_count(&o);
+}
