@@ -63,7 +63,8 @@ int xbr_mac_parse(const char *s, uint8_t mac[XBR_ETH_ALEN])
     if (!s)
         return -EINVAL;
     for (int i = 0; i < XBR_ETH_ALEN; i++) {
-        int hi = hexval(s[0]), lo = hexval(s[1]);
+        /* Never look past a NUL: s[1] only once s[0] is a digit. */
+        int hi = hexval(s[0]), lo = hi < 0 ? -1 : hexval(s[1]);
         if (hi < 0 || lo < 0)
             return -EINVAL;
         out[i] = (uint8_t)(hi << 4 | lo);
