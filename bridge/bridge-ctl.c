@@ -49,7 +49,8 @@ static int parse_vlan(const char *s, uint16_t *vlan, char *err, size_t errlen)
 static void print_port_stats(struct ctl_out *o, const struct port_stats *s, bool detailed)
 {
     uint64_t rx_drop = s->rx_drop_runt + s->rx_drop_state + s->rx_drop_linklocal +
-                       s->rx_drop_filtered + s->rx_drop_src + s->rx_drop_port;
+                       s->rx_drop_filtered + s->rx_drop_src + s->rx_drop_port +
+                       s->rx_drop_bpdu_queue;
     uint64_t tx_drop = s->tx_drop_mtu + s->tx_drop_full;
 
     ctl_out_open_object(o, "stats");
@@ -67,7 +68,9 @@ static void print_port_stats(struct ctl_out *o, const struct port_stats *s, bool
         ctl_out_u64(o, "rx_drop_link_local", " link-local %llu", s->rx_drop_linklocal);
         ctl_out_u64(o, "rx_drop_filtered", " filtered %llu", s->rx_drop_filtered);
         ctl_out_u64(o, "rx_drop_bad_source", " bad-source %llu", s->rx_drop_src);
-        ctl_out_u64(o, "rx_drop_port", " port %llu\n", s->rx_drop_port);
+        ctl_out_u64(o, "rx_drop_port", " port %llu", s->rx_drop_port);
+        ctl_out_u64(o, "rx_drop_bpdu_queue", " bpdu-queue %llu\n", s->rx_drop_bpdu_queue);
+        ctl_out_u64(o, "rx_bpdu", "    bpdus to stp %llu\n", s->rx_bpdu);
         ctl_out_text(o, "    tx drops:");
         ctl_out_u64(o, "tx_drop_mtu", " mtu %llu", s->tx_drop_mtu);
         ctl_out_u64(o, "tx_drop_full", " full %llu\n", s->tx_drop_full);
@@ -90,6 +93,7 @@ static void print_port(struct ctl_out *o, struct port *p, bool detailed)
     ctl_out_u64(o, "port_no", NULL, p->no);
     ctl_out_str(o, "type", " %-9s", p->cls->type);
     ctl_out_str(o, "stp_state", " %-11s", stp_state_names[p->stp_state]);
+    ctl_out_str(o, "stp_role", " %-11s", xbr_stp_port_role(p));
     ctl_out_str(o, "mac", " %s", xbr_mac_format(p->mac, mac));
     ctl_out_u64(o, "mtu", " mtu %llu", p->mtu);
     ctl_out_bool(o, "link_up", " link-up %s", p->link_up);

@@ -134,6 +134,13 @@ int xbr_bridge_add(const char *name, char *err, size_t errlen)
     (void)xbr_strlcpy(br->name, name, sizeof(br->name));
     br->fdb = fdb;
     br->ports = xbr_xzalloc(sizeof(*br->ports));
+    int r = xbr_stp_bridge_init(br, err, errlen);
+    if (r < 0) {
+        fdb_destroy(fdb);
+        free(br->ports);
+        free(br);
+        return r;
+    }
     struct xbr_bridge **n = realloc(bridges, (n_bridges + 1) * sizeof(*n));
     if (!n)
         abort();
@@ -145,6 +152,7 @@ int xbr_bridge_add(const char *name, char *err, size_t errlen)
 
 static void bridge_free(struct xbr_bridge *br)
 {
+    xbr_stp_bridge_fini(br);
     fdb_destroy(br->fdb);
     free(br->ports);
     free(br);
@@ -231,6 +239,7 @@ int xbr_port_add(struct xbr_bridge *br, const char *name, const struct port_clas
         free(p);
         return r;
     }
+    p->inject = xbr_xzalloc(sizeof(*p->inject));
 
     struct port_table *t = xbr_xzalloc(sizeof(*t));
     memcpy(t, old, sizeof(*t));
@@ -242,6 +251,9 @@ int xbr_port_add(struct xbr_bridge *br, const char *name, const struct port_clas
     free(old);
     free(old_view);
     xbr_info("%s: port %s (%s) added as port %u", br->name, name, cls->type, no);
+    /* Now that workers see it (discarding), let spanning tree decide; it
+     * sends the first BPDU right away. */
+    xbr_stp_port_added(p);
     return 0;
 }
 
@@ -252,6 +264,7 @@ int xbr_port_del(struct xbr_bridge *br, const char *name, char *err, size_t errl
         snprintf(err, errlen, "bridge %s has no port named %s", br->name, name);
         return -ENOENT;
     }
+    xbr_stp_port_removing(p);
     struct port_table *old = br->ports;
     struct port_table *t = xbr_xzalloc(sizeof(*t));
     t->n_ports = 0;
@@ -268,10 +281,12 @@ int xbr_port_del(struct xbr_bridge *br, const char *name, char *err, size_t errl
     /* No worker can be inside p any more, so nothing can learn on its slot
      * again: flush now, or a reused slot would inherit its addresses. */
     (void)fdb_flush(br->fdb, p->no, true);
+    xbr_stp_drain_rx(p); /* BPDUs it queued before the grace period */
     free(old);
     free(old_view);
     p->cls->close(p);
     xbr_info("%s: port %s removed", br->name, p->name);
+    free(p->inject);
     free(p);
     return 0;
 }
@@ -284,6 +299,8 @@ void xbr_bridges_periodic(uint32_t now_s)
         const struct port_table *t = br->ports;
         for (unsigned j = 0; j < t->n_ports; j++) {
             struct port *p = t->slot[t->list[j]];
+            bool was_up = p->link_up;
+            uint32_t was_speed = p->speed_mbps;
             if (p->cls->refresh && p->cls->refresh(p) == -ENODEV) {
                 /* Like the kernel bridge when a slave is unregistered. */
                 char name[IF_NAMESIZE], err[256];
@@ -292,6 +309,8 @@ void xbr_bridges_periodic(uint32_t now_s)
                 (void)xbr_port_del(br, name, err, sizeof(err));
                 t = br->ports; /* the table was replaced */
                 j = (unsigned)-1; /* start over: list order changed */
+            } else if (p->link_up != was_up || p->speed_mbps != was_speed) {
+                xbr_stp_link_changed(p);
             }
         }
     }

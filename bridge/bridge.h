@@ -67,6 +67,8 @@ struct port_stats {
     uint64_t rx_drop_filtered;   /* destination is the ingress port */
     uint64_t rx_drop_src;        /* invalid source MAC (multicast / zero) */
     uint64_t rx_drop_port;       /* the port's own reason (e.g. truncated) */
+    uint64_t rx_drop_bpdu_queue; /* BPDU not handed to STP: its queue was full */
+    uint64_t rx_bpdu;            /* BPDUs handed to STP */
     /* drops on transmit, by reason */
     uint64_t tx_drop_mtu;        /* longer than the egress MTU */
     uint64_t tx_drop_full;       /* the port could not take it */
@@ -99,6 +101,11 @@ struct port_open_args {
  * worker. Ops marked [control] run on the control thread only. */
 struct port_class {
     const char *type; /* "afpacket", "tap", "netback" */
+    /* A port that faces one end station (a guest's vif, a host's tap): STP
+     * makes it an edge port with BPDU guard by default, since a BPDU from
+     * it means a loop or an attack. Uplinks (AF_PACKET) are non-edge with
+     * automatic edge detection. */
+    bool end_station;
 
     /* [control] Brings the port up; fills p->mtu, p->mac, p->priv. On error
      * returns a negative errno with a message in err and leaves nothing
@@ -148,6 +155,9 @@ struct port {
     bool link_up;
     /* Datapath gate, written by the control thread (STP), read by workers. */
     int stp_state;          /* enum port_stp_state */
+    /* Frames the control thread sends on this port (BPDUs): a single-
+     * producer (control) single-consumer (worker 0) ring. */
+    struct port_inject *inject;
     struct port_stats stats[XBR_MAX_WORKERS];
 };
 

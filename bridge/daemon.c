@@ -3,6 +3,9 @@
 #include "bridge/private.h"
 #include "ctl/ctl.h"
 #include "util/util.h"
+#ifdef XBR_HAVE_NETBACK
+#include "netback/netback.h"
+#endif
 
 #include <errno.h>
 #include <getopt.h>
@@ -105,6 +108,13 @@ static void on_tick(int fd, uint32_t events, void *aux)
     if (read(fd, &expirations, sizeof(expirations)) != sizeof(expirations))
         return;
     ticks += expirations;
+    /* Spanning tree runs on measured time, not on counted ticks: a late
+     * tick must not stretch its timers. */
+    static uint64_t last_ms;
+    uint64_t now_ms = xbr_now_ms();
+    if (last_ms)
+        xbr_stp_tick((uint32_t)(now_ms - last_ms));
+    last_ms = now_ms;
     if (ticks >= 1000 / TICK_MS) {
         ticks = 0;
         xbr_bridges_periodic(xbr_now_coarse_s());
@@ -243,9 +253,19 @@ int main(int argc, char **argv)
         xbr_err("%s", err);
         return 1;
     }
+    if (xbr_stp_init(err, sizeof(err)) < 0) {
+        xbr_err("%s", err);
+        return 1;
+    }
+    xbr_stp_register_commands();
     xbr_info("xbrd %s: %u worker(s), control socket %s", XBR_VERSION, n_workers, socket_path);
     if (config)
         (void)run_config(config);
+#ifdef XBR_HAVE_NETBACK
+    /* Serve Xen vifs where there is a xenstore; elsewhere run without. */
+    if (nb_start(err, sizeof(err)) < 0)
+        xbr_info("netback not started: %s", err);
+#endif
 
     while (!stop_requested) {
         struct epoll_event evs[32];
@@ -264,10 +284,14 @@ int main(int argc, char **argv)
         urcu_qsbr_quiescent_state();
     }
 
+#ifdef XBR_HAVE_NETBACK
+    nb_stop(); /* vif ports leave their bridges; guests see us go away */
+#endif
     /* Detach every port cleanly (taps removed, promiscuous mode dropped,
      * interfaces we brought up put down again), then stop the workers. */
     xbr_bridges_destroy_all();
     xbr_workers_stop();
+    xbr_stp_fini();
     ctl_server_close(ctl_srv);
     ctl_unregister_all();
     close(tfd);

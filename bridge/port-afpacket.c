@@ -436,6 +436,7 @@ static void afp_show(struct port *p, struct ctl_out *o)
 
 const struct port_class port_afpacket_class = {
     .type = "afpacket",
+    .end_station = false,
     .open = afp_open,
     .close = afp_close,
     .rx_burst = afp_rx_burst,

@@ -165,6 +165,7 @@ static void tap_show(struct port *p, struct ctl_out *o)
 
 const struct port_class port_tap_class = {
     .type = "tap",
+    .end_station = true,
     .open = tap_open,
     .close = tap_close,
     .rx_burst = tap_rx_burst,

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+struct stp;
+
 /* One bridge's ports, published as a whole with RCU. slot[] is indexed by
  * port number (what the FDB stores); list[] holds the used slots densely so
  * that flooding walks only real ports. */
@@ -25,6 +27,34 @@ struct xbr_bridge {
      * by the bridge (STP running) or forwarded like any multicast (as the
      * kernel bridge does with STP off). */
     bool stp_enabled;
+    struct stp *stp;     /* the RSTP engine; control thread only */
+    uint8_t mac[6];      /* the bridge address in the bridge identifier */
+};
+
+/* control -> worker 0: frames to send on one port (see struct port). */
+#define XBR_INJECT_SLOTS 32u
+#define XBR_INJECT_MAX 256u
+struct port_inject {
+    uint32_t head; /* written by the control thread */
+    uint32_t tail; /* written by worker 0 */
+    struct {
+        uint16_t len;
+        uint8_t data[XBR_INJECT_MAX];
+    } slot[XBR_INJECT_SLOTS];
+};
+
+/* worker -> control: BPDUs received, one single-producer ring per worker. */
+#define XBR_BPDU_QUEUE 256u
+#define XBR_BPDU_MAX 256u
+struct bpdu_msg {
+    struct port *port;
+    uint16_t len;
+    uint8_t data[XBR_BPDU_MAX];
+};
+struct bpdu_queue {
+    uint32_t head; /* written by the worker */
+    uint32_t tail; /* written by the control thread */
+    struct bpdu_msg msg[XBR_BPDU_QUEUE];
 };
 
 /* What the workers poll: every port of every bridge, published with RCU.
@@ -53,7 +83,26 @@ struct port *xbr_port_find(const struct xbr_bridge *br, const char *name);
 int xbr_workers_start(unsigned n, bool busy_poll, char *err, size_t errlen);
 void xbr_workers_stop(void);
 void xbr_workers_kick(void); /* the port set changed: re-read it */
+void xbr_worker_kick(unsigned w); /* wake one worker */
 void xbr_forward_burst(unsigned w, struct port *in, struct pkt *pkts, unsigned n);
+
+/* bridge-stp.c: spanning tree glue (control thread unless noted) */
+int xbr_stp_init(char *err, size_t errlen);
+void xbr_stp_fini(void);
+int xbr_stp_bridge_init(struct xbr_bridge *br, char *err, size_t errlen);
+void xbr_stp_bridge_fini(struct xbr_bridge *br);
+void xbr_stp_port_added(struct port *p);
+void xbr_stp_port_removing(struct port *p);
+/* Processes the queued BPDUs; those of `discard` (may be NULL) are dropped. */
+void xbr_stp_drain_rx(const struct port *discard);
+void xbr_stp_tick(uint32_t elapsed_ms);
+void xbr_stp_link_changed(struct port *p);
+const char *xbr_stp_port_role(const struct port *p);
+void xbr_stp_register_commands(void);
+/* [worker] Hands a received BPDU to the control thread; false if dropped. */
+bool xbr_stp_enqueue_bpdu(unsigned w, struct port *p, const struct pkt *pkt);
+/* [worker 0] Sends what the control thread queued on p. */
+void xbr_inject_drain(struct port *p);
 
 /* bridge-ctl.c */
 void xbr_ctl_register_commands(void);

@@ -46,6 +46,13 @@ static unsigned n_workers = 1;
 
 unsigned xbr_n_workers(void) { return n_workers; }
 
+void xbr_worker_kick(unsigned w)
+{
+    uint64_t one = 1;
+    if (workers && w < n_workers)
+        (void)!write(workers[w].wake_fd, &one, sizeof(one));
+}
+
 void xbr_workers_kick(void)
 {
     uint64_t one = 1;
@@ -139,9 +146,17 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
         }
         const uint8_t *dst = p->data, *src = p->data + 6;
         if (XBR_UNLIKELY(mac_is_link_local(dst))) {
-            /* With STP off the bridge is transparent to BPDUs, like the
-             * kernel bridge; the other reserved groups are never forwarded. */
-            if (br->stp_enabled || dst[5] != 0) {
+            /* BPDUs go to spanning tree whatever the port's state; with STP
+             * off the bridge is transparent to them, like the kernel bridge.
+             * The other reserved groups are never forwarded. */
+            if (dst[5] == 0 && br->stp_enabled) {
+                if (xbr_stp_enqueue_bpdu(wid, in, p))
+                    st->rx_bpdu++;
+                else
+                    st->rx_drop_bpdu_queue++;
+                continue;
+            }
+            if (dst[5] != 0) {
                 st->rx_drop_linklocal++;
                 continue;
             }
@@ -264,6 +279,10 @@ static void *worker_main(void *arg)
         unsigned work = 0;
         for (unsigned i = 0; v && i < v->n; i++) {
             struct port *p = v->ports[i];
+            /* Worker 0 also sends what the control thread queued (BPDUs). */
+            if (w->id == 0 && XBR_UNLIKELY(__atomic_load_n(&p->inject->head, __ATOMIC_ACQUIRE) !=
+                                           p->inject->tail))
+                xbr_inject_drain(p);
             for (unsigned j = 0; j < XBR_BURST; j++)
                 w->pkts[j] = (struct pkt){.buf = w->bufs + (size_t)j * XBR_PKT_BUF_SIZE};
             unsigned n = p->cls->rx_burst(p, w->id, w->pkts, XBR_BURST);

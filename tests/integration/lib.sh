@@ -148,3 +148,13 @@ settle() {
     done
     fail "$2 still receiving after 10 s"
 }
+
+# wait_forwarding BR: every port of BR forwarding (spanning tree lets a new
+# uplink forward once it has seen no BPDU for the edge delay, ~3 s).
+wait_forwarding() {
+    for _ in $(seq 100); do
+        xc -j show "$1" | jq -e '.[0].ports | all(.stp_state == "forwarding")' >/dev/null && return 0
+        sleep 0.1
+    done
+    fail "ports of $1 not forwarding after 10 s: $(xc -j show "$1" | jq -c '[.[0].ports[] | {name, stp_state}]')"
+}

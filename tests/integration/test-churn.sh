@@ -10,6 +10,7 @@ start_xbrd ${CHURN_XBRD_ARGS:-}
 xc add-br br0
 for i in 1 2 3; do xc add-port br0 "v$i"; done
 xc add-port br0 "${P}t" --type tap
+wait_forwarding br0
 
 # Bounded flood: at most 2 M broadcast frames or 8 s from h1, and unicast
 # from h3 to h2 so the FDB and unicast path are exercised too.
@@ -31,6 +32,7 @@ done
 wait "$f1" || true
 wait "$f3" || true
 ok "15 rounds of port removal/re-add under a flood, daemon alive"
+wait_forwarding br0
 
 rx=$(xc -j stats br0 | jq '[.ports[].stats.rx_packets] | add')
 [ "$rx" -gt 1000 ] || fail "the flood did not go through the bridge (rx $rx)"

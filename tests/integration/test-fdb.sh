@@ -13,6 +13,7 @@ done
 start_xbrd
 xc add-br br0
 for i in 1 2 3; do xc add-port br0 "v$i"; done
+wait_forwarding br0
 h1=$(host_mac 1); h2=$(host_mac 2); h3=$(host_mac 3)
 
 # Learning through one test frame, not pings: a ping leaves ARP state whose

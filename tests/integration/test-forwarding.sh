@@ -12,6 +12,7 @@ for i in 1 2 3; do xc add-port br0 "v$i"; done
 xc add-port br0 "${P}tap" --type tap
 in_sw ip addr add 10.123.0.100/24 dev "${P}tap"
 in_sw ip addr add fd00:123::100/64 dev "${P}tap" nodad
+wait_forwarding br0
 xc show
 
 # Every pair, both address families.

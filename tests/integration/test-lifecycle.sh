@@ -15,6 +15,7 @@ add-port br0 ${P}tap --type tap   # the host's own port
 set-ageing br0 120
 CONF
 start_xbrd --config "$WORK/xbrd.conf"
+wait_forwarding br0
 
 ports=$(xc -j show | jq -r '[.[0].ports[].name] | join(",")')
 [ "$ports" = "v1,v2,${P}tap" ] || fail "config recreated ports '$ports'"

@@ -12,6 +12,7 @@ done
 start_xbrd
 xc add-br br0
 for i in 1 2 3; do xc add-port br0 "v$i"; done
+wait_forwarding br0
 
 # MTU: v3 (switch side) at 1000; 1400-byte broadcasts reach h2, not h3.
 in_sw ip link set v3 mtu 1000

@@ -3,6 +3,8 @@
  *
  *   xbr-frametool send  IFACE --dst MAC [--src MAC] [--count N] [--size BYTES]
  *                       [--tag T] [--rate PPS] [--seconds S] [--random-src]
+ *   xbr-frametool send  IFACE --bpdu [--count N]   (an 802.1D Config BPDU
+ *                       claiming root with priority 0, from IFACE's MAC)
  *   xbr-frametool count IFACE [--tag T] [--seconds S] [--expect N]
  *
  * Test frames carry EtherType 0x88b5 (IEEE local experimental) and a payload
@@ -33,7 +35,7 @@
 struct opts {
     const char *cmd, *ifname;
     uint8_t dst[6], src[6];
-    bool have_dst, have_src, random_src;
+    bool have_dst, have_src, random_src, bpdu;
     uint64_t count, size, tag, rate, expect;
     double seconds;
 };
@@ -92,11 +94,22 @@ static int do_send(const struct opts *o)
         get_mac(o->ifname, src);
     memset(frame, 0, sizeof(frame));
     memcpy(frame, o->dst, 6);
-    frame[12] = TEST_ETHERTYPE >> 8;
-    frame[13] = TEST_ETHERTYPE & 0xff;
-    memcpy(frame + 14, MAGIC, 4);
-    uint32_t tag = htonl((uint32_t)o->tag);
-    memcpy(frame + 18, &tag, 4);
+    if (o->bpdu) {
+        /* 802.3 length 38, LLC 42 42 03, Config BPDU (clause 9.3.1): root
+         * and bridge id 0000.<src>, cost 0, port 8001, times 0/20/2/15 s. */
+        static const uint8_t head[] = {0x00, 0x26, 0x42, 0x42, 0x03, 0, 0, 0, 0, 0x00};
+        memcpy(frame + 12, head, sizeof(head));
+        memcpy(frame + 24, src, 6);     /* root id: priority 0 (bytes 22-23 zero) */
+        memcpy(frame + 36, src, 6);     /* bridge id */
+        frame[42] = 0x80, frame[43] = 0x01;
+        frame[46] = 20, frame[48] = 2, frame[50] = 15; /* max age, hello, fwd delay (x256) */
+    } else {
+        frame[12] = TEST_ETHERTYPE >> 8;
+        frame[13] = TEST_ETHERTYPE & 0xff;
+        memcpy(frame + 14, MAGIC, 4);
+        uint32_t tag = htonl((uint32_t)o->tag);
+        memcpy(frame + 18, &tag, 4);
+    }
 
     uint64_t start = xbr_now_ns(), sent = 0, failed = 0;
     uint64_t deadline = start + (uint64_t)(o->seconds * 1e9);
@@ -109,7 +122,8 @@ static int do_send(const struct opts *o)
             memcpy(frame + 8, &rnd, 4);
         }
         uint32_t seq = htonl((uint32_t)sent);
-        memcpy(frame + 22, &seq, 4);
+        if (!o->bpdu)
+            memcpy(frame + 22, &seq, 4);
         if (send(fd, frame, size, 0) == (ssize_t)size)
             sent++;
         else if (errno == ENOBUFS || errno == EAGAIN)
@@ -182,6 +196,12 @@ int main(int argc, char **argv)
         uint64_t u;
         if (!strcmp(a, "--random-src")) {
             o.random_src = true;
+            continue;
+        }
+        if (!strcmp(a, "--bpdu")) {
+            o.bpdu = true;
+            (void)xbr_mac_parse("01:80:c2:00:00:00", o.dst);
+            o.have_dst = true;
             continue;
         }
         if (!v)
