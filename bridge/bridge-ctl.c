@@ -19,7 +19,7 @@ static const char *const stp_state_names[] = {
     [PORT_STP_FORWARDING] = "forwarding",
 };
 
-static struct xbr_bridge *get_bridge(const char *name, char *err, size_t errlen)
+struct xbr_bridge *xbr_ctl_get_bridge(const char *name, char *err, size_t errlen)
 {
     struct xbr_bridge *br = xbr_bridge_find(name);
     if (!br)
@@ -27,13 +27,14 @@ static struct xbr_bridge *get_bridge(const char *name, char *err, size_t errlen)
     return br;
 }
 
-static struct port *get_port(struct xbr_bridge *br, const char *name, char *err, size_t errlen)
+struct port *xbr_ctl_get_port(struct xbr_bridge *br, const char *name, char *err, size_t errlen)
 {
     struct port *p = xbr_port_find(br, name);
     if (!p)
         snprintf(err, errlen, "bridge %s has no port named %s", br->name, name);
     return p;
 }
+
 
 static int parse_vlan(const char *s, uint16_t *vlan, char *err, size_t errlen)
 {
@@ -127,7 +128,7 @@ static int cmd_show(int argc, char **argv, struct ctl_out *o, char *err, size_t 
 {
     (void)aux;
     struct xbr_bridge *only = NULL;
-    if (argc == 1 && !(only = get_bridge(argv[0], err, errlen)))
+    if (argc == 1 && !(only = xbr_ctl_get_bridge(argv[0], err, errlen)))
         return -ENOENT;
     ctl_out_open_array(o, NULL);
     if (!only && xbr_bridge_count() == 0)
@@ -175,7 +176,7 @@ static int cmd_add_port(int argc, char **argv, struct ctl_out *o, char *err, siz
             return ERR("unknown option '%s' (add-port BR NAME [--type afpacket|tap] [--force])",
                        argv[i]);
     }
-    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
     const struct port_class *cls = xbr_port_class_find(type);
@@ -189,7 +190,7 @@ static int cmd_del_port(int argc, char **argv, struct ctl_out *o, char *err, siz
                         void *aux)
 {
     (void)argc, (void)o, (void)aux;
-    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
     return xbr_port_del(br, argv[1], err, errlen);
@@ -230,7 +231,7 @@ static int cmd_fdb_show(int argc, char **argv, struct ctl_out *o, char *err, siz
                         void *aux)
 {
     (void)argc, (void)aux;
-    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
     struct fdb_rows rows = {0};
@@ -259,6 +260,20 @@ static int cmd_fdb_show(int argc, char **argv, struct ctl_out *o, char *err, siz
     return 0;
 }
 
+/* Parses "MAC" plus an optional trailing "vlan VID" (words[0..n)). */
+static int parse_mac_vlan(int n, char **words, uint8_t mac[6], uint16_t *vlan,
+                          const char *usage, char *err, size_t errlen)
+{
+    if (xbr_mac_parse(words[0], mac) < 0)
+        return ERR("invalid MAC address '%s' (expected aa:bb:cc:dd:ee:ff)", words[0]);
+    *vlan = 0;
+    if (n == 3 && !strcmp(words[1], "vlan"))
+        return parse_vlan(words[2], vlan, err, errlen);
+    if (n != 1)
+        return ERR("usage: %s", usage);
+    return 0;
+}
+
 /* fdb add BR MAC PORT [vlan VID] */
 static int cmd_fdb_add(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
                        void *aux)
@@ -267,24 +282,21 @@ static int cmd_fdb_add(int argc, char **argv, struct ctl_out *o, char *err, size
     uint8_t mac[6];
     uint16_t vlan = 0;
 
-    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
-    if (xbr_mac_parse(argv[1], mac) < 0)
-        return ERR("invalid MAC address '%s' (expected aa:bb:cc:dd:ee:ff)", argv[1]);
+    /* The port name sits between the MAC and the optional vlan words. */
+    char *words[3] = {argv[1], argc > 3 ? argv[3] : NULL, argc > 4 ? argv[4] : NULL};
+    if (parse_mac_vlan(argc - 2, words, mac, &vlan, "fdb add BR MAC PORT [vlan VID]", err,
+                       errlen) < 0)
+        return -EINVAL;
     if (xbr_mac_is_multicast(mac) || xbr_mac_is_zero(mac))
         return ERR("%s is a multicast or zero address; only unicast addresses can be "
                    "forwarding entries",
                    argv[1]);
-    struct port *p = get_port(br, argv[2], err, errlen);
+    struct port *p = xbr_ctl_get_port(br, argv[2], err, errlen);
     if (!p)
         return -ENOENT;
-    if (argc == 5 && !strcmp(argv[3], "vlan")) {
-        if (parse_vlan(argv[4], &vlan, err, errlen) < 0)
-            return -EINVAL;
-    } else if (argc != 3) {
-        return ERR("usage: fdb add BR MAC PORT [vlan VID]");
-    }
     int r = fdb_add_static(br->fdb, vlan, mac, p->no);
     if (r < 0)
         return ERR("cannot add %s: %s", argv[1], strerror(-r));
@@ -299,17 +311,12 @@ static int cmd_fdb_del(int argc, char **argv, struct ctl_out *o, char *err, size
     uint8_t mac[6];
     uint16_t vlan = 0;
 
-    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
-    if (xbr_mac_parse(argv[1], mac) < 0)
-        return ERR("invalid MAC address '%s' (expected aa:bb:cc:dd:ee:ff)", argv[1]);
-    if (argc == 4 && !strcmp(argv[2], "vlan")) {
-        if (parse_vlan(argv[3], &vlan, err, errlen) < 0)
-            return -EINVAL;
-    } else if (argc != 2) {
-        return ERR("usage: fdb del BR MAC [vlan VID]");
-    }
+    if (parse_mac_vlan(argc - 1, argv + 1, mac, &vlan, "fdb del BR MAC [vlan VID]", err,
+                       errlen) < 0)
+        return -EINVAL;
     if (fdb_del(br->fdb, vlan, mac) < 0) {
         snprintf(err, errlen, "%s has no entry for %s (vlan %u)", br->name, argv[1], vlan);
         return -ENOENT;
@@ -326,7 +333,7 @@ static int cmd_fdb_flush(int argc, char **argv, struct ctl_out *o, char *err, si
     uint32_t port = FDB_ALL_PORTS;
     const char *port_name = NULL;
 
-    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
     for (int i = 1; i < argc; i++) {
@@ -338,7 +345,7 @@ static int cmd_fdb_flush(int argc, char **argv, struct ctl_out *o, char *err, si
             return ERR("usage: fdb flush BR [PORT] [--static]");
     }
     if (port_name) {
-        struct port *p = get_port(br, port_name, err, errlen);
+        struct port *p = xbr_ctl_get_port(br, port_name, err, errlen);
         if (!p)
             return -ENOENT;
         port = p->no;
@@ -355,7 +362,7 @@ static int cmd_set_ageing(int argc, char **argv, struct ctl_out *o, char *err, s
 {
     (void)argc, (void)o, (void)aux;
     uint64_t s;
-    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
     /* 802.1D-2004 7.9.2 allows 10..1000000 s; we also accept shorter times
@@ -372,11 +379,11 @@ static int cmd_stats(int argc, char **argv, struct ctl_out *o, char *err, size_t
                      void *aux)
 {
     (void)aux;
-    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
     struct port *only = NULL;
-    if (argc == 2 && !(only = get_port(br, argv[1], err, errlen)))
+    if (argc == 2 && !(only = xbr_ctl_get_port(br, argv[1], err, errlen)))
         return -ENOENT;
 
     struct fdb_stats fs;

@@ -268,21 +268,6 @@ void xbr_stp_fini(void)
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
 
-static struct xbr_bridge *get_bridge(const char *name, char *err, size_t errlen)
-{
-    struct xbr_bridge *br = xbr_bridge_find(name);
-    if (!br)
-        snprintf(err, errlen, "no bridge named %s", name);
-    return br;
-}
-
-static struct port *get_port(struct xbr_bridge *br, const char *name, char *err, size_t errlen)
-{
-    struct port *p = xbr_port_find(br, name);
-    if (!p)
-        snprintf(err, errlen, "bridge %s has no port named %s", br->name, name);
-    return p;
-}
 
 static void print_stp_port(struct ctl_out *o, struct xbr_bridge *br, struct port *p)
 {
@@ -331,7 +316,7 @@ static int cmd_stp_show(int argc, char **argv, struct ctl_out *o, char *err, siz
                         void *aux)
 {
     (void)argc, (void)aux;
-    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
     struct stp_bridge_status bs;
@@ -376,7 +361,7 @@ static int cmd_stp_set(int argc, char **argv, struct ctl_out *o, char *err, size
                        void *aux)
 {
     (void)argc, (void)o, (void)aux;
-    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
     int r = stp_set_param(br->stp, argv[1], argv[2], err, errlen);
@@ -396,10 +381,10 @@ static int cmd_port_set(int argc, char **argv, struct ctl_out *o, char *err, siz
                         void *aux)
 {
     (void)argc, (void)o, (void)aux;
-    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
-    struct port *p = get_port(br, argv[1], err, errlen);
+    struct port *p = xbr_ctl_get_port(br, argv[1], err, errlen);
     if (!p)
         return -ENOENT;
     return stp_port_set_param(br->stp, p->no, argv[2], argv[3], err, errlen);
@@ -410,10 +395,10 @@ static int cmd_port_enable(int argc, char **argv, struct ctl_out *o, char *err, 
                            void *aux)
 {
     (void)argc, (void)o, (void)aux;
-    struct xbr_bridge *br = get_bridge(argv[0], err, errlen);
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
-    struct port *p = get_port(br, argv[1], err, errlen);
+    struct port *p = xbr_ctl_get_port(br, argv[1], err, errlen);
     if (!p)
         return -ENOENT;
     int r = stp_port_reenable(br->stp, p->no);

@@ -106,5 +106,10 @@ void xbr_inject_drain(struct port *p);
 
 /* bridge-ctl.c */
 void xbr_ctl_register_commands(void);
+/* Look-ups for command handlers: NULL with "no bridge named X" / "bridge B
+ * has no port named X" in err. */
+struct xbr_bridge *xbr_ctl_get_bridge(const char *name, char *err, size_t errlen);
+struct port *xbr_ctl_get_port(struct xbr_bridge *br, const char *name, char *err,
+                              size_t errlen);
 
 #endif
