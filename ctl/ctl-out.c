@@ -65,6 +65,8 @@ static void out_raw(struct ctl_out *o, const char *s, size_t n)
 }
 
 static void out_vprintf(struct ctl_out *o, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void out_vprintf(struct ctl_out *o, const char *fmt, va_list ap)
 {
     va_list ap2;
     va_copy(ap2, ap);
