@@ -1,0 +1,185 @@
+# The standard guest workload (busybox sh), shared by every datapath's scenario so that their
+# figures compare: two PV guests on one datapath, pings, TCP transfers with checksums, teardown.
+# Installed in dom0 as /usr/lib/xbrvm/workload.sh; source it after lib.sh. A scenario sets up its
+# datapath, defines the hooks below if the defaults don't fit, then calls wl_run.
+#
+#   DP            datapath name, used in METRIC names (kernel, xbr, ...)
+#   VIFEXTRA      extra vif spec for both guests, e.g. "bridge=xenbr0" or "script=vif-xbr"
+#   PAYLOAD_MIB   size of each TCP transfer (default 4)
+#   TCP_REPEAT    transfers per direction; the METRIC is the median (default 1)
+#   wl_port_ok DOMID   hook: is the guest's vif attached to the datapath? (default: true)
+#
+# Guests: gA 10.99.0.11 (netfront with 2 queues), gB 10.99.0.12 (max_queues=1); the host
+# namespace is 10.99.0.1 (TCP sink on 5002).
+
+: "${DP:=unknown}" "${VIFEXTRA:=}" "${PAYLOAD_MIB:=4}" "${TCP_REPEAT:=1}"
+WL_HOST=10.99.0.1
+WL_A_IP=10.99.0.11 WL_B_IP=10.99.0.12
+WL_A_MAC=00:16:3e:99:00:11 WL_B_MAC=00:16:3e:99:00:12
+WL_UP=""
+
+command -v wl_port_ok >/dev/null 2>&1 || wl_port_ok() { return 0; }
+
+wl_expect() {
+    expect guest-create-gA guest-create-gB guest-ready-gA guest-ready-gB \
+           vif-connected-gA vif-connected-gB queues-gA queues-gB \
+           ping-gA-host ping-gB-host ping-gA-gB ping-gB-gA \
+           tcp-gA-host tcp-gB-host tcp-gA-gB tcp-gB-gA guest-destroy
+}
+_secs_since() { awk -v a="$1" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }'; }
+_median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+wl_up() { case " $WL_UP " in *" $1 "*) return 0 ;; esac; return 1; }
+
+wl_guests() {
+    local g t0 d be fe bs fs hs nq want
+    guest_cfg gA $WL_A_IP/24 $WL_A_MAC 2 "$VIFEXTRA" > /etc/xbrvm/gA.cfg
+    guest_cfg gB $WL_B_IP/24 $WL_B_MAC 1 "$VIFEXTRA" > /etc/xbrvm/gB.cfg
+    for g in gA gB; do
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        if guest_create $g /etc/xbrvm/$g.cfg; then
+            result guest-create-$g PASS "domid $(guest_domid $g) in $(_secs_since $t0)s"
+        else
+            result guest-create-$g FAIL "xl create failed: $(tail -3 /var/log/xen/xl-create-$g.log | tr '\n' ' ')"
+        fi
+    done
+    for g in gA gB; do
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        if guest_wait_ready $g 120; then
+            WL_UP="$WL_UP $g"
+            result guest-ready-$g PASS "agent ready after $(_secs_since $t0)s more"
+        else
+            result guest-ready-$g FAIL "state=$(xenstore-read "$(guest_xs $g)/state" 2>/dev/null)"
+        fi
+    done
+    for g in gA gB; do
+        d=$(guest_domid $g) || { result vif-connected-$g FAIL "no guest"; result queues-$g FAIL "no guest"; continue; }
+        be=/local/domain/0/backend/vif/$d/0 fe=/local/domain/$d/device/vif/0
+        bs=$(xenstore-read $be/state 2>/dev/null) fs=$(xenstore-read $fe/state 2>/dev/null)
+        hs=$(xenstore-read $be/hotplug-status 2>/dev/null)
+        if [ "$bs" = 4 ] && [ "$fs" = 4 ] && wl_port_ok $d; then
+            result vif-connected-$g PASS "vif$d.0 backend=4 frontend=4 hotplug-status=$hs"
+        else
+            result vif-connected-$g FAIL "vif$d.0 backend=$bs frontend=$fs hotplug-status=$hs port_ok=$(wl_port_ok $d && echo y || echo n)"
+        fi
+        nq=$(xenstore-read $fe/multi-queue-num-queues 2>/dev/null || echo 1)
+        want=1; [ $g = gA ] && want=2
+        if [ "$nq" = $want ]; then result queues-$g PASS "multi-queue-num-queues=$nq"
+        else result queues-$g FAIL "multi-queue-num-queues=$nq, expected $want"; fi
+    done
+}
+
+# wl_ping NAME DST LABEL — 3 pings after one ARP warm-up ping
+wl_ping() {
+    local name=$1 dst=$2 test=ping-$1-$3 rx
+    wl_up $name || { result $test FAIL "guest $name not up"; return; }
+    gexec $name 60 "ping -c 1 -w 5 $dst >/dev/null; ping -c 3 -w 10 $dst"
+    rx=$(echo "$GOUT" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
+    if [ "${rx:-0}" -eq 3 ]; then result $test PASS "3/3 $(echo "$GOUT" | grep round-trip)"
+    else result $test FAIL "${rx:-0}/3 rc=$GRC: $(echo "$GOUT" | tail -3 | tr '\n' ' ')"; fi
+}
+wl_pings() {
+    wl_ping gA $WL_HOST host; wl_ping gB $WL_HOST host
+    wl_ping gA $WL_B_IP gB;   wl_ping gB $WL_A_IP gA
+}
+
+# TCP: one transfer at a time, so each figure has the datapath to itself.
+wl_payloads() {
+    local g
+    for g in $WL_UP; do
+        gexec $g 120 "xbr-payload $PAYLOAD_MIB"
+        eval "WL_MD5_$g=\$(field md5 \"\$GOUT\") WL_BYTES_$g=\$(field bytes \"\$GOUT\")"
+        say "$g: $GOUT"
+    done
+}
+_md5_of() { eval "echo \${WL_MD5_$1:-}"; }
+_bytes_of() { eval "echo \${WL_BYTES_$1:-0}"; }
+
+# wl_tcp_host NAME — guest → host sink; the sink measures bytes/md5/time on the host side.
+wl_tcp_host() {
+    local g=$1 test=tcp-$1-host i=0 sink bytes md5 bps all="" bad=""
+    wl_up $g || { result $test FAIL "guest $g not up"; return; }
+    while [ $i -lt "$TCP_REPEAT" ]; do
+        i=$((i + 1))
+        gexec $g 240 "xbr-send $WL_HOST 5002 200"
+        say "$g: $(echo "$GOUT" | tr '\n' ' ')"
+        sink=$(echo "$GOUT" | grep '^SINK')
+        bytes=$(field bytes "$sink") md5=$(field md5 "$sink") bps=$(field Bps "$sink")
+        if [ "$GRC" = 0 ] && [ -n "$md5" ] && [ "$md5" = "$(_md5_of $g)" ] && [ "${bytes:-0}" = "$(_bytes_of $g)" ]; then
+            all="$all $bps"
+        else
+            bad="rc=$GRC bytes=$bytes md5=$md5 expected $(_md5_of $g)/$(_bytes_of $g): $(echo "$GOUT" | tail -2 | tr '\n' ' ')"
+            break
+        fi
+    done
+    if [ -z "$bad" ]; then
+        bps=$(echo $all | _median)
+        result $test PASS "bytes=$bytes md5 ok Bps=$bps (runs:$all)"
+        metric $DP.$test.Bps "$bps" B/s
+    else
+        result $test FAIL "$bad"
+    fi
+}
+
+# wl_tcp_guest FROM TO TO_IP — the receiver stores the stream, the sender times it (until the
+# receiver closes).
+wl_tcp_guest() {
+    local from=$1 to=$2 ip=$3 test=tcp-$1-$2 port=5003 i=0 sent rx bytes md5 bps all="" bad=""
+    wl_up $from && wl_up $to || { result $test FAIL "guests not up"; return; }
+    while [ $i -lt "$TCP_REPEAT" ]; do
+        i=$((i + 1))
+        gexec $to 30 "xbr-listen $port 240" || { bad="listen on $to: $GOUT"; break; }
+        gexec $from 240 "xbr-send $ip $port 200"; sent=$GOUT
+        say "$from: $(echo "$sent" | tr '\n' ' ')"
+        gexec $to 60 "xbr-rxstat $port 30"; rx=$GOUT
+        say "$to: $rx"
+        bytes=$(field bytes "$rx") md5=$(field md5 "$rx") bps=$(field Bps "$sent")
+        if [ -n "$md5" ] && [ "$md5" = "$(_md5_of $from)" ] && [ "${bytes:-0}" = "$(_bytes_of $from)" ]; then
+            all="$all $bps"
+        else
+            bad="received bytes=$bytes md5=$md5 expected $(_md5_of $from)/$(_bytes_of $from); sender: $(echo "$sent" | tail -2 | tr '\n' ' ')"
+            break
+        fi
+    done
+    if [ -z "$bad" ]; then
+        bps=$(echo $all | _median)
+        result $test PASS "bytes=$bytes md5 ok Bps=$bps (runs:$all)"
+        metric $DP.$test.Bps "$bps" B/s
+    else
+        result $test FAIL "$bad"
+    fi
+}
+wl_tcp() {
+    wl_payloads
+    wl_tcp_host gA; wl_tcp_host gB
+    wl_tcp_guest gA gB $WL_B_IP; wl_tcp_guest gB gA $WL_A_IP
+}
+
+# wl_destroy — xl destroy both; the domains, their backend dirs and vif netdevs must go.
+wl_destroy() {
+    local g d doms="" ok=1
+    for g in gA gB; do d=$(guest_domid $g) && doms="$doms $d"; done
+    for g in gA gB; do guest_domid $g >/dev/null && { guest_destroy $g || ok=0; }; done
+    _wl_gone() {
+        for d in $doms; do
+            [ -e /sys/class/net/vif$d.0 ] && return 1
+            xenstore-read /local/domain/0/backend/vif/$d >/dev/null 2>&1 && return 1
+            xenstore-read /local/domain/$d >/dev/null 2>&1 && return 1
+        done
+        return 0
+    }
+    if [ $ok = 1 ] && wait_for 30 _wl_gone && [ "$(xl list | wc -l)" -eq 2 ]; then
+        result guest-destroy PASS "domains$doms destroyed, vifs and backend dirs gone"
+    else
+        result guest-destroy FAIL "xl destroy ok=$ok, left: $(xl list | tail -n +3 | tr '\n' ' ') $(ls /sys/class/net | tr '\n' ' ')"
+    fi
+}
+
+wl_run() {
+    local t0; t0=$(cut -d' ' -f1 /proc/uptime)
+    wl_guests
+    wl_pings
+    wl_tcp
+    [ $XBRVM_FAILS -gt 0 ] && dump_diag
+    wl_destroy
+    metric $DP.workload.secs "$(_secs_since $t0)" s
+}
