@@ -53,7 +53,7 @@ done
 [ -f "$SCENARIO" ] || die "no scenario file $SCENARIO"
 case $TIMEOUT in ''|*[!0-9]*) die "--timeout wants seconds" ;; esac
 [ "$TIMEOUT" -ge 120 ] || die "--timeout below 120 s cannot boot Xen under emulation"
-if [ "$(id -u)" -ne 0 ]; then echo "xen-vm: SKIP: needs root (network namespace, tap)" >&2; exit 77; fi
+if [ "$(id -u)" -ne 0 ]; then echo "xen-vm: FAIL: needs root (network namespace, tap)" >&2; exit 1; fi
 need_cmds qemu-system-x86_64:qemu-system-x86 python3:python3-minimal ip:iproute2 cpio:cpio \
           timeout:coreutils tar:tar
 
