@@ -1,0 +1,669 @@
+/* The netback port class: a connected vif's rings as a bridge port.
+ *
+ * rx_burst (worker g, guest queue g): the guest's TX ring. Requests are
+ *   parsed (nb-tx.c) into a burst, all their data is grant-copied into the
+ *   worker's packet buffers with one xengnttab_grant_copy call, and every
+ *   slot is answered in ring order.
+ * tx_burst (any worker w, guest queue w % nq): the guest's RX ring. Frames
+ *   are grant-copied into the buffers the guest posted, a page per slot
+ *   (several when it has feature-sg), with a GSO extra slot when it has the
+ *   matching feature-gso-*. Nothing is queued: when the guest has not
+ *   posted enough buffers the frame is dropped and counted at once, so a
+ *   guest that stops posting (XSA-392) costs the bridge nothing. A GSO
+ *   super-frame for a guest without SG/GSO is dropped and counted too (no
+ *   software segmentation).
+ * Protocol violations set dp->fatal; from then on no op touches the rings
+ * and the control thread disconnects the vif within NB_TICK_MS.
+ */
+#include "netback/nb-private.h"
+#include "ctl/ctl.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <linux/virtio_net.h>
+#include <netinet/in.h>
+
+void nb_dp_fatal(struct nb_dp *dp, const char *fmt, ...)
+{
+    int zero = 0;
+    /* Claim first, then write the reason; the control thread reads why only
+     * after seeing fatal == 2 (reason complete). */
+    if (!atomic_compare_exchange_strong(&dp->fatal, &zero, 1))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(dp->why, sizeof(dp->why), fmt, ap);
+    va_end(ap);
+    atomic_store_explicit(&dp->fatal, 2, memory_order_release);
+}
+
+static inline bool dp_dead(const struct nb_dp *dp)
+{
+    return atomic_load_explicit(&dp->fatal, memory_order_relaxed) != 0;
+}
+
+struct nb_dp *nb_dp_alloc(unsigned nq, unsigned n_workers)
+{
+    struct nb_dp *dp;
+    if (posix_memalign((void **)&dp, 64, sizeof(*dp) + nq * sizeof(struct nb_queue)))
+        abort();
+    memset(dp, 0, sizeof(*dp) + nq * sizeof(struct nb_queue));
+    dp->nq = nq;
+    dp->n_workers = n_workers;
+    dp->rx_shared = nq < n_workers;
+    for (unsigned i = 0; i < nq; i++) {
+        struct nb_queue *q = &dp->q[i];
+        q->dp = dp;
+        q->idx = i;
+        q->ev_fd = -1;
+        (void)pthread_spin_init(&q->rx_lock, PTHREAD_PROCESS_PRIVATE);
+    }
+    return dp;
+}
+
+static void *map_ring(struct nb_dp *dp, uint32_t ref)
+{
+    uint32_t domid = dp->domid;
+    return xengnttab_map_grant_refs(dp->map_gt, 1, &domid, &ref, PROT_READ | PROT_WRITE);
+}
+
+int nb_dp_map(struct nb_dp *dp, char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < dp->nq; i++) {
+        struct nb_queue *q = &dp->q[i];
+        q->tx_page = map_ring(dp, q->tx_ref);
+        if (!q->tx_page) {
+            int e = errno ? errno : EIO;
+            snprintf(err, errlen, "queue %u: cannot map tx-ring-ref %u: %s", i, q->tx_ref,
+                     strerror(e));
+            return -e;
+        }
+        q->rx_page = map_ring(dp, q->rx_ref);
+        if (!q->rx_page) {
+            int e = errno ? errno : EIO;
+            snprintf(err, errlen, "queue %u: cannot map rx-ring-ref %u: %s", i, q->rx_ref,
+                     strerror(e));
+            return -e;
+        }
+        /* Resume where the responses stopped: 0 for a fresh ring, and after
+         * a restart of xbrd the point up to which the guest got answers.
+         * Requests between there and req_prod are (re)processed. */
+        netif_tx_sring_t *ts = q->tx_page;
+        netif_rx_sring_t *rs = q->rx_page;
+        RING_IDX t0 = __atomic_load_n(&ts->rsp_prod, __ATOMIC_ACQUIRE);
+        RING_IDX r0 = __atomic_load_n(&rs->rsp_prod, __ATOMIC_ACQUIRE);
+        BACK_RING_ATTACH(&q->tx, ts, t0, NB_PAGE);
+        BACK_RING_ATTACH(&q->rx, rs, r0, NB_PAGE);
+
+        q->ev = xenevtchn_open(NULL, 0);
+        if (!q->ev) {
+            int e = errno ? errno : EIO;
+            snprintf(err, errlen, "xenevtchn_open: %s", strerror(e));
+            return -e;
+        }
+        q->ev_fd = xenevtchn_fd(q->ev);
+        /* Never block in xenevtchn_pending(): arm() drains what is there. */
+        int fl = fcntl(q->ev_fd, F_GETFL);
+        if (fl >= 0)
+            (void)fcntl(q->ev_fd, F_SETFL, fl | O_NONBLOCK);
+        xenevtchn_port_or_error_t lp = xenevtchn_bind_interdomain(q->ev, dp->domid, q->rport_tx);
+        if (lp < 0) {
+            int e = errno ? errno : EIO;
+            snprintf(err, errlen, "queue %u: cannot bind event channel %u: %s", i, q->rport_tx,
+                     strerror(e));
+            return -e;
+        }
+        q->lport_tx = q->lport_rx = (evtchn_port_t)lp;
+        if (q->rport_rx != q->rport_tx) {
+            lp = xenevtchn_bind_interdomain(q->ev, dp->domid, q->rport_rx);
+            if (lp < 0) {
+                int e = errno ? errno : EIO;
+                snprintf(err, errlen, "queue %u: cannot bind event channel %u: %s", i,
+                         q->rport_rx, strerror(e));
+                return -e;
+            }
+            q->lport_rx = (evtchn_port_t)lp;
+        }
+        if (dp->rx_shared || !dp->csum || !dp->ipv6_csum)
+            q->bounce = xbr_xzalloc(XBR_PKT_BUF_SIZE);
+        /* Kick both directions: after a restart the guest may be waiting
+         * for responses or for us to look at its ring. */
+        (void)xenevtchn_notify(q->ev, q->lport_tx);
+        if (q->lport_rx != q->lport_tx)
+            (void)xenevtchn_notify(q->ev, q->lport_rx);
+    }
+    return 0;
+}
+
+void nb_dp_free(struct nb_dp *dp)
+{
+    if (!dp)
+        return;
+    for (unsigned i = 0; i < dp->nq; i++) {
+        struct nb_queue *q = &dp->q[i];
+        if (q->ev) {
+            /* Closing the handle unbinds its ports; unbind explicitly so the
+             * order is ours and errors are visible under strace. */
+            if (q->lport_rx && q->lport_rx != q->lport_tx)
+                (void)xenevtchn_unbind(q->ev, q->lport_rx);
+            if (q->lport_tx)
+                (void)xenevtchn_unbind(q->ev, q->lport_tx);
+            (void)xenevtchn_close(q->ev);
+        }
+        if (q->tx_page)
+            (void)xengnttab_unmap(dp->map_gt, q->tx_page, 1);
+        if (q->rx_page)
+            (void)xengnttab_unmap(dp->map_gt, q->rx_page, 1);
+        (void)pthread_spin_destroy(&q->rx_lock);
+        free(q->bounce);
+    }
+    free(dp);
+}
+
+void nb_dp_stats(const struct nb_dp *dp, struct nb_qstats *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    for (unsigned i = 0; i < dp->nq; i++) {
+        const struct nb_qstats *s = &dp->q[i].st;
+        sum->tx_frames += s->tx_frames;
+        sum->tx_drop_bad += s->tx_drop_bad;
+        sum->tx_drop_spoof += s->tx_drop_spoof;
+        sum->tx_drop_csum += s->tx_drop_csum;
+        sum->rx_frames += s->rx_frames;
+        sum->rx_drop_nobuf += s->rx_drop_nobuf;
+        sum->rx_drop_gso += s->rx_drop_gso;
+        sum->rx_drop_big += s->rx_drop_big;
+        sum->notify_tx += s->notify_tx;
+        sum->notify_rx += s->notify_rx;
+    }
+}
+
+/* ---- guest TX ring -> bridge (port rx_burst) ---- */
+
+/* Turns the guest's offload flags into virtio-net metadata. Returns false
+ * when the frame claims an offload its headers do not support. */
+static bool tx_offloads(const struct nb_tx_frame *f, struct pkt *pkt)
+{
+    pkt->vnet = (struct virtio_net_hdr){.gso_type = VIRTIO_NET_HDR_GSO_NONE};
+    if (!(f->flags & NETTXF_csum_blank) && !f->gso_type) {
+        if (f->flags & NETTXF_data_validated)
+            pkt->vnet.flags = VIRTIO_NET_HDR_F_DATA_VALID;
+        return true;
+    }
+    uint16_t l4;
+    uint8_t proto;
+    if (nb_l4_offset(pkt->data, pkt->len, &l4, &proto) < 0)
+        return false;
+    pkt->vnet.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    pkt->vnet.csum_start = l4;
+    pkt->vnet.csum_offset = proto == IPPROTO_TCP ? 16 : 6;
+    if (f->gso_type) {
+        if (proto != IPPROTO_TCP)
+            return false;
+        uint32_t hl = l4 + (uint32_t)(pkt->data[l4 + 12] >> 4) * 4;
+        if (hl < l4 + 20u || hl > pkt->len)
+            return false;
+        pkt->vnet.gso_type = f->gso_type == XEN_NETIF_GSO_TYPE_TCPV4 ? VIRTIO_NET_HDR_GSO_TCPV4
+                                                                     : VIRTIO_NET_HDR_GSO_TCPV6;
+        pkt->vnet.gso_size = f->gso_size;
+        pkt->vnet.hdr_len = (uint16_t)hl;
+    }
+    return true;
+}
+
+static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsigned n)
+{
+    struct nb_dp *dp = p->priv;
+    if (w >= dp->nq || dp_dead(dp))
+        return 0;
+    struct nb_queue *q = &dp->q[w];
+    netif_tx_back_ring_t *r = &q->tx;
+    RING_IDX prod = __atomic_load_n(&r->sring->req_prod, __ATOMIC_ACQUIRE);
+    RING_IDX cons = r->req_cons;
+
+    if (prod == cons)
+        return 0;
+    if (prod - cons > RING_SIZE(r)) {
+        nb_dp_fatal(dp, "queue %u: TX req_prod %u is more than a ring ahead of %u", w, prod, cons);
+        return 0;
+    }
+
+    unsigned n_frames = 0, n_parsed = 0, n_seg = 0, n_rsp = 0;
+    const char *fatal_why = NULL;
+    while (n_parsed < n && cons != prod) {
+        struct nb_tx_frame *f = &q->txf[n_parsed];
+        enum nb_tx_verdict v = nb_tx_parse(r->sring->ring, RING_SIZE(r), cons, prod, f);
+        if (v == NB_TX_FATAL) {
+            fatal_why = f->why;
+            break;
+        }
+        cons += f->n_slots;
+        n_parsed++;
+        if (v == NB_TX_DROP) {
+            q->st.tx_drop_bad++;
+            for (unsigned s = 0; s < f->n_slots; s++)
+                q->tx_rsp[n_rsp + s] = (typeof(q->tx_rsp[0])){
+                    f->ids[s], f->is_extra[s] ? NETIF_RSP_NULL : NETIF_RSP_ERROR};
+            n_rsp += f->n_slots;
+            f->n_data = 0; /* marks "no frame" for the pass below */
+            continue;
+        }
+        struct pkt *pkt = &pkts[n_frames++];
+        uint32_t off = 0;
+        for (unsigned d = 0; d < f->n_data; d++) {
+            const netif_tx_request_t *t = &f->data[d];
+            if (t->size == 0)
+                continue; /* a first slot whose data all sits in the followers */
+            xengnttab_grant_copy_segment_t *sg = &q->tx_seg[n_seg++];
+            sg->source.foreign.ref = t->gref;
+            sg->source.foreign.offset = t->offset;
+            sg->source.foreign.domid = dp->domid;
+            sg->dest.virt = pkt->buf + off;
+            sg->len = t->size;
+            sg->flags = GNTCOPY_source_gref;
+            sg->status = GNTST_okay;
+            off += t->size;
+        }
+        pkt->data = pkt->buf;
+        pkt->len = off; /* == f->len: the parser checked the sizes add up */
+        for (unsigned s = 0; s < f->n_slots; s++)
+            q->tx_rsp[n_rsp + s] = (typeof(q->tx_rsp[0])){
+                f->ids[s], f->is_extra[s] ? NETIF_RSP_NULL : NETIF_RSP_OKAY};
+        n_rsp += f->n_slots;
+    }
+    r->req_cons = cons;
+
+    bool copy_failed = false;
+    if (n_seg && xengnttab_grant_copy(dp->copy_gt[w], n_seg, q->tx_seg) < 0) {
+        copy_failed = true;
+        nb_dp_fatal(dp, "queue %u: TX grant copy failed: %s", w, strerror(errno));
+    }
+
+    /* Second pass: per-segment status, offloads, compaction. */
+    unsigned seg = 0, rsp = 0, out = 0, fr = 0;
+    for (unsigned i = 0; i < n_parsed; i++) {
+        struct nb_tx_frame *f = &q->txf[i];
+        unsigned first_rsp = rsp;
+        rsp += f->n_slots;
+        if (f->n_data == 0)
+            continue; /* dropped by the parser; already answered with errors */
+        struct pkt *pkt = &pkts[fr++];
+        bool bad = copy_failed;
+        for (unsigned d = 0; d < f->n_data; d++) {
+            if (f->data[d].size == 0)
+                continue;
+            if (q->tx_seg[seg].status != GNTST_okay && !bad) {
+                bad = true;
+                nb_dp_fatal(dp, "queue %u: grant copy from ref %u failed (status %d)", w,
+                            f->data[d].gref, q->tx_seg[seg].status);
+            }
+            seg++;
+        }
+        if (bad) {
+            for (unsigned s = first_rsp; s < rsp; s++)
+                if (q->tx_rsp[s].status == NETIF_RSP_OKAY)
+                    q->tx_rsp[s].status = NETIF_RSP_ERROR;
+            continue;
+        }
+        if (dp->antispoof && memcmp(pkt->data + 6, dp->mac, 6) != 0) {
+            q->st.tx_drop_spoof++;
+            continue;
+        }
+        if (!tx_offloads(f, pkt)) {
+            q->st.tx_drop_csum++;
+            continue;
+        }
+        if (out != fr - 1)
+            pkts[out] = *pkt;
+        out++;
+    }
+    q->st.tx_frames += out;
+
+    for (unsigned i = 0; i < n_rsp; i++) {
+        netif_tx_response_t *t = RING_GET_RESPONSE(r, r->rsp_prod_pvt);
+        t->id = q->tx_rsp[i].id;
+        t->status = q->tx_rsp[i].status;
+        r->rsp_prod_pvt++;
+    }
+    int notify = 0;
+    RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(r, notify);
+    if (notify) {
+        q->st.notify_tx++;
+        (void)xenevtchn_notify(q->ev, q->lport_tx);
+    }
+    if (fatal_why)
+        nb_dp_fatal(dp, "queue %u: %s", w, fatal_why);
+    return dp_dead(dp) ? 0 : out;
+}
+
+/* ---- bridge -> guest RX ring (port tx_burst) ---- */
+
+static uint16_t csum_fold_range(const uint8_t *d, uint32_t len)
+{
+    uint64_t sum = 0;
+    uint32_t i = 0;
+    for (; i + 1 < len; i += 2)
+        sum += (uint32_t)(d[i] << 8 | d[i + 1]);
+    if (i < len)
+        sum += (uint32_t)d[i] << 8;
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+static bool frame_is_ipv6(const struct pkt *pkt)
+{
+    const uint8_t *d = pkt->data;
+    if (pkt->len >= 18 && ((d[12] == 0x81 && d[13] == 0) || (d[12] == 0x88 && d[13] == 0xa8)))
+        return d[16] == 0x86 && d[17] == 0xdd;
+    return d[12] == 0x86 && d[13] == 0xdd;
+}
+
+static unsigned nb_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts, unsigned n)
+{
+    struct nb_dp *dp = p->priv;
+    if (dp_dead(dp))
+        return 0;
+    struct nb_queue *q = &dp->q[w % dp->nq];
+    if (dp->rx_shared)
+        pthread_spin_lock(&q->rx_lock);
+
+    netif_rx_back_ring_t *r = &q->rx;
+    RING_IDX prod = __atomic_load_n(&r->sring->req_prod, __ATOMIC_ACQUIRE);
+    RING_IDX cons = r->req_cons;
+    unsigned sent = 0, n_seg = 0;
+    unsigned frame_first[XBR_BURST], frame_n[XBR_BURST];
+
+    if (prod - cons > RING_SIZE(r)) {
+        nb_dp_fatal(dp, "queue %u: RX req_prod %u is more than a ring ahead of %u", q->idx,
+                    prod, cons);
+        goto out;
+    }
+
+    unsigned n_frames = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const struct pkt *pkt = pkts[i];
+        const uint8_t *src = pkt->data;
+        uint8_t gso = 0;
+        bool gso_frame = pkt->vnet.gso_type != VIRTIO_NET_HDR_GSO_NONE && pkt->vnet.gso_size;
+        uint8_t vt = pkt->vnet.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+
+        if (gso_frame) {
+            if (dp->sg && vt == VIRTIO_NET_HDR_GSO_TCPV4 && dp->gso4)
+                gso = XEN_NETIF_GSO_TYPE_TCPV4;
+            else if (dp->sg && vt == VIRTIO_NET_HDR_GSO_TCPV6 && dp->gso6)
+                gso = XEN_NETIF_GSO_TYPE_TCPV6;
+            else if (pkt->len > 1518u + 4u) {
+                q->st.rx_drop_gso++; /* no software segmentation: dropped, counted */
+                continue;
+            }
+        }
+        if (pkt->len > (dp->sg ? (NB_RX_MAX_SLOTS - 1) * NB_PAGE : NB_PAGE)) {
+            q->st.rx_drop_big++;
+            continue;
+        }
+        unsigned data_slots = (pkt->len + NB_PAGE - 1) / NB_PAGE;
+        unsigned need = data_slots + (gso ? 1 : 0);
+        if (prod - cons < need) {
+            q->st.rx_drop_nobuf++;
+            continue;
+        }
+
+        uint16_t flags = 0;
+        if (pkt->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+            bool can = dp->csum && (dp->ipv6_csum || !frame_is_ipv6(pkt));
+            uint32_t cs = pkt->vnet.csum_start, co = cs + pkt->vnet.csum_offset;
+            if (can || gso) {
+                flags = NETRXF_csum_blank | NETRXF_data_validated;
+            } else if (co + 2 <= pkt->len && cs < co && q->bounce) {
+                /* The guest cannot take a partial checksum: finish it here,
+                 * in a copy (the frame may be flooded to other ports). */
+                memcpy(q->bounce, pkt->data, pkt->len);
+                uint16_t c = csum_fold_range(q->bounce + cs, pkt->len - cs);
+                if (c == 0 && pkt->vnet.csum_offset == 6)
+                    c = 0xffff; /* UDP: 0 means "no checksum" */
+                q->bounce[co] = (uint8_t)(c >> 8);
+                q->bounce[co + 1] = (uint8_t)c;
+                src = q->bounce;
+                flags = NETRXF_data_validated;
+            } else {
+                q->st.rx_drop_big++;
+                continue;
+            }
+        } else if (pkt->vnet.flags & VIRTIO_NET_HDR_F_DATA_VALID) {
+            flags = NETRXF_data_validated;
+        }
+        /* A bounce buffer is reused by the next frame: copy now, in its
+         * own call, rather than batching this frame. */
+        bool flush_now = src != pkt->data;
+
+        frame_first[n_frames] = n_seg;
+        uint32_t off = 0;
+        for (unsigned s = 0; s < need; s++) {
+            netif_rx_request_t req;
+            req = *(const volatile netif_rx_request_t *)RING_GET_REQUEST(r, cons);
+            cons++;
+            struct nb_rx_rsp *rr = &q->rx_rsp[n_seg];
+            xengnttab_grant_copy_segment_t *sg = &q->rx_seg[n_seg];
+            n_seg++;
+            if (gso && s == 1) {
+                /* The extra info goes in the slot after the first; its
+                 * request's buffer stays unused (the frontend recycles it). */
+                rr->extra = true;
+                memset(&rr->ex, 0, sizeof(rr->ex));
+                rr->ex.type = XEN_NETIF_EXTRA_TYPE_GSO;
+                rr->ex.u.gso.type = gso;
+                rr->ex.u.gso.size = pkt->vnet.gso_size;
+                sg->len = 0; /* no copy */
+                continue;
+            }
+            uint32_t chunk = XBR_MIN(NB_PAGE, pkt->len - off);
+            rr->extra = false;
+            rr->rsp.id = req.id;
+            rr->rsp.offset = 0;
+            rr->rsp.status = (int16_t)chunk;
+            rr->rsp.flags = 0;
+            if (s == 0) {
+                rr->rsp.flags = flags;
+                if (gso)
+                    rr->rsp.flags |= NETRXF_extra_info;
+            }
+            if (off + chunk < pkt->len)
+                rr->rsp.flags |= NETRXF_more_data;
+            sg->source.virt = (void *)(uintptr_t)(src + off);
+            sg->dest.foreign.ref = req.gref;
+            sg->dest.foreign.offset = 0;
+            sg->dest.foreign.domid = dp->domid;
+            sg->len = (uint16_t)chunk;
+            sg->flags = GNTCOPY_dest_gref;
+            sg->status = GNTST_okay;
+            off += chunk;
+        }
+        frame_n[n_frames++] = need;
+        if (flush_now || n_frames == XBR_BURST)
+            break; /* the rest of the burst is counted as not sent */
+    }
+
+    /* One copy for the burst; segments of len 0 (extra slots) are skipped
+     * by compacting them out into a second array would cost more than
+     * copying nothing, so they are simply not passed: build the list. */
+    if (n_seg) {
+        xengnttab_grant_copy_segment_t segs[NB_RX_MAX_SEGS];
+        unsigned idx[NB_RX_MAX_SEGS], m = 0;
+        for (unsigned s = 0; s < n_seg; s++)
+            if (q->rx_seg[s].len) {
+                segs[m] = q->rx_seg[s];
+                idx[m++] = s;
+            }
+        if (xengnttab_grant_copy(dp->copy_gt[w], m, segs) < 0) {
+            nb_dp_fatal(dp, "queue %u: RX grant copy failed: %s", q->idx, strerror(errno));
+            for (unsigned k = 0; k < m; k++)
+                q->rx_seg[idx[k]].status = GNTST_general_error;
+        } else {
+            for (unsigned k = 0; k < m; k++)
+                q->rx_seg[idx[k]].status = segs[k].status;
+        }
+    }
+
+    for (unsigned f = 0; f < n_frames; f++) {
+        bool bad = false;
+        for (unsigned s = frame_first[f]; s < frame_first[f] + frame_n[f]; s++)
+            if (q->rx_seg[s].len && q->rx_seg[s].status != GNTST_okay) {
+                if (!bad)
+                    nb_dp_fatal(dp, "queue %u: grant copy into RX buffer ref %u failed (status %d)",
+                                q->idx, q->rx_seg[s].dest.foreign.ref, q->rx_seg[s].status);
+                bad = true;
+            }
+        for (unsigned s = frame_first[f]; s < frame_first[f] + frame_n[f]; s++) {
+            struct nb_rx_rsp *rr = &q->rx_rsp[s];
+            union netif_rx_sring_entry *e =
+                (union netif_rx_sring_entry *)RING_GET_RESPONSE(r, r->rsp_prod_pvt);
+            if (rr->extra) {
+                memcpy(&e->rsp, &rr->ex, sizeof(rr->ex));
+            } else {
+                netif_rx_response_t rsp = rr->rsp;
+                if (bad) {
+                    rsp.status = NETIF_RSP_ERROR;
+                    rsp.flags &= (uint16_t)~NETRXF_extra_info;
+                }
+                e->rsp = rsp;
+            }
+            r->rsp_prod_pvt++;
+        }
+        if (!bad)
+            sent++;
+    }
+    r->req_cons = cons;
+    q->st.rx_frames += sent;
+    if (n_seg) {
+        int notify = 0;
+        RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(r, notify);
+        if (notify) {
+            q->st.notify_rx++;
+            (void)xenevtchn_notify(q->ev, q->lport_rx);
+        }
+    }
+out:
+    if (dp->rx_shared)
+        pthread_spin_unlock(&q->rx_lock);
+    return sent;
+}
+
+/* ---- the rest of the ops ---- */
+
+static int nb_wait_fd(struct port *p, unsigned w)
+{
+    struct nb_dp *dp = p->priv;
+    return w < dp->nq ? dp->q[w].ev_fd : -1;
+}
+
+static bool nb_arm(struct port *p, unsigned w)
+{
+    struct nb_dp *dp = p->priv;
+    if (w >= dp->nq)
+        return false;
+    struct nb_queue *q = &dp->q[w];
+    /* Consume what woke us (the fd is level-triggered and non-blocking);
+     * unmasking lets the next notification through. Bounded: a flooding
+     * frontend (XSA-332) costs one wake-up per unmask, not a busy loop. */
+    for (unsigned i = 0; i < 64; i++) {
+        xenevtchn_port_or_error_t port = xenevtchn_pending(q->ev);
+        if (port < 0)
+            break;
+        (void)xenevtchn_unmask(q->ev, (evtchn_port_t)port);
+    }
+    if (dp_dead(dp))
+        return false;
+    int more = 0;
+    RING_FINAL_CHECK_FOR_REQUESTS(&q->tx, more);
+    return more;
+}
+
+static int nb_open(struct port *p, const struct port_open_args *args, char *err, size_t errlen)
+{
+    struct nb_dp *dp = args->class_arg;
+    if (!dp) {
+        snprintf(err, errlen, "netback ports are created from xenstore, not by hand");
+        return -EINVAL;
+    }
+    p->priv = dp;
+    /* The port's own address (BPDU source): the guest's with the
+     * locally-administered bit, as Linux names a vif fe:ff:ff:ff:ff:ff. */
+    memcpy(p->mac, dp->mac, 6);
+    p->mac[0] = 0xfe;
+    return 0;
+}
+
+static void nb_close(struct port *p)
+{
+    struct nb_dp *dp = p->priv;
+    if (!dp)
+        return;
+    if (dp->vif)
+        nb_vif_port_closed(dp->vif);
+    nb_dp_free(dp);
+    p->priv = NULL;
+}
+
+static void nb_show(struct port *p, struct ctl_out *o)
+{
+    struct nb_dp *dp = p->priv;
+    struct nb_qstats st;
+    char mac[XBR_MAC_STRLEN];
+
+    nb_dp_stats(dp, &st);
+    ctl_out_text(o, "    ");
+    ctl_out_u64(o, "guest_domid", "guest dom%llu", dp->domid);
+    ctl_out_str(o, "guest_mac", " mac %s", xbr_mac_format(dp->mac, mac));
+    ctl_out_u64(o, "queues", " queues %llu", dp->nq);
+    ctl_out_bool(o, "sg", " sg %s", dp->sg);
+    ctl_out_bool(o, "gso_tcpv4", " gso4 %s", dp->gso4);
+    ctl_out_bool(o, "gso_tcpv6", " gso6 %s", dp->gso6);
+    ctl_out_bool(o, "csum_offload", " csum %s", dp->csum);
+    ctl_out_bool(o, "antispoof", " antispoof %s", dp->antispoof);
+    ctl_out_bool(o, "disconnecting", " disconnecting %s\n", dp_dead(dp));
+    ctl_out_open_array(o, "rings");
+    for (unsigned i = 0; i < dp->nq; i++) {
+        const struct nb_queue *q = &dp->q[i];
+        /* Racy reads for display only: the guest's indices are clamped. */
+        RING_IDX tp = __atomic_load_n(&q->tx.sring->req_prod, __ATOMIC_RELAXED);
+        RING_IDX tc = __atomic_load_n(&q->tx.req_cons, __ATOMIC_RELAXED);
+        RING_IDX rp = __atomic_load_n(&q->rx.sring->req_prod, __ATOMIC_RELAXED);
+        RING_IDX rc = __atomic_load_n(&q->rx.req_cons, __ATOMIC_RELAXED);
+        ctl_out_open_object(o, NULL);
+        ctl_out_u64(o, "queue", "    q%llu", i);
+        ctl_out_u64(o, "tx_pending", " tx-pending %llu", XBR_MIN(tp - tc, RING_SIZE(&q->tx)));
+        ctl_out_u64(o, "rx_posted", " rx-posted %llu\n", XBR_MIN(rp - rc, RING_SIZE(&q->rx)));
+        ctl_out_close_object(o);
+    }
+    ctl_out_close_array(o);
+    ctl_out_open_object(o, "netback_stats");
+    ctl_out_u64(o, "from_guest", "    from-guest %llu", st.tx_frames);
+    ctl_out_u64(o, "from_guest_bad", " bad %llu", st.tx_drop_bad);
+    ctl_out_u64(o, "from_guest_spoofed", " spoofed %llu", st.tx_drop_spoof);
+    ctl_out_u64(o, "from_guest_bad_offload", " bad-offload %llu\n", st.tx_drop_csum);
+    ctl_out_u64(o, "to_guest", "    to-guest %llu", st.rx_frames);
+    ctl_out_u64(o, "to_guest_no_buffers", " no-buffers %llu", st.rx_drop_nobuf);
+    ctl_out_u64(o, "to_guest_gso_unsupported", " gso-unsupported %llu", st.rx_drop_gso);
+    ctl_out_u64(o, "to_guest_too_big", " too-big %llu\n", st.rx_drop_big);
+    ctl_out_close_object(o);
+}
+
+const struct port_class nb_port_class = {
+    .type = "netback",
+    .end_station = true,
+    .open = nb_open,
+    .close = nb_close,
+    .rx_burst = nb_rx_burst,
+    .tx_burst = nb_tx_burst,
+    .wait_fd = nb_wait_fd,
+    .arm = nb_arm,
+    .show = nb_show,
+};

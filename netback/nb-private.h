@@ -1,0 +1,189 @@
+/* netback internals shared by nb-xs.c (xenstore, control thread), nb-port.c
+ * (the port class: ring processing on the workers) and nb-tx.c (the TX
+ * request parser, also driven by the fuzzer). Not a public header.
+ *
+ * Ring ownership (netif TX and RX rings, one page each, per guest queue)
+ * ----------------------------------------------------------------------
+ * The shared page holds four indices and the request/response slots:
+ *   req_prod   written by the frontend. We read it once per burst (acquire),
+ *              and trust nothing about it: "req_prod - req_cons" must be at
+ *              most RING_SIZE, otherwise the frontend is lying and the vif is
+ *              disconnected (XSA-39 / req-prod-jump).
+ *   req_event  written by us only (RING_FINAL_CHECK_FOR_REQUESTS in arm():
+ *              "notify me when req_prod passes this").
+ *   rsp_prod   written by us only (from our private rsp_prod_pvt).
+ *   rsp_event  written by the frontend, read by us only inside
+ *              RING_PUSH_RESPONSES_AND_CHECK_NOTIFY: a wrong value can at
+ *              worst cost the frontend a notification it wanted.
+ *   slots      a request slot in [req_cons, req_prod) may be rewritten by
+ *              the frontend at any time (XSA-155): every request is copied
+ *              out with one volatile read (nb_copy_*req) and only the copy
+ *              is looked at, validated and used. Response slots are ours
+ *              between the request being consumed and rsp_prod moving past.
+ * Our private state (req_cons, rsp_prod_pvt) lives in the back ring struct,
+ * never in shared memory. Each response goes into the slot of its request
+ * (responses are produced 1:1 and in order with consumed requests), so
+ * rsp_prod_pvt == req_cons after every burst.
+ *
+ * Queues: guest queue g is served by worker g (rx_burst: guest TX ring).
+ * Frames towards the guest (tx_burst: guest RX ring) come from any worker
+ * w and go to guest queue w % nq; when the guest has fewer queues than there
+ * are workers (dp->rx_shared) the RX side of a queue is taken under that
+ * queue's spinlock, held only for one burst. With as many guest queues as
+ * workers no lock is ever taken.
+ */
+#ifndef XBR_NB_PRIVATE_H
+#define XBR_NB_PRIVATE_H
+
+#include <net/if.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ring.h wants the includer's barriers (the kernel's names with the
+ * default interface version, xen_* with newer ones). */
+#ifndef mb
+#define mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#define wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
+#endif
+#include <xenevtchn.h>
+#include <xengnttab.h>
+#include <xen/grant_table.h>
+#include <xen/io/netif.h>
+
+#include "bridge/bridge.h"
+
+#define NB_PAGE 4096u
+/* Linux netback's limits (drivers/net/xen-netback): a packet may follow its
+ * first slot with at most XEN_NETBK_LEGACY_SLOTS_MAX - 1 more before it is
+ * dropped (a frame of 20..21 slots is answered with errors), and a frontend
+ * that chains NB_FATAL_SLOTS more is malicious (XSA-39). */
+#define NB_LEGACY_SLOTS_MAX 18u
+#define NB_FATAL_SLOTS 20u
+/* Extra-info slots after one first request: one per type at most. */
+#define NB_MAX_EXTRAS (XEN_NETIF_EXTRA_TYPE_MAX - 1)
+/* Data slots a frame may have at most (first + NB_FATAL_SLOTS followers). */
+#define NB_TX_MAX_DATA (NB_FATAL_SLOTS + 1u)
+#define NB_TX_MAX_SLOTS (NB_TX_MAX_DATA + NB_MAX_EXTRAS)
+/* A 64 KiB frame in page-sized RX buffers, plus a GSO extra slot. */
+#define NB_RX_MAX_SLOTS 18u
+
+/* ---- TX request parsing (nb-tx.c) ---- */
+
+enum nb_tx_verdict {
+    NB_TX_OK = 0,   /* a well-formed frame: copy it */
+    NB_TX_DROP,     /* answer its slots with NETIF_RSP_ERROR, keep going */
+    NB_TX_FATAL,    /* protocol violation: disconnect the vif */
+};
+
+/* One frame's requests, copied out of the ring. */
+struct nb_tx_frame {
+    unsigned n_slots;                  /* ring slots it took (data + extra) */
+    unsigned n_data;                   /* data slots, in data[] */
+    netif_tx_request_t data[NB_TX_MAX_DATA]; /* data[0].size = own length */
+    uint16_t ids[NB_TX_MAX_SLOTS];     /* response id per ring slot */
+    uint8_t is_extra[NB_TX_MAX_SLOTS]; /* that slot is extra info (RSP_NULL) */
+    uint32_t len;                      /* whole frame */
+    uint16_t flags;                    /* NETTXF_* of the first request */
+    uint8_t gso_type;                  /* XEN_NETIF_GSO_TYPE_*, 0 = none */
+    uint16_t gso_size;
+    const char *why;                   /* reason, for DROP and FATAL */
+};
+
+/* Parses the frame starting at ring index cons, with requests up to (not
+ * including) prod visible. ring is the shared array of ring_size slots
+ * (a power of two); each slot is read exactly once. The caller guarantees
+ * prod - cons <= ring_size. Pure: no I/O, no global state (fuzzable). */
+enum nb_tx_verdict nb_tx_parse(const union netif_tx_sring_entry *ring, unsigned ring_size,
+                               RING_IDX cons, RING_IDX prod, struct nb_tx_frame *f);
+
+/* Finds the transport header of an Ethernet frame (optionally one VLAN tag,
+ * IPv4, or IPv6 without extension headers). Returns 0 with *l4 (offset)
+ * and *proto (IPPROTO_TCP / UDP), or -1. */
+int nb_l4_offset(const uint8_t *d, uint32_t len, uint16_t *l4, uint8_t *proto);
+
+/* ---- datapath state of one connected vif (nb-port.c) ---- */
+
+struct nb_vif;
+
+struct nb_qstats {
+    uint64_t tx_frames, tx_drop_bad, tx_drop_spoof, tx_drop_csum;
+    uint64_t rx_frames, rx_drop_nobuf, rx_drop_gso, rx_drop_big;
+    uint64_t notify_tx, notify_rx;
+};
+
+#define NB_TX_MAX_RSP (XBR_BURST * NB_TX_MAX_SLOTS)
+#define NB_TX_MAX_SEGS (XBR_BURST * NB_TX_MAX_DATA)
+#define NB_RX_MAX_SEGS (XBR_BURST * NB_RX_MAX_SLOTS)
+
+struct nb_rx_rsp {
+    netif_rx_response_t rsp;
+    bool extra;                 /* slot carries gso extra info instead */
+    struct netif_extra_info ex;
+};
+
+struct nb_queue {
+    struct nb_dp *dp;
+    unsigned idx;
+    uint32_t tx_ref, rx_ref;        /* grant refs of the shared rings */
+    uint32_t rport_tx, rport_rx;    /* frontend's event channels */
+    evtchn_port_t lport_tx, lport_rx;
+    xenevtchn_handle *ev;       /* this queue's own handle: wait_fd */
+    int ev_fd;
+    void *tx_page, *rx_page;        /* mapped rings (NULL if not mapped) */
+    netif_tx_back_ring_t tx;
+    netif_rx_back_ring_t rx;
+
+    /* TX (guest -> bridge): used by worker idx only. */
+    struct nb_tx_frame txf[XBR_BURST];
+    struct { uint16_t id; int16_t status; } tx_rsp[NB_TX_MAX_RSP];
+    xengnttab_grant_copy_segment_t tx_seg[NB_TX_MAX_SEGS];
+
+    /* RX (bridge -> guest): under rx_lock when dp->rx_shared. */
+    pthread_spinlock_t rx_lock;
+    struct nb_rx_rsp rx_rsp[NB_RX_MAX_SEGS];
+    xengnttab_grant_copy_segment_t rx_seg[NB_RX_MAX_SEGS];
+    uint8_t *bounce;                /* for software checksums (no-csum guests) */
+
+    struct nb_qstats st;            /* TX fields: worker idx; RX: under lock */
+} __attribute__((aligned(64)));
+
+struct nb_dp {
+    struct nb_vif *vif;             /* back pointer for close(); control thread */
+    uint16_t domid;
+    unsigned nq, n_workers;
+    bool rx_shared;
+    bool sg, gso4, gso6, csum, ipv6_csum, rx_notify;
+    bool antispoof;
+    uint8_t mac[6];
+    xengnttab_handle *map_gt; /* the control thread's (mapped the rings) */
+    xengnttab_handle **copy_gt; /* per worker */
+    atomic_int fatal;               /* 0, or 1 once: reason in why */
+    char why[160];
+    struct nb_queue q[];
+};
+
+extern const struct port_class nb_port_class;
+
+/* Sets dp->fatal with a reason (first caller wins) and wakes nobody: the
+ * control thread polls the flag every NB_TICK_MS. Any thread. */
+void nb_dp_fatal(struct nb_dp *dp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Unmaps, unbinds and frees (control thread; no worker may be inside). */
+void nb_dp_free(struct nb_dp *dp);
+/* Queue q's summed stats. */
+void nb_dp_stats(const struct nb_dp *dp, struct nb_qstats *sum);
+
+struct nb_dp *nb_dp_alloc(unsigned nq, unsigned n_workers);
+/* Maps every queue's rings and binds its event channels (control thread).
+ * On failure returns -errno with err filled; nb_dp_free() undoes the part
+ * that was done. restart: the rings may be in use (xbrd restarted), resume
+ * from their shared rsp_prod. */
+int nb_dp_map(struct nb_dp *dp, char *err, size_t errlen);
+
+/* Called by the port class's close() (control thread): the port is gone. */
+void nb_vif_port_closed(struct nb_vif *vif);
+
+#endif

@@ -1,0 +1,701 @@
+/* netback's control side: xenstore discovery and the vif handshake, all on
+ * the daemon's control thread.
+ *
+ * One watch on /local/domain/<self>/backend/vif finds vifs (toolstack
+ * writes) and sees toolstack requests (online=0, state 5); one watch per
+ * vif on its frontend directory follows the guest; @releaseDomain catches
+ * dying domains. Every event ends in vif_evaluate(), which reads the whole
+ * state again and acts; it is idempotent, so our own writes echoing back
+ * as watch events are harmless. A 100 ms timer (NB_TICK_MS) picks up
+ * datapath verdicts (a hostile frontend: dp->fatal) and retries vifs whose
+ * bridge does not exist yet.
+ *
+ * Backend states we write: InitWait (2) with our features; Connected (4)
+ * once the rings are mapped and the port is on its bridge; Closing (5)
+ * when we disconnect a misbehaving guest or the frontend closes; Closed (6)
+ * when the frontend is closed/gone or the toolstack set online=0.
+ *
+ * Restart: a vif found with backend and frontend both Connected is mapped
+ * again from the refs in xenstore and resumed from the rings' shared
+ * rsp_prod, without writing anything the guest watches. For the same reason
+ * a clean stop (SIGTERM) leaves xenstore as it is: it unmaps and unbinds,
+ * and the next xbrd picks the guests up exactly as after SIGKILL.
+ */
+#include "netback/netback.h"
+#include "netback/nb-private.h"
+#include "ctl/ctl.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <xen/io/xenbus.h>
+#include <xenstore.h>
+
+#define NB_TICK_MS 100u
+#define NB_RETRY_MS 1000u
+#define NB_PATH 160
+
+struct nb_vif {
+    struct nb_vif *next;
+    unsigned domid, devid;
+    char name[IF_NAMESIZE];
+    char be[NB_PATH], fe[NB_PATH];
+    char bridge[IF_NAMESIZE];
+    uint8_t mac[6];
+    uint32_t mtu;
+    bool fe_watched;
+    struct nb_dp *dp;          /* non-NULL while the port exists */
+    bool tearing_down;
+    bool port_lost;            /* someone removed our port (del-port, del-br) */
+    bool waiting_bridge;       /* logged once per wait */
+    uint64_t retry_at;
+    uint64_t connects, violations;
+    char last_error[160];
+};
+
+static struct {
+    bool started;
+    struct xs_handle *xs;
+    unsigned self;
+    char root[64];
+    xengnttab_handle *map_gt;
+    xengnttab_handle *copy_gt[XBR_MAX_WORKERS];
+    unsigned n_workers;
+    int tfd;
+    struct nb_vif *vifs;
+    uint64_t violations, connects;
+    bool antispoof;
+} nb = {.tfd = -1};
+
+/* ---- xenstore helpers ---- */
+
+static char *xs_get(const char *dir, const char *key)
+{
+    char path[NB_PATH + 64];
+    unsigned len;
+    snprintf(path, sizeof(path), "%s/%s", dir, key);
+    return xs_read(nb.xs, XBT_NULL, path, &len);
+}
+
+static bool xs_get_uint(const char *dir, const char *key, uint64_t max, uint64_t *out)
+{
+    char *v = xs_get(dir, key);
+    bool ok = v && xbr_parse_uint(v, 0, max, out) == 0;
+    free(v);
+    return ok;
+}
+
+static uint64_t xs_get_uint_def(const char *dir, const char *key, uint64_t max, uint64_t def)
+{
+    uint64_t v;
+    return xs_get_uint(dir, key, max, &v) ? v : def;
+}
+
+static void xs_put(const char *dir, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void xs_put(const char *dir, const char *key, const char *fmt, ...)
+{
+    char path[NB_PATH + 64], val[64];
+    va_list ap;
+    snprintf(path, sizeof(path), "%s/%s", dir, key);
+    va_start(ap, fmt);
+    int n = vsnprintf(val, sizeof(val), fmt, ap);
+    va_end(ap);
+    if (!xs_write(nb.xs, XBT_NULL, path, val, (unsigned)n))
+        xbr_debug("netback: cannot write %s: %s", path, strerror(errno));
+}
+
+static int be_state(const struct nb_vif *v)
+{
+    return (int)xs_get_uint_def(v->be, "state", 6, 0);
+}
+
+static void set_be_state(struct nb_vif *v, int state)
+{
+    if (be_state(v) != state) {
+        xbr_debug("netback: %s backend state -> %d", v->name, state);
+        xs_put(v->be, "state", "%d", state);
+    }
+}
+
+/* ---- vifs ---- */
+
+static struct nb_vif *vif_find(unsigned domid, unsigned devid)
+{
+    for (struct nb_vif *v = nb.vifs; v; v = v->next)
+        if (v->domid == domid && v->devid == devid)
+            return v;
+    return NULL;
+}
+
+void nb_vif_port_closed(struct nb_vif *vif)
+{
+    vif->dp = NULL;
+    if (!vif->tearing_down)
+        vif->port_lost = true; /* not ours: del-port or del-br */
+}
+
+/* Takes the port off its bridge (which unmaps and unbinds through close())
+ * and leaves xenstore alone. */
+static void vif_teardown(struct nb_vif *v)
+{
+    if (!v->dp)
+        return;
+    struct port *p = xbr_port_find_any(v->name);
+    char err[256];
+    v->tearing_down = true;
+    if (p && p->priv == v->dp && xbr_port_del(p->bridge, v->name, err, sizeof(err)) == 0) {
+        /* close() ran: v->dp is NULL now */
+    } else {
+        nb_dp_free(v->dp);
+        v->dp = NULL;
+    }
+    v->tearing_down = false;
+    xbr_info("netback: %s disconnected", v->name);
+}
+
+static void vif_free(struct nb_vif *v)
+{
+    vif_teardown(v);
+    if (v->fe_watched)
+        (void)xs_unwatch(nb.xs, v->fe, "nb-fe");
+    for (struct nb_vif **pp = &nb.vifs; *pp; pp = &(*pp)->next)
+        if (*pp == v) {
+            *pp = v->next;
+            break;
+        }
+    xbr_info("netback: %s removed", v->name);
+    free(v);
+}
+
+static struct nb_vif *vif_create(unsigned domid, unsigned devid)
+{
+    char be[NB_PATH];
+    snprintf(be, sizeof(be), "%s/%u/%u", nb.root, domid, devid);
+    char *fe = xs_get(be, "frontend");
+    if (!fe)
+        return NULL; /* not written yet (or gone): a later event brings it */
+    if (strlen(fe) >= NB_PATH || strncmp(fe, "/local/domain/", 14) != 0) {
+        xbr_warn("netback: %s: ignoring vif with bad frontend path", be);
+        free(fe);
+        return NULL;
+    }
+    struct nb_vif *v = xbr_xzalloc(sizeof(*v));
+    v->domid = domid;
+    v->devid = devid;
+    snprintf(v->name, sizeof(v->name), "vif%u.%u", domid, devid);
+    (void)xbr_strlcpy(v->be, be, sizeof(v->be));
+    (void)xbr_strlcpy(v->fe, fe, sizeof(v->fe));
+    free(fe);
+    uint64_t fid;
+    if (xs_get_uint(be, "frontend-id", 0x7fef, &fid) && fid != domid)
+        xbr_warn("netback: %s: frontend-id %llu differs from the path's domain %u; using %u",
+                 v->name, (unsigned long long)fid, domid, domid);
+    char *s = xs_get(be, "mac");
+    if (s && xbr_mac_parse(s, v->mac) < 0)
+        xbr_warn("netback: %s: bad mac '%s'", v->name, s);
+    free(s);
+    s = xs_get(be, "bridge");
+    if (!s || !s[0] || xbr_strlcpy(v->bridge, s, sizeof(v->bridge)) < 0)
+        (void)xbr_strlcpy(v->bridge, "xenbr0", sizeof(v->bridge));
+    free(s);
+    v->mtu = (uint32_t)xs_get_uint_def(be, "mtu", 65535, 1500);
+    if (v->mtu < 68)
+        v->mtu = 1500;
+    if (xs_watch(nb.xs, v->fe, "nb-fe"))
+        v->fe_watched = true;
+    v->next = nb.vifs;
+    nb.vifs = v;
+    xbr_info("netback: %s found (frontend %s, bridge %s)", v->name, v->fe, v->bridge);
+    return v;
+}
+
+static void vif_fail(struct nb_vif *v, bool violation, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void vif_fail(struct nb_vif *v, bool violation, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(v->last_error, sizeof(v->last_error), fmt, ap);
+    va_end(ap);
+    if (violation) {
+        v->violations++;
+        nb.violations++;
+        xbr_err("netback: %s: frontend protocol violation, disconnecting: %s", v->name,
+                v->last_error);
+    } else {
+        xbr_err("netback: %s: cannot connect: %s", v->name, v->last_error);
+    }
+    vif_teardown(v);
+    set_be_state(v, XenbusStateClosing);
+}
+
+static void write_features(struct nb_vif *v)
+{
+    xs_put(v->be, "feature-sg", "1");
+    xs_put(v->be, "feature-gso-tcpv4", "1");
+    xs_put(v->be, "feature-gso-tcpv6", "1");
+    xs_put(v->be, "feature-ipv6-csum-offload", "1");
+    xs_put(v->be, "feature-rx-copy", "1");
+    xs_put(v->be, "feature-rx-flip", "0");
+    xs_put(v->be, "feature-split-event-channels", "1");
+    xs_put(v->be, "multi-queue-max-queues", "%u", nb.n_workers);
+}
+
+static bool read_queue(struct nb_vif *v, const char *dir, struct nb_queue *q)
+{
+    uint64_t a, b;
+    if (!xs_get_uint(dir, "tx-ring-ref", UINT32_MAX, &a) ||
+        !xs_get_uint(dir, "rx-ring-ref", UINT32_MAX, &b)) {
+        vif_fail(v, false, "%s: missing or bad tx-ring-ref / rx-ring-ref", dir);
+        return false;
+    }
+    q->tx_ref = (uint32_t)a;
+    q->rx_ref = (uint32_t)b;
+    if (xs_get_uint(dir, "event-channel", UINT32_MAX, &a)) {
+        q->rport_tx = q->rport_rx = (uint32_t)a;
+    } else if (xs_get_uint(dir, "event-channel-tx", UINT32_MAX, &a) &&
+               xs_get_uint(dir, "event-channel-rx", UINT32_MAX, &b)) {
+        q->rport_tx = (uint32_t)a;
+        q->rport_rx = (uint32_t)b;
+    } else {
+        vif_fail(v, false, "%s: missing or bad event-channel", dir);
+        return false;
+    }
+    return true;
+}
+
+static void vif_connect(struct nb_vif *v)
+{
+    struct xbr_bridge *br = xbr_bridge_find(v->bridge);
+    if (!br) {
+        if (!v->waiting_bridge)
+            xbr_warn("netback: %s: bridge %s does not exist; the vif waits for it "
+                     "(retried every %u ms)", v->name, v->bridge, NB_RETRY_MS);
+        v->waiting_bridge = true;
+        v->retry_at = xbr_now_ms() + NB_RETRY_MS;
+        return;
+    }
+    v->waiting_bridge = false;
+
+    uint64_t nq = 1;
+    char *mq = xs_get(v->fe, "multi-queue-num-queues");
+    bool have_mq = mq != NULL;
+    free(mq);
+    if (have_mq && (!xs_get_uint(v->fe, "multi-queue-num-queues", 64, &nq) || nq < 1 ||
+                    nq > nb.n_workers)) {
+        vif_fail(v, false, "frontend asks for a bad number of queues (max %u)", nb.n_workers);
+        return;
+    }
+    if (xs_get_uint_def(v->fe, "request-rx-copy", 1, 0) != 1) {
+        vif_fail(v, false, "frontend does not support request-rx-copy");
+        return;
+    }
+
+    struct nb_dp *dp = nb_dp_alloc((unsigned)nq, nb.n_workers);
+    dp->domid = (uint16_t)v->domid;
+    dp->sg = xs_get_uint_def(v->fe, "feature-sg", 1, 0);
+    dp->gso4 = xs_get_uint_def(v->fe, "feature-gso-tcpv4", 1, 0);
+    dp->gso6 = xs_get_uint_def(v->fe, "feature-gso-tcpv6", 1, 0);
+    dp->csum = !xs_get_uint_def(v->fe, "feature-no-csum-offload", 1, 0);
+    dp->ipv6_csum = xs_get_uint_def(v->fe, "feature-ipv6-csum-offload", 1, 0);
+    dp->rx_notify = xs_get_uint_def(v->fe, "feature-rx-notify", 1, 0);
+    dp->antispoof = nb.antispoof && !xbr_mac_is_zero(v->mac);
+    memcpy(dp->mac, v->mac, 6);
+    dp->map_gt = nb.map_gt;
+    dp->copy_gt = nb.copy_gt;
+    for (unsigned i = 0; i < nq; i++) {
+        char dir[NB_PATH + 16];
+        if (have_mq)
+            snprintf(dir, sizeof(dir), "%s/queue-%u", v->fe, i);
+        else
+            snprintf(dir, sizeof(dir), "%s", v->fe);
+        if (!read_queue(v, dir, &dp->q[i])) {
+            nb_dp_free(dp);
+            return;
+        }
+    }
+    char err[256];
+    if (nb_dp_map(dp, err, sizeof(err)) < 0) {
+        nb_dp_free(dp);
+        vif_fail(v, true, "%s", err); /* refs or ports the guest gave are bad */
+        return;
+    }
+    if (xbr_port_add(br, v->name, &nb_port_class, 0, dp, err, sizeof(err)) < 0) {
+        nb_dp_free(dp);
+        vif_fail(v, false, "cannot join bridge %s: %s", v->bridge, err);
+        return;
+    }
+    dp->vif = v;
+    v->dp = dp;
+    struct port *p = xbr_port_find_any(v->name);
+    if (p)
+        __atomic_store_n(&p->mtu, v->mtu, __ATOMIC_RELAXED);
+    v->connects++;
+    nb.connects++;
+    v->last_error[0] = 0;
+    set_be_state(v, XenbusStateConnected);
+    xbr_info("netback: %s connected to %s: %u queue(s)%s%s%s", v->name, v->bridge, dp->nq,
+             dp->sg ? ", sg" : "", dp->gso4 ? ", gso" : "", dp->rx_shared ? ", shared rx" : "");
+}
+
+/* Reads everything again and does what the states ask. May free v. */
+static void vif_evaluate(struct nb_vif *v)
+{
+    char *fe = xs_get(v->be, "frontend");
+    if (!fe) {
+        /* The toolstack removed the backend directory. */
+        vif_free(v);
+        return;
+    }
+    free(fe);
+    int bs = be_state(v);
+    uint64_t online = xs_get_uint_def(v->be, "online", 1, 1);
+    int fs = (int)xs_get_uint_def(v->fe, "state", 7, 0);
+
+    if (!online) {
+        /* Toolstack removal (libxl: online=0, state Closing, wait for
+         * Closed): answer Closed whatever the guest does. */
+        vif_teardown(v);
+        if (bs != XenbusStateClosed)
+            set_be_state(v, XenbusStateClosed);
+        return;
+    }
+    switch (fs) {
+    case XenbusStateInitialising:
+    case XenbusStateInitWait:
+    case XenbusStateInitialised:
+        vif_teardown(v); /* a guest that reset its netfront */
+        if (bs != XenbusStateInitWait) {
+            write_features(v);
+            set_be_state(v, XenbusStateInitWait);
+        }
+        break;
+    case XenbusStateConnected:
+        /* InitWait: the normal handshake. Connected without a port: xbrd
+         * restarted (or the bridge was missing); pick the rings up again. */
+        if (!v->dp && (bs == XenbusStateInitWait || bs == XenbusStateConnected))
+            vif_connect(v);
+        break;
+    case XenbusStateClosing:
+        vif_teardown(v);
+        if (bs != XenbusStateClosed && bs != XenbusStateClosing)
+            set_be_state(v, XenbusStateClosing);
+        break;
+    default: /* Closed, Unknown, gone: the frontend is not there */
+        vif_teardown(v);
+        if (bs != XenbusStateClosed && bs != 0)
+            set_be_state(v, XenbusStateClosed);
+        break;
+    }
+}
+
+static void scan_all(void)
+{
+    unsigned nd = 0;
+    char **doms = xs_directory(nb.xs, XBT_NULL, nb.root, &nd);
+    for (unsigned i = 0; doms && i < nd; i++) {
+        uint64_t domid;
+        if (xbr_parse_uint(doms[i], 1, 0x7fef, &domid) < 0)
+            continue;
+        char dir[NB_PATH];
+        unsigned nv = 0;
+        snprintf(dir, sizeof(dir), "%s/%s", nb.root, doms[i]);
+        char **devs = xs_directory(nb.xs, XBT_NULL, dir, &nv);
+        for (unsigned j = 0; devs && j < nv; j++) {
+            uint64_t devid;
+            if (xbr_parse_uint(devs[j], 0, 999, &devid) < 0)
+                continue;
+            struct nb_vif *v = vif_find((unsigned)domid, (unsigned)devid);
+            if (!v)
+                v = vif_create((unsigned)domid, (unsigned)devid);
+            if (v)
+                vif_evaluate(v);
+        }
+        free(devs);
+    }
+    free(doms);
+}
+
+static void on_backend_event(const char *path)
+{
+    size_t rl = strlen(nb.root);
+    if (strncmp(path, nb.root, rl) != 0 || (path[rl] && path[rl] != '/'))
+        return;
+    unsigned domid, devid;
+    int used = 0;
+    if (sscanf(path + rl, "/%u/%u%n", &domid, &devid, &used) == 2 &&
+        (path[rl + (size_t)used] == 0 || path[rl + (size_t)used] == '/')) {
+        if (domid == 0 || domid > 0x7fef || devid > 999)
+            return;
+        struct nb_vif *v = vif_find(domid, devid);
+        if (!v)
+            v = vif_create(domid, devid);
+        if (v)
+            vif_evaluate(v);
+        return;
+    }
+    scan_all(); /* the root or a domain directory: look at everything */
+}
+
+static void evaluate_all(void)
+{
+    struct nb_vif *v = nb.vifs, *next;
+    for (; v; v = next) {
+        next = v->next;
+        vif_evaluate(v);
+    }
+}
+
+static void on_xs(int fd, uint32_t events, void *aux)
+{
+    (void)fd, (void)events, (void)aux;
+    char **vec;
+    while ((vec = xs_check_watch(nb.xs))) {
+        const char *path = vec[XS_WATCH_PATH], *token = vec[XS_WATCH_TOKEN];
+        if (!strcmp(token, "nb-be")) {
+            on_backend_event(path);
+        } else if (!strcmp(token, "nb-fe")) {
+            for (struct nb_vif *v = nb.vifs; v; v = v->next) {
+                size_t l = strlen(v->fe);
+                if (!strncmp(path, v->fe, l) && (path[l] == 0 || path[l] == '/')) {
+                    vif_evaluate(v);
+                    break;
+                }
+            }
+        } else if (!strcmp(token, "nb-rel")) {
+            evaluate_all(); /* a frontend gone with its domain reads as Unknown */
+        }
+        free(vec);
+    }
+}
+
+static void on_tick(int fd, uint32_t events, void *aux)
+{
+    (void)events, (void)aux;
+    uint64_t exp;
+    if (read(fd, &exp, sizeof(exp)) != sizeof(exp))
+        return;
+    uint64_t now = xbr_now_ms();
+    struct nb_vif *v = nb.vifs, *next;
+    for (; v; v = next) {
+        next = v->next;
+        if (v->dp && atomic_load_explicit(&v->dp->fatal, memory_order_acquire) == 2) {
+            char why[sizeof(v->dp->why)];
+            memcpy(why, v->dp->why, sizeof(why));
+            vif_fail(v, true, "%s", why);
+        } else if (v->port_lost) {
+            v->port_lost = false;
+            xbr_warn("netback: %s was removed from its bridge; disconnecting the guest",
+                     v->name);
+            set_be_state(v, XenbusStateClosing);
+        } else if (v->waiting_bridge && now >= v->retry_at) {
+            vif_evaluate(v);
+        }
+    }
+}
+
+/* ---- control commands ---- */
+
+static int cmd_vif_show(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                        void *aux)
+{
+    (void)aux;
+    char mac[XBR_MAC_STRLEN];
+    if (!nb.started) {
+        snprintf(err, errlen, "netback is not running (no xenstore or grant device)");
+        return -ENODEV;
+    }
+    ctl_out_open_object(o, NULL);
+    ctl_out_u64(o, "violations", "netback: violations %llu", nb.violations);
+    ctl_out_u64(o, "connects", " connects %llu\n", nb.connects);
+    ctl_out_open_array(o, "vifs");
+    for (struct nb_vif *v = nb.vifs; v; v = v->next) {
+        if (argc == 1 && strcmp(argv[0], v->name) != 0)
+            continue;
+        ctl_out_open_object(o, NULL);
+        ctl_out_str(o, "name", "%-12s", v->name);
+        ctl_out_u64(o, "domid", " dom %llu", v->domid);
+        ctl_out_u64(o, "devid", " dev %llu", v->devid);
+        ctl_out_str(o, "bridge", " bridge %s", v->bridge);
+        ctl_out_str(o, "mac", " mac %s", xbr_mac_format(v->mac, mac));
+        ctl_out_i64(o, "backend_state", " be %lld", be_state(v));
+        ctl_out_i64(o, "frontend_state", " fe %lld",
+                    (int64_t)xs_get_uint_def(v->fe, "state", 7, 0));
+        ctl_out_bool(o, "connected", " connected %s", v->dp != NULL);
+        ctl_out_bool(o, "waiting_bridge", " waiting-bridge %s", v->waiting_bridge);
+        ctl_out_u64(o, "queues", " queues %llu", v->dp ? v->dp->nq : 0);
+        ctl_out_u64(o, "connects", " connects %llu", v->connects);
+        ctl_out_u64(o, "violations", " violations %llu", v->violations);
+        ctl_out_str_or_null(o, "last_error", " error %s\n",
+                            v->last_error[0] ? v->last_error : NULL);
+        ctl_out_close_object(o);
+    }
+    ctl_out_close_array(o);
+    ctl_out_close_object(o);
+    return 0;
+}
+
+/* Hotplug script: "online PATH" / "offline PATH" with libxl's XENBUS_PATH. */
+static int vif_from_path(const char *path, struct nb_vif **out, char *err, size_t errlen)
+{
+    size_t rl = strlen(nb.root);
+    unsigned domid, devid;
+    int used = 0;
+    if (!nb.started) {
+        snprintf(err, errlen, "netback is not running");
+        return -ENODEV;
+    }
+    if (strncmp(path, nb.root, rl) != 0 ||
+        sscanf(path + rl, "/%u/%u%n", &domid, &devid, &used) != 2 || path[rl + (size_t)used]) {
+        snprintf(err, errlen, "%s is not a vif backend path under %s", path, nb.root);
+        return -EINVAL;
+    }
+    *out = vif_find(domid, devid);
+    if (!*out)
+        *out = vif_create(domid, devid);
+    return 0;
+}
+
+static int cmd_vif_online(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                          void *aux)
+{
+    (void)argc, (void)o, (void)aux;
+    struct nb_vif *v;
+    int r = vif_from_path(argv[0], &v, err, errlen);
+    if (r < 0)
+        return r;
+    if (!v) {
+        snprintf(err, errlen, "no vif at %s", argv[0]);
+        return -ENOENT;
+    }
+    ctl_out_text(o, "%s bridge %s\n", v->name, v->bridge);
+    vif_evaluate(v);
+    return 0;
+}
+
+static int cmd_vif_offline(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                           void *aux)
+{
+    (void)argc, (void)o, (void)aux;
+    struct nb_vif *v;
+    int r = vif_from_path(argv[0], &v, err, errlen);
+    if (r < 0)
+        return r;
+    if (v)
+        vif_evaluate(v); /* online=0 already: tears down; gone: frees */
+    return 0;
+}
+
+static int cmd_vif_antispoof(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                             void *aux)
+{
+    (void)argc, (void)o, (void)aux;
+    if (!strcmp(argv[0], "on"))
+        nb.antispoof = true;
+    else if (!strcmp(argv[0], "off"))
+        nb.antispoof = false;
+    else {
+        snprintf(err, errlen, "expected on or off");
+        return -EINVAL;
+    }
+    return 0; /* applies to vifs connecting from now on */
+}
+
+/* ---- start / stop ---- */
+
+int nb_start(char *err, size_t errlen)
+{
+    const char *self = getenv("XBR_NETBACK_DOMID");
+    uint64_t d = 0;
+    if (self && xbr_parse_uint(self, 0, 0x7fef, &d) < 0) {
+        snprintf(err, errlen, "bad XBR_NETBACK_DOMID '%s'", self);
+        return -EINVAL;
+    }
+    nb.self = (unsigned)d;
+    snprintf(nb.root, sizeof(nb.root), "/local/domain/%u/backend/vif", nb.self);
+    nb.n_workers = xbr_n_workers();
+
+    nb.xs = xs_open(0);
+    if (!nb.xs) {
+        snprintf(err, errlen, "cannot open xenstore: %s", strerror(errno));
+        return -ENODEV;
+    }
+    nb.map_gt = xengnttab_open(NULL, 0);
+    for (unsigned i = 0; nb.map_gt && i < nb.n_workers; i++)
+        if (!(nb.copy_gt[i] = xengnttab_open(NULL, 0)))
+            break;
+    if (!nb.map_gt || !nb.copy_gt[nb.n_workers - 1]) {
+        snprintf(err, errlen, "cannot open the grant device: %s", strerror(errno));
+        nb_stop();
+        return -ENODEV;
+    }
+    nb.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct itimerspec its = {.it_interval = {0, NB_TICK_MS * 1000000},
+                             .it_value = {0, NB_TICK_MS * 1000000}};
+    if (nb.tfd < 0 || timerfd_settime(nb.tfd, 0, &its, NULL) < 0 ||
+        xbr_loop_add_fd(nb.tfd, EPOLLIN, on_tick, NULL) < 0) {
+        snprintf(err, errlen, "timerfd: %s", strerror(errno));
+        nb_stop();
+        return -EIO;
+    }
+    if (!xs_watch(nb.xs, nb.root, "nb-be") || !xs_watch(nb.xs, "@releaseDomain", "nb-rel") ||
+        xbr_loop_add_fd(xs_fileno(nb.xs), EPOLLIN, on_xs, NULL) < 0) {
+        snprintf(err, errlen, "cannot watch %s: %s", nb.root, strerror(errno));
+        nb_stop();
+        return -EIO;
+    }
+    xbr_port_class_register(&nb_port_class);
+    if (!nb.started) {
+        static bool registered;
+        if (!registered) {
+            registered = true;
+            (void)ctl_register("vif show", 0, 1, "[VIF]", cmd_vif_show, NULL);
+            (void)ctl_register("vif online", 1, 1, "BACKEND_PATH", cmd_vif_online, NULL);
+            (void)ctl_register("vif offline", 1, 1, "BACKEND_PATH", cmd_vif_offline, NULL);
+            (void)ctl_register("vif antispoof", 1, 1, "on|off", cmd_vif_antispoof, NULL);
+        }
+    }
+    nb.started = true;
+    xbr_info("netback: serving %s (%u queue(s) per guest at most)", nb.root, nb.n_workers);
+    scan_all(); /* the initial watch event will do it again, harmlessly */
+    return 0;
+}
+
+void nb_stop(void)
+{
+    while (nb.vifs) {
+        struct nb_vif *v = nb.vifs;
+        vif_teardown(v);
+        if (v->fe_watched)
+            (void)xs_unwatch(nb.xs, v->fe, "nb-fe");
+        nb.vifs = v->next;
+        free(v);
+    }
+    if (nb.xs) {
+        xbr_loop_del_fd(xs_fileno(nb.xs));
+        xs_close(nb.xs);
+        nb.xs = NULL;
+    }
+    if (nb.tfd >= 0) {
+        xbr_loop_del_fd(nb.tfd);
+        close(nb.tfd);
+        nb.tfd = -1;
+    }
+    for (unsigned i = 0; i < XBR_MAX_WORKERS; i++)
+        if (nb.copy_gt[i]) {
+            (void)xengnttab_close(nb.copy_gt[i]);
+            nb.copy_gt[i] = NULL;
+        }
+    if (nb.map_gt) {
+        (void)xengnttab_close(nb.map_gt);
+        nb.map_gt = NULL;
+    }
+    nb.started = false;
+}

@@ -1,0 +1,373 @@
+# Netback scenarios against the Xen simulator: xs-sim (xenstore), a
+# libxensim world (grant tables, event channels), xbrd-sim as dom0's
+# backend, and xensim-netfront processes as guests.
+#   nb-test.sh ping|sizes|cycles|destroy|restart|bridge-wait|multiqueue
+#   nb-test.sh attack NAME
+set -euo pipefail
+
+: "${XBRD:?}" "${XBRCTL:?}" "${XS_SIM:?}" "${XENSIM_CTL:?}" "${NETFRONT:?}"
+
+if [ "$(id -u)" != 0 ]; then
+    echo "FAIL: netback tests need root" >&2
+    exit 1
+fi
+
+WORK=$(mktemp -d /tmp/xbr-nb.XXXXXX)
+SOCK="$WORK/xbrd.sock"
+export XENSIM_DIR="$WORK/world" XENSIM_XS_DIR="$WORK/xs"
+XS_PID="" XBRD_PID="" NS="nb$$"
+BG=()
+
+log_tail() {
+    [ -s "$WORK/xbrd.log" ] && { echo "---- xbrd log (tail) ----" >&2; tail -n 40 "$WORK/xbrd.log" >&2; }
+    return 0
+}
+fail() { echo "FAIL: $*" >&2; log_tail; exit 1; }
+ok() { echo "ok: $*"; }
+
+cleanup() {
+    local rc=$?
+    for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [ -n "$XBRD_PID" ] && kill -0 "$XBRD_PID" 2>/dev/null; then
+        kill -TERM "$XBRD_PID" 2>/dev/null || true
+        local x=0
+        wait "$XBRD_PID" 2>/dev/null || x=$?
+        [ "$x" = 0 ] || { echo "FAIL: xbrd exited $x on SIGTERM" >&2; rc=1; }
+    fi
+    if grep -q -E "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:" "$WORK/xbrd.log" 2>/dev/null; then
+        echo "FAIL: sanitizer report in xbrd's log" >&2
+        grep -A 20 -E "Sanitizer|runtime error" "$WORK/xbrd.log" | head -60 >&2
+        rc=1
+    fi
+    [ -n "$XS_PID" ] && kill -TERM "$XS_PID" 2>/dev/null && wait "$XS_PID" 2>/dev/null || true
+    ip netns del "$NS" 2>/dev/null || true
+    ip link del "${NS}h" 2>/dev/null || true
+    [ "$rc" = 0 ] || log_tail
+    "$XENSIM_CTL" destroy >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+
+start_sim() {
+    mkdir -p "$XENSIM_XS_DIR"
+    "$XENSIM_CTL" create >/dev/null
+    "$XS_SIM" --dir "$XENSIM_XS_DIR" --pid-file "$WORK/xs.pid" 2>"$WORK/xs.log" &
+    XS_PID=$!
+    for _ in $(seq 100); do [ -S "$XENSIM_XS_DIR/dom0" ] && return 0; sleep 0.05; done
+    fail "xs-sim did not start"
+}
+
+start_xbrd() { # [xbrd args...]
+    XENSTORED_PATH="$XENSIM_XS_DIR/dom0" XENSIM_DOMID=0 \
+        "$XBRD" -s "$SOCK" "$@" >>"$WORK/xbrd.log" 2>&1 &
+    XBRD_PID=$!
+    for _ in $(seq 100); do [ -S "$SOCK" ] && ctl version >/dev/null 2>&1 && break; sleep 0.05; done
+    ctl version >/dev/null || fail "xbrd did not start"
+    for _ in $(seq 100); do grep -q "netback: serving" "$WORK/xbrd.log" && return 0; sleep 0.05; done
+    fail "netback did not start"
+}
+
+ctl() { "$XBRCTL" --socket "$SOCK" "$@"; }
+nf() { "$NETFRONT" "$@"; }
+mac_of() { printf '00:16:3e:00:%02x:%02x' "$1" "${2:-0}"; }
+attach() { # domid [bridge]
+    nf --domid "$1" --mac "$(mac_of "$1")" attach --bridge "${2:-xenbr0}" >/dev/null ||
+        fail "attach dom$1"
+}
+
+# Waits until vif<d>.0 is (1) or is not (0) a port of some bridge.
+wait_port() { # name 1|0 [tries]
+    local n=${3:-100}
+    for _ in $(seq "$n"); do
+        if ctl -j show | grep -q "\"name\": *\"$1\""; then
+            [ "$2" = 1 ] && return 0
+        else
+            [ "$2" = 0 ] && return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# Waits until no port of any bridge is still discarding/learning (STP).
+wait_forwarding() {
+    for _ in $(seq 100); do
+        ctl -j show | grep -q '"stp_state": *"\(discarding\|learning\)"' || return 0
+        sleep 0.1
+    done
+    fail "ports never reached forwarding"
+}
+
+summary_field() { # key <<< "SUMMARY ..." line
+    sed -n "s/.* $1 \([^ ]*\).*/\1/p" | head -1
+}
+
+dom0_clean() {
+    "$XENSIM_CTL" reap >/dev/null 2>&1 || true
+    local st
+    st=$("$XENSIM_CTL" stats 0)
+    local maps ports
+    maps=$(echo "$st" | sed -n 's/.* maps \([0-9]*\).*/\1/p')
+    ports=$(echo "$st" | sed -n 's/.* ports \([0-9]*\).*/\1/p')
+    [ "$maps" = 0 ] && [ "$ports" = 0 ] || fail "dom0 still holds maps/ports: $st"
+}
+
+violations() { ctl -j vif show | sed -n 's/^{"violations": *\([0-9]*\).*/\1/p; s/.*"violations": *\([0-9]*\), *"connects".*/\1/p' | head -1; }
+
+# Two guests exchange n frames from A to B; prints B's summary.
+exchange() { # domA domB count sizes [extra send args...]
+    local a=$1 b=$2 count=$3 size=$4
+    shift 4
+    "$NETFRONT" --domid "$b" recv --count "$count" --wait 30000 >"$WORK/recv.$b" 2>&1 &
+    local rpid=$!
+    wait_port "vif$b.0" 1 || fail "vif$b.0 never became a port"
+    nf --domid "$a" send --count "$count" --size "$size" --dst "$(mac_of "$b")" \
+        --interval-us 200 "$@" >"$WORK/send.$a" 2>&1 || { cat "$WORK/send.$a" >&2; fail "send failed"; }
+    wait "$rpid" || { cat "$WORK/recv.$b" >&2; fail "recv dom$b failed"; }
+    grep SUMMARY "$WORK/recv.$b"
+}
+
+setup_two() {
+    start_sim
+    start_xbrd "$@"
+    ctl add-br xenbr0 >/dev/null
+    attach 1
+    attach 2
+}
+
+t_ping() {
+    start_sim
+    start_xbrd
+    ctl add-br xenbr0 >/dev/null
+    ip netns add "$NS"
+    ip link add "${NS}h" type veth peer name eth0 netns "$NS"
+    ip link set "${NS}h" up
+    ip -n "$NS" addr add 10.77.0.1/24 dev eth0
+    ip -n "$NS" link set eth0 up
+    ip -n "$NS" link set lo up
+    ctl add-port xenbr0 "${NS}h" >/dev/null
+    attach 1
+    wait_forwarding
+    nf --domid 1 --ip 10.77.0.2 ping --target 10.77.0.1 --count 5 --wait 10000 >"$WORK/ping" 2>&1 ||
+        { cat "$WORK/ping" >&2; fail "guest -> host ping"; }
+    ok "guest pings the host: $(grep -o 'ping_replies [0-9]*' "$WORK/ping")"
+    "$NETFRONT" --domid 1 --ip 10.77.0.2 echo --hold 8 >"$WORK/echo" 2>&1 &
+    BG+=($!)
+    wait_port vif1.0 1 || fail "vif1.0 not a port"
+    ip netns exec "$NS" ping -c 3 -W 2 10.77.0.2 >/dev/null || fail "host -> guest ping"
+    ok "host pings the guest"
+    ctl show | grep -q "vif1.0" || fail "xbrctl show lists no vif"
+    ctl -j show | grep -q '"type": *"netback"' || fail "-j show lacks type netback"
+    ok "show lists the vif as netback"
+}
+
+t_sizes() {
+    setup_two
+    local s
+    s=$(exchange 1 2 400 60:1514)
+    echo "$s"
+    [ "$(echo "$s" | summary_field bad)" = 0 ] || fail "corrupted frames: $s"
+    ok "400 frames 60..1514 bytes"
+    # Non-GSO frames longer than the MTU (1500) are dropped by the bridge
+    # (as the kernel bridge would); multi-slot frames within it:
+    s=$(exchange 1 2 200 60:1514 --slot-bytes 100)
+    [ "$(echo "$s" | summary_field bad)" = 0 ] || fail "corrupted frames: $s"
+    ok "200 frames in slots of at most 100 bytes (up to 16 slots)"
+    s=$(exchange 1 2 200 70:65535 --gso 1448)
+    echo "$s"
+    [ "$(echo "$s" | summary_field bad)" = 0 ] || fail "corrupted frames: $s"
+    [ "$(echo "$s" | summary_field rx_gso)" -gt 0 ] || fail "no GSO frame arrived as GSO: $s"
+    ok "200 TCP/GSO frames up to 64 KiB"
+    s=$(exchange 2 1 100 70:65535 --gso 1448 --first-offset 100)
+    [ "$(echo "$s" | summary_field bad)" = 0 ] || fail "corrupted frames: $s"
+    ok "GSO the other way, unaligned first slot"
+}
+
+t_cycles() {
+    start_sim
+    start_xbrd
+    ctl add-br xenbr0 >/dev/null
+    attach 1
+    local i
+    for i in $(seq 100); do
+        nf --domid 1 connect --hold 0 >/dev/null 2>&1 || fail "connect cycle $i"
+    done
+    ok "100 connect/disconnect cycles"
+    wait_port vif1.0 0 || fail "vif1.0 still a port after the guest closed"
+    dom0_clean
+    ok "no mapping or event channel left in dom0"
+    [ "$(ctl -j vif show | grep -o '"connects": *[0-9]*' | tail -1 | grep -o '[0-9]*$')" -ge 100 ] ||
+        fail "fewer than 100 connects counted"
+    local fds
+    fds=$(ls /proc/"$XBRD_PID"/fd | wc -l)
+    for i in $(seq 20); do nf --domid 1 connect --hold 0 >/dev/null 2>&1 || fail "connect"; done
+    [ "$(ls /proc/"$XBRD_PID"/fd | wc -l)" -le "$fds" ] || fail "fd count grew: $fds -> $(ls /proc/"$XBRD_PID"/fd | wc -l)"
+    ok "no fd leak over 20 more cycles"
+}
+
+t_destroy() {
+    start_sim
+    start_xbrd
+    ctl add-br xenbr0 >/dev/null
+    attach 1
+    "$NETFRONT" --domid 1 connect >/dev/null 2>&1 &
+    local g=$!
+    BG+=($g)
+    wait_port vif1.0 1 || fail "vif1.0 not a port"
+    ok "port appears"
+    nf --domid 1 --timeout 5000 detach >"$WORK/detach" 2>&1 || { cat "$WORK/detach" >&2; fail "toolstack detach: backend did not reach Closed"; }
+    ok "toolstack detach: state 5 + online=0 answered with 6"
+    wait_port vif1.0 0 || fail "vif1.0 still a port"
+    kill "$g" 2>/dev/null || true
+    wait "$g" 2>/dev/null || true
+    ctl -j vif show | grep -q '"vif1.0"' && fail "vif1.0 still known after its directory went"
+    dom0_clean
+    ok "port gone, nothing left mapped"
+    # And a domain that dies under a connected vif.
+    attach 2
+    "$NETFRONT" --domid 2 connect >/dev/null 2>&1 &
+    g=$!
+    BG+=($g)
+    wait_port vif2.0 1 || fail "vif2.0 not a port"
+    nf --domid 2 destroy >/dev/null 2>&1 || true
+    wait_port vif2.0 0 || fail "vif2.0 still a port after its domain died"
+    kill "$g" 2>/dev/null || true
+    sleep 0.3
+    dom0_clean
+    ok "dead domain torn down"
+}
+
+t_restart() {
+    setup_two
+    # Guest 2 stays connected across the restart and must receive after it.
+    "$NETFRONT" --domid 2 recv --count 50 --wait 40000 >"$WORK/recv.2" 2>&1 &
+    local rpid=$!
+    "$NETFRONT" --domid 1 connect --hold 30 >/dev/null 2>&1 &
+    local c1=$!
+    BG+=($c1)
+    wait_port vif1.0 1 && wait_port vif2.0 1 || fail "vifs not up"
+    kill -KILL "$XBRD_PID"
+    wait "$XBRD_PID" 2>/dev/null || true
+    XBRD_PID=""
+    ok "xbrd killed with two guests connected"
+    rm -f "$SOCK"
+    start_xbrd
+    ctl add-br xenbr0 >/dev/null
+    wait_port vif1.0 1 && wait_port vif2.0 1 || fail "vifs not picked up after restart"
+    ok "vifs picked up again"
+    kill "$c1" 2>/dev/null || true
+    wait "$c1" 2>/dev/null || true
+    wait_port vif1.0 0 || fail "vif1.0 did not close"
+    nf --domid 1 send --count 50 --size 60:1514 --dst "$(mac_of 2)" --interval-us 1000 \
+        >"$WORK/send.1" 2>&1 || { cat "$WORK/send.1" >&2; fail "send after restart"; }
+    wait "$rpid" || { cat "$WORK/recv.2" >&2; fail "guest 2 got nothing after the restart"; }
+    grep -q " ok 50 bad 0" "$WORK/recv.2" || fail "$(cat "$WORK/recv.2")"
+    ok "a guest connected across the restart receives again"
+}
+
+t_bridge_wait() {
+    start_sim
+    start_xbrd
+    attach 1 xenbr7
+    "$NETFRONT" --domid 1 connect --hold 6 >/dev/null 2>&1 &
+    BG+=($!)
+    sleep 1
+    grep -q "bridge xenbr7 does not exist" "$WORK/xbrd.log" || fail "no log about the missing bridge"
+    ctl add-br xenbr7 >/dev/null
+    wait_port vif1.0 1 30 || fail "vif did not join the bridge once it existed"
+    ok "vif waits for its bridge and joins it"
+}
+
+t_multiqueue() {
+    start_sim
+    start_xbrd --workers 2
+    ctl add-br xenbr0 >/dev/null
+    attach 1
+    attach 2
+    local s
+    s=$(exchange 1 2 300 60:1514 --queue 0 --slot-bytes 700)
+    [ "$(echo "$s" | summary_field bad)" = 0 ] || fail "$s"
+    ok "2 workers: single-queue guests (shared RX)"
+    "$NETFRONT" --domid 2 --queues 2 recv --count 200 --wait 30000 >"$WORK/r2" 2>&1 &
+    local r=$!
+    wait_port vif2.0 1 || fail "vif2.0"
+    nf --domid 1 --queues 2 send --count 200 --size 60:1514 --dst "$(mac_of 2)" --interval-us 200 >/dev/null 2>&1 || fail "send mq"
+    wait "$r" || { cat "$WORK/r2" >&2; fail "recv mq"; }
+    ok "2-queue guests"
+}
+
+# Attacks: what each must lead to. fatal: the vif is disconnected and the
+# violation counted. drop: frames dropped, the vif stays. survive: the
+# daemon and the other guests must be unaffected, nothing more.
+attack_kind() {
+    case "$1" in
+    fatal-slots|zero-frag|cross-page|size-long|bad-extra-type|extra-unterminated|\
+    gso-size-zero|gso-bad-type|unterminated|req-prod-jump|rx-req-prod-jump|bad-gref|\
+    unused-gref|foreign-gref|rx-readonly|rx-bad-gref) echo fatal ;;
+    too-many-slots|size-short|tiny-first-slot|tiny-frags|no-rx-buffers|evtchn-flood|\
+    rewrite|revoke-gref|vanish) echo survive ;;
+    *) echo unknown ;;
+    esac
+}
+
+t_attack() {
+    local a=$1 kind
+    kind=$(attack_kind "$a")
+    [ "$kind" != unknown ] || fail "unknown attack $a"
+    setup_two
+    attach 3
+    attach 4
+    # Guest 3 is the attacker; 1 -> 2 traffic must keep flowing meanwhile.
+    "$NETFRONT" --domid 2 recv --count 300 --wait 60000 >"$WORK/recv.2" 2>&1 &
+    local rpid=$!
+    wait_port vif2.0 1 || fail "vif2.0"
+    "$NETFRONT" --domid 1 send --count 300 --size 60:1514 --dst "$(mac_of 2)" --interval-us 5000 \
+        >"$WORK/send.1" 2>&1 &
+    local spid=$!
+    "$NETFRONT" --domid 3 --attack "$a" attack --hold 2 >"$WORK/attack" 2>&1 &
+    local apid=$!
+    # Frames towards the attacker, for the attacks on its RX ring: unknown
+    # unicast is flooded to it.
+    sleep 0.5
+    nf --domid 4 send --count 20 --size 60:3000 --dst "$(mac_of 3)" --interval-us 20000 \
+        >/dev/null 2>&1 || true
+    wait "$apid" || true
+    cat "$WORK/attack"
+    wait "$spid" || { cat "$WORK/send.1" >&2; fail "guest 1 could not send during the attack"; }
+    wait "$rpid" || { cat "$WORK/recv.2" >&2; fail "guest 2 lost traffic during the attack"; }
+    local s
+    s=$(grep SUMMARY "$WORK/recv.2")
+    [ "$(echo "$s" | summary_field bad)" = 0 ] || fail "corruption during the attack: $s"
+    ok "other guests kept forwarding ($s)"
+    kill -0 "$XBRD_PID" || fail "xbrd died"
+    local v
+    v=$(ctl -j vif show vif3.0 | grep -o '"violations": *[0-9]*' | tail -1 | grep -o '[0-9]*$')
+    if [ "$kind" = fatal ]; then
+        [ "${v:-0}" -ge 1 ] || fail "attack $a not counted as a violation"
+        grep -q "vif3.0: frontend protocol violation" "$WORK/xbrd.log" || fail "no log line"
+        [ "$(grep -c "vif3.0: frontend protocol violation" "$WORK/xbrd.log")" = 1 ] ||
+            fail "violation logged more than once"
+        grep -q "backend_state 5\|backend_state 6" "$WORK/attack" ||
+            fail "backend not Closing after attack $a"
+        ok "attacker disconnected and counted: $(grep 'protocol violation' "$WORK/xbrd.log" | head -1 | sed 's/.*disconnecting: //')"
+    else
+        ok "attack $a survived (violations ${v:-0})"
+    fi
+    wait_port vif3.0 0 || fail "vif3.0 still a port after the attacker left"
+    sleep 0.3
+    "$XENSIM_CTL" reap >/dev/null 2>&1 || true
+}
+
+[ "${NB_LIB:-}" = 1 ] && return 0
+case "${1:-}" in
+ping) t_ping ;;
+sizes) t_sizes ;;
+cycles) t_cycles ;;
+destroy) t_destroy ;;
+restart) t_restart ;;
+bridge-wait) t_bridge_wait ;;
+multiqueue) t_multiqueue ;;
+attack) t_attack "${2:?attack name}" ;;
+*) echo "usage: $0 TEST" >&2; exit 2 ;;
+esac
