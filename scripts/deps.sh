@@ -14,6 +14,7 @@ xbr_install_deps() {
             jq socat                                   # integration tests
             clang libclang-rt-14-dev                   # libFuzzer targets
             qemu-system-x86 busybox-static cpio xz-utils kmod  # real-Xen VM suite
+            openvswitch-switch                         # STP interop test with Open vSwitch RSTP (netdev datapath)
         )
     fi
     local missing=()
