@@ -293,14 +293,18 @@ static void *worker_main(void *arg)
                 work += n;
             }
         }
-        urcu_qsbr_quiescent_state();
         if (work) {
             last_work = xbr_now_ns();
         } else if (!w->busy_poll && xbr_now_ns() - last_work > IDLE_SPIN_NS) {
+            /* Arms the ports of v, so it must run before the quiescent
+             * state below: after it the control thread may free v. (It goes
+             * offline only for the epoll wait itself, and never touches v
+             * after that.) */
             worker_sleep(w, v);
-            urcu_qsbr_quiescent_state();
             last_work = xbr_now_ns();
         }
+        /* v and every port reached through it are not used past here. */
+        urcu_qsbr_quiescent_state();
     }
     urcu_qsbr_unregister_thread();
     return NULL;

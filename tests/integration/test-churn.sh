@@ -32,6 +32,15 @@ done
 wait "$f1" || true
 wait "$f3" || true
 ok "15 rounds of port removal/re-add under a flood, daemon alive"
+
+# And with no traffic: workers keep going to sleep (arming every port of
+# the view they hold) while the control thread replaces and frees views.
+for round in $(seq 40); do
+    xc add-port br0 "${P}i" --type tap
+    xc del-port br0 "${P}i"
+done
+kill -0 "$XBRD_PID" || fail "xbrd died while ports churned under idle workers"
+ok "40 rounds of idle port churn, daemon alive"
 wait_forwarding br0
 
 rx=$(xc -j stats br0 | jq '[.ports[].stats.rx_packets] | add')
