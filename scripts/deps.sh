@@ -11,7 +11,7 @@ xbr_install_deps() {
     )
     if [ "$1" = test ]; then
         pkgs+=(
-            jq socat                                   # integration tests
+            jq socat python3                           # integration tests, benchmarks
             clang libclang-rt-14-dev                   # libFuzzer targets
             qemu-system-x86 busybox-static cpio xz-utils kmod  # real-Xen VM suite
             openvswitch-switch                         # STP interop test with Open vSwitch RSTP (netdev datapath)

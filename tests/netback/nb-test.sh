@@ -348,9 +348,19 @@ t_attack() {
         grep -q "vif3.0: frontend protocol violation" "$WORK/xbrd.log" || fail "no log line"
         [ "$(grep -c "vif3.0: frontend protocol violation" "$WORK/xbrd.log")" = 1 ] ||
             fail "violation logged more than once"
-        grep -q "backend_state 5\|backend_state 6" "$WORK/attack" ||
-            fail "backend not Closing after attack $a"
-        ok "attacker disconnected and counted: $(grep 'protocol violation' "$WORK/xbrd.log" | head -1 | sed 's/.*disconnecting: //')"
+        # The attacker's own SUMMARY line: "... attack NAME backend_state S",
+        # S read from xenstore when its hold ended; Closing (5) or Closed (6).
+        local as an bs
+        as=$(grep "^SUMMARY cmd attack " "$WORK/attack" | tail -1)
+        [ -n "$as" ] || fail "no SUMMARY line from the attacker"
+        an=$(echo "$as" | sed -n 's/.* attack \([^ ]*\) backend_state .*/\1/p')
+        bs=$(echo "$as" | summary_field backend_state)
+        [ "$an" = "$a" ] || fail "attacker ran attack '$an', not $a: $as"
+        case "$bs" in
+        5|6) ;;
+        *) fail "backend not Closing/Closed after attack $a: backend_state '${bs}' ($as)" ;;
+        esac
+        ok "attacker disconnected (backend_state $bs) and counted: $(grep 'protocol violation' "$WORK/xbrd.log" | head -1 | sed 's/.*disconnecting: //')"
     else
         ok "attack $a survived (violations ${v:-0})"
     fi
