@@ -293,9 +293,15 @@ int xbr_port_del(struct xbr_bridge *br, const char *name, char *err, size_t errl
 
 void xbr_bridges_periodic(uint32_t now_s)
 {
+    for (size_t i = 0; i < n_bridges; i++)
+        (void)fdb_age(bridges[i]->fdb, now_s, UINT32_MAX);
+    xbr_ports_refresh();
+}
+
+void xbr_ports_refresh(void)
+{
     for (size_t i = 0; i < n_bridges; i++) {
         struct xbr_bridge *br = bridges[i];
-        (void)fdb_age(br->fdb, now_s, UINT32_MAX);
         const struct port_table *t = br->ports;
         for (unsigned j = 0; j < t->n_ports; j++) {
             struct port *p = t->slot[t->list[j]];

@@ -13,8 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include <urcu-qsbr.h>
@@ -119,6 +122,47 @@ static void on_tick(int fd, uint32_t events, void *aux)
         ticks = 0;
         xbr_bridges_periodic(xbr_now_coarse_s());
     }
+}
+
+/* ---- link events ----
+ * The kernel announces carrier, MTU and device changes on rtnetlink; on any
+ * link message the ports are refreshed at once, so spanning tree hears of a
+ * cable plugged in or cut within milliseconds rather than at the next
+ * one-second tick (which remains as a fallback if events are lost). */
+
+static void on_link_event(int fd, uint32_t events, void *aux)
+{
+    (void)events, (void)aux;
+    char buf[8192];
+    bool any = false;
+    /* Drain everything queued; the content does not matter, only that
+     * something about links changed. ENOBUFS (overrun) counts too. */
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0 && errno == ENOBUFS) {
+            any = true;
+            continue;
+        }
+        if (n <= 0)
+            break;
+        any = true;
+    }
+    if (any)
+        xbr_ports_refresh();
+}
+
+static int open_link_events(void)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
 }
 
 /* ---- configuration file: one xbrctl command per line ---- */
@@ -240,6 +284,12 @@ int main(int argc, char **argv)
     (void)timerfd_settime(tfd, 0, &its, NULL);
     (void)xbr_loop_add_fd(sfd, EPOLLIN, on_signal, NULL);
     (void)xbr_loop_add_fd(tfd, EPOLLIN, on_tick, NULL);
+    int lfd = open_link_events();
+    if (lfd >= 0)
+        (void)xbr_loop_add_fd(lfd, EPOLLIN, on_link_event, NULL);
+    else
+        xbr_warn("no rtnetlink link events (%s): link changes are seen within a second",
+                 strerror(-lfd));
 
     ctl_srv = ctl_server_open(socket_path, err, sizeof(err));
     if (!ctl_srv) {
@@ -294,6 +344,8 @@ int main(int argc, char **argv)
     xbr_stp_fini();
     ctl_server_close(ctl_srv);
     ctl_unregister_all();
+    if (lfd >= 0)
+        close(lfd);
     close(tfd);
     close(sfd);
     close(loop_epfd);

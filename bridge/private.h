@@ -74,7 +74,11 @@ struct ifreq;
 /* An SIOC* interface ioctl on a throwaway socket; returns 0 or -errno. */
 int xbr_if_ioctl(unsigned long req, struct ifreq *ifr);
 void xbr_bridges_destroy_all(void);
+/* Ages the FDBs and refreshes the ports (once a second). */
 void xbr_bridges_periodic(uint32_t now_s);
+/* Re-reads every port's MTU, carrier and speed, tells STP about link
+ * changes and removes ports whose device is gone. */
+void xbr_ports_refresh(void);
 size_t xbr_bridge_count(void);
 struct xbr_bridge *xbr_bridge_at(size_t i);
 struct port *xbr_port_find(const struct xbr_bridge *br, const char *name);
