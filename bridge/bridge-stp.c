@@ -19,6 +19,7 @@
 #include "stp/stp.h"
 #include "util/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -159,9 +160,55 @@ void xbr_inject_drain(struct port *p)
 
 /* ---- bridges and ports ---- */
 
-/* A stable, locally administered bridge address: the same bridge on the
- * same host keeps its identifier across restarts (the kernel bridge's
- * "lowest port MAC" changes whenever ports come and go). */
+/* The lowest NIC address visible here, preferring what is most likely
+ * unique: a physical device's (one with a "device" link) globally
+ * administered address, then any globally administered address, then any
+ * address at all (a namespace with only veths, whose random addresses are
+ * locally administered). 0 if there is no device but loopback. */
+static uint64_t lowest_nic_mac(void)
+{
+    uint64_t best[3] = {UINT64_MAX, UINT64_MAX, UINT64_MAX};
+    DIR *d = opendir("/sys/class/net");
+    if (!d)
+        return 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char path[300], buf[32], link[16];
+        uint8_t mac[6];
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, "lo"))
+            continue;
+        snprintf(path, sizeof(path), "/sys/class/net/%s/address", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        buf[n > 0 ? n : 0] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        if (xbr_mac_parse(buf, mac) < 0 || xbr_mac_is_zero(mac) || xbr_mac_is_multicast(mac))
+            continue;
+        uint64_t v = 0;
+        for (int i = 0; i < 6; i++)
+            v = v << 8 | mac[i];
+        snprintf(path, sizeof(path), "/sys/class/net/%s/device", e->d_name);
+        bool physical = readlink(path, link, sizeof(link)) > 0;
+        bool global = !(mac[0] & 0x02);
+        int tier = global ? (physical ? 0 : 1) : 2;
+        if (v < best[tier])
+            best[tier] = v;
+    }
+    closedir(d);
+    for (int t = 0; t < 3; t++)
+        if (best[t] != UINT64_MAX)
+            return best[t];
+    return 0;
+}
+
+/* A locally administered bridge address that is stable across restarts
+ * and unique per host: a hash of the machine id, the host's lowest NIC
+ * address and the bridge name. (The kernel bridge takes its lowest port's
+ * address, which changes whenever ports come and go; the machine id alone
+ * is shared by cloned images, and two hosts with the same id and the same
+ * bridge name would each take the other's BPDUs for their own.) */
 static void derive_bridge_mac(const char *name, uint8_t mac[6])
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
@@ -176,6 +223,9 @@ static void derive_bridge_mac(const char *name, uint8_t mac[6])
         (void)gethostname(id, sizeof(id) - 1);
     for (const char *s = id; *s; s++)
         h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    uint64_t nic = lowest_nic_mac();
+    for (int i = 0; i < 6; i++)
+        h = (h ^ (uint8_t)(nic >> (8 * i))) * 0x100000001b3ull;
     for (const char *s = name; *s; s++)
         h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
     for (int i = 0; i < 6; i++)

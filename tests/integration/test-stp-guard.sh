@@ -58,3 +58,25 @@ expect_fail "no port named nosuch" xc port set br0 nosuch priority 16
 xc stp set br0 priority 4096
 [ "$(xc -j stp show br0 | jq -r .bridge_id | cut -c1-4)" = 1000 ] || fail "priority 4096 not in the bridge id"
 ok "stp set / port set validate their values"
+
+# Two hosts (here: namespaces) with the same machine id and the same bridge
+# name must still have different bridge identifiers, or each would take the
+# other's BPDUs for its own (cloned dom0 images, every one with xenbr0).
+NS2="${P}other"
+ip netns add "$NS2"
+HOSTS+=("$NS2")
+ip -n "$NS2" link add o0 type veth peer name o1
+SOCK2="$WORK/other.sock"
+ip netns exec "$NS2" "$XBRD" --socket "$SOCK2" >"$WORK/other.log" 2>&1 &
+OTHER_PID=$!
+for _ in $(seq 100); do
+    ip netns exec "$NS2" "$XBRCTL" --socket "$SOCK2" version >/dev/null 2>&1 && break
+    sleep 0.05
+done
+ip netns exec "$NS2" "$XBRCTL" --socket "$SOCK2" add-br br0
+id1=$(xc -j stp show br0 | jq -r .bridge_id | cut -d. -f2)
+id2=$(ip netns exec "$NS2" "$XBRCTL" --socket "$SOCK2" -j stp show br0 | jq -r .bridge_id | cut -d. -f2)
+kill -TERM "$OTHER_PID"; wait "$OTHER_PID" || fail "second xbrd exited badly"
+[ -n "$id1" ] && [ -n "$id2" ] && [ "$id1" != "$id2" ] \
+    || fail "same bridge name on two hosts gave the same bridge address ($id1 / $id2)"
+ok "same bridge name, same machine id, different hosts: different bridge ids ($id1, $id2)"
