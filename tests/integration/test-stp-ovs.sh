@@ -40,9 +40,9 @@
 # log, with rstp_sm debug logging from step 2 on.
 . "$(dirname "$0")/lib.sh"
 
+# scripts/test installs openvswitch-switch; missing, it is a failure, not a skip.
 if ! command -v ovs-vswitchd >/dev/null || ! command -v ovsdb-server >/dev/null; then
-    echo "SKIP: Open vSwitch not installed (openvswitch-switch)"
-    exit 77
+    fail "Open vSwitch not installed (apt-get install openvswitch-switch)"
 fi
 
 OVSNS="${P}ovs"
