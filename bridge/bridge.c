@@ -88,8 +88,10 @@ void xbr_port_get_stats(const struct port *p, struct port_stats *sum)
     for (unsigned w = 0; w < xbr_n_workers(); w++) {
         const uint64_t *src = (const uint64_t *)&p->stats[w];
         uint64_t *dst = (uint64_t *)sum;
-        /* port_stats is nothing but uint64_t counters (plus padding). */
-        for (size_t i = 0; i < offsetof(struct port_stats, fdb_limit) / 8 + 1; i++)
+        /* port_stats is nothing but uint64_t counters plus alignment
+         * padding, which is zeroed and never written: sum it all, so that
+         * a counter added later cannot be left out. */
+        for (size_t i = 0; i < sizeof(struct port_stats) / sizeof(uint64_t); i++)
             dst[i] += __atomic_load_n(&src[i], __ATOMIC_RELAXED);
     }
 }
