@@ -312,7 +312,9 @@ static void vif_connect(struct nb_vif *v)
     dp->copy_gt = nb.copy_gt;
     for (unsigned i = 0; i < nq; i++) {
         char dir[NB_PATH + 16];
-        if (have_mq)
+        /* One queue's keys are flat even when multi-queue-num-queues is
+         * written (Linux netfront writes "1" whenever we offer queues). */
+        if (nq > 1)
             snprintf(dir, sizeof(dir), "%s/queue-%u", v->fe, i);
         else
             snprintf(dir, sizeof(dir), "%s", v->fe);
@@ -542,19 +544,27 @@ static int cmd_vif_show(int argc, char **argv, struct ctl_out *o, char *err, siz
     return 0;
 }
 
-/* Hotplug script: "online PATH" / "offline PATH" with libxl's XENBUS_PATH. */
-static int vif_from_path(const char *path, struct nb_vif **out, char *err, size_t errlen)
+/* Hotplug script: "online PATH" / "offline PATH" with libxl's XENBUS_PATH.
+ * libxl passes it relative to the backend domain's home ("backend/vif/3/0",
+ * a xenstore relative path); other toolstacks pass it absolute. */
+static int vif_from_path(const char *arg, struct nb_vif **out, char *err, size_t errlen)
 {
     size_t rl = strlen(nb.root);
     unsigned domid, devid;
     int used = 0;
+    char abs[256];
+    const char *path = arg;
     if (!nb.started) {
         snprintf(err, errlen, "netback is not running");
         return -ENODEV;
     }
+    if (arg[0] != '/') {
+        snprintf(abs, sizeof(abs), "/local/domain/%u/%s", nb.self, arg);
+        path = abs;
+    }
     if (strncmp(path, nb.root, rl) != 0 ||
         sscanf(path + rl, "/%u/%u%n", &domid, &devid, &used) != 2 || path[rl + (size_t)used]) {
-        snprintf(err, errlen, "%s is not a vif backend path under %s", path, nb.root);
+        snprintf(err, errlen, "%s is not a vif backend path under %s", arg, nb.root);
         return -EINVAL;
     }
     *out = vif_find(domid, devid);

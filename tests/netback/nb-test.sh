@@ -69,6 +69,8 @@ start_xbrd() { # [xbrd args...]
 }
 
 ctl() { "$XBRCTL" --socket "$SOCK" "$@"; }
+# hotplug online|offline XENBUS_PATH — the shipped vif hotplug script against this xbrd.
+hotplug() { XENBUS_PATH=$2 XBRCTL=$XBRCTL XBR_SOCKET=$SOCK sh "$(dirname "$0")/../../netback/vif-xbr" "$1"; }
 nf() { "$NETFRONT" "$@"; }
 mac_of() { printf '00:16:3e:00:%02x:%02x' "$1" "${2:-0}"; }
 attach() { # domid [bridge]
@@ -216,6 +218,18 @@ t_destroy() {
     BG+=($g)
     wait_port vif1.0 1 || fail "vif1.0 not a port"
     ok "port appears"
+    # The hotplug script as libxl runs it: XENBUS_PATH relative to dom0's home; other
+    # toolstacks give it absolute. A path that is not a vif backend, or a vif xbrd does not
+    # know, fails the attach.
+    local p
+    for p in backend/vif/1/0 /local/domain/0/backend/vif/1/0; do
+        hotplug online "$p" >"$WORK/hp" 2>&1 || { cat "$WORK/hp" >&2; fail "vif-xbr online $p"; }
+    done
+    for p in backend/vbd/1/0 backend/vif/1 /local/domain/5/backend/vif/1/0; do
+        hotplug online "$p" >"$WORK/hp" 2>&1 && fail "vif-xbr online $p succeeded"
+        grep -q "not a vif backend path" "$WORK/hp" || { cat "$WORK/hp" >&2; fail "vif-xbr online $p: no reason given"; }
+    done
+    ok "vif-xbr online: relative and absolute paths attach, others fail with a reason"
     nf --domid 1 --timeout 5000 detach >"$WORK/detach" 2>&1 || { cat "$WORK/detach" >&2; fail "toolstack detach: backend did not reach Closed"; }
     ok "toolstack detach: state 5 + online=0 answered with 6"
     wait_port vif1.0 0 || fail "vif1.0 still a port"

@@ -75,6 +75,7 @@ struct netfront {
     uint8_t mac[6];
     /* backend features */
     unsigned be_max_queues;
+    bool be_mq; /* the backend wrote multi-queue-max-queues */
     bool be_split, be_sg, be_gso4, be_gso6;
     unsigned nq;
     struct nf_queue q[NETFRONT_MAX_QUEUES];
@@ -728,8 +729,13 @@ static int publish(struct netfront *nf)
         if (t == XBT_NULL)
             return -(errno ? errno : EIO);
         remove_stale_keys(nf, t);
+        /* As Linux netfront: the queue count whenever the backend offered
+         * multi-queue (so also "1"), but one queue's keys stay flat. */
         if (nf->nq == 1) {
-            r = write_queue_keys(nf, t, &nf->q[0], nf->fe_path);
+            if (nf->be_mq)
+                r = xs_printf(nf->xs, t, nf->fe_path, "multi-queue-num-queues", "1");
+            if (!r)
+                r = write_queue_keys(nf, t, &nf->q[0], nf->fe_path);
         } else {
             r = xs_printf(nf->xs, t, nf->fe_path, "multi-queue-num-queues", "%u", nf->nq);
             for (unsigned i = 0; !r && i < nf->nq; i++) {
@@ -800,6 +806,7 @@ int netfront_connect(struct netfront *nf)
     if (!xs_read_uint(nf->xs, nf->be_path, "feature-rx-copy", 0))
         return -EPROTONOSUPPORT; /* Linux: "backend does not support copying receive path" */
     nf->be_max_queues = xs_read_uint(nf->xs, nf->be_path, "multi-queue-max-queues", 1);
+    nf->be_mq = xs_read_uint(nf->xs, nf->be_path, "multi-queue-max-queues", 0) > 0;
     nf->be_split = xs_read_uint(nf->xs, nf->be_path, "feature-split-event-channels", 0) &&
                    !nf->o.no_split_evtchn;
     nf->be_sg = xs_read_uint(nf->xs, nf->be_path, "feature-sg", 0);
