@@ -173,10 +173,12 @@ void nb_dp_stats(const struct nb_dp *dp, struct nb_qstats *sum)
     for (unsigned i = 0; i < dp->nq; i++) {
         const struct nb_qstats *s = &dp->q[i].st;
         sum->tx_frames += s->tx_frames;
+        sum->tx_gso += s->tx_gso;
         sum->tx_drop_bad += s->tx_drop_bad;
         sum->tx_drop_spoof += s->tx_drop_spoof;
         sum->tx_drop_csum += s->tx_drop_csum;
         sum->rx_frames += s->rx_frames;
+        sum->rx_gso += s->rx_gso;
         sum->rx_drop_nobuf += s->rx_drop_nobuf;
         sum->rx_drop_gso += s->rx_drop_gso;
         sum->rx_drop_big += s->rx_drop_big;
@@ -320,6 +322,8 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
             q->st.tx_drop_csum++;
             continue;
         }
+        if (f->gso_type)
+            q->st.tx_gso++;
         if (out != fr - 1)
             pkts[out] = *pkt;
         out++;
@@ -537,8 +541,11 @@ static unsigned nb_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts,
             }
             r->rsp_prod_pvt++;
         }
-        if (!bad)
+        if (!bad) {
             sent++;
+            if (q->rx_rsp[frame_first[f]].rsp.flags & NETRXF_extra_info)
+                q->st.rx_gso++;
+        }
     }
     r->req_cons = cons;
     q->st.rx_frames += sent;
@@ -646,10 +653,12 @@ static void nb_show(struct port *p, struct ctl_out *o)
     ctl_out_close_array(o);
     ctl_out_open_object(o, "netback_stats");
     ctl_out_u64(o, "from_guest", "    from-guest %llu", st.tx_frames);
+    ctl_out_u64(o, "from_guest_gso", " gso %llu", st.tx_gso);
     ctl_out_u64(o, "from_guest_bad", " bad %llu", st.tx_drop_bad);
     ctl_out_u64(o, "from_guest_spoofed", " spoofed %llu", st.tx_drop_spoof);
     ctl_out_u64(o, "from_guest_bad_offload", " bad-offload %llu\n", st.tx_drop_csum);
     ctl_out_u64(o, "to_guest", "    to-guest %llu", st.rx_frames);
+    ctl_out_u64(o, "to_guest_gso", " gso %llu", st.rx_gso);
     ctl_out_u64(o, "to_guest_no_buffers", " no-buffers %llu", st.rx_drop_nobuf);
     ctl_out_u64(o, "to_guest_gso_unsupported", " gso-unsupported %llu", st.rx_drop_gso);
     ctl_out_u64(o, "to_guest_too_big", " too-big %llu\n", st.rx_drop_big);

@@ -110,8 +110,8 @@ int nb_l4_offset(const uint8_t *d, uint32_t len, uint16_t *l4, uint8_t *proto);
 struct nb_vif;
 
 struct nb_qstats {
-    uint64_t tx_frames, tx_drop_bad, tx_drop_spoof, tx_drop_csum;
-    uint64_t rx_frames, rx_drop_nobuf, rx_drop_gso, rx_drop_big;
+    uint64_t tx_frames, tx_gso, tx_drop_bad, tx_drop_spoof, tx_drop_csum;
+    uint64_t rx_frames, rx_gso, rx_drop_nobuf, rx_drop_gso, rx_drop_big;
     uint64_t notify_tx, notify_rx;
 };
 
