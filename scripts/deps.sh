@@ -15,6 +15,7 @@ xbr_install_deps() {
             clang libclang-rt-14-dev                   # libFuzzer targets
             qemu-system-x86 busybox-static cpio xz-utils kmod  # real-Xen VM suite
             openvswitch-switch                         # STP interop test with Open vSwitch RSTP (netdev datapath)
+            netsniff-ng gnuplot-nox tcpdump            # xbr-bench: trafgen generates, gnuplot draws --plot, tcpdump times the STP bench
         )
     fi
     local missing=()
