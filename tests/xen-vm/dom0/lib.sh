@@ -11,6 +11,11 @@
 
 XBRVM_FAILS=0
 
+# busybox ash runs its own applets ahead of PATH (standalone shell), and busybox's ip cannot
+# name a veth peer: scenarios get the real iproute2 that build-images.sh installed.
+if [ -x /usr/local/sbin/ip ]; then ip() { /usr/local/sbin/ip "$@"; }; fi
+if [ -x /usr/local/sbin/bridge ]; then bridge() { /usr/local/sbin/bridge "$@"; }; fi
+
 say() { echo "[$(cut -d' ' -f1 /proc/uptime)] $*"; }
 expect() { for n in "$@"; do echo "EXPECT $n"; done; }
 result() { # NAME PASS|FAIL DETAIL...
@@ -78,7 +83,8 @@ xs_until() {
 }
 
 # guest_cfg NAME IP/PREFIX MAC MAXQUEUES [VIFSPEC_EXTRA] [MEMORY_MB] — print an xl config for a
-# PV guest that boots the dom0 kernel with the test initramfs.
+# PV guest that boots the dom0 kernel with the test initramfs. $XBRVM_ON_REBOOT: what xl does
+# when the guest reboots itself (default destroy; restart makes a new domain, new domid).
 guest_cfg() {
     local name=$1 ip=$2 mac=$3 mq=$4 vifextra=${5:-} mem=${6:-160}
     cat <<CFG
@@ -90,7 +96,7 @@ extra = "console=hvc0 xbr.name=$name xbr.ip=$ip xbr.mq=$mq"
 memory = $mem
 vcpus = 1
 on_crash = "destroy"
-on_reboot = "destroy"
+on_reboot = "${XBRVM_ON_REBOOT:-destroy}"
 vif = [ 'mac=$mac${vifextra:+,$vifextra}' ]
 CFG
 }

@@ -20,11 +20,17 @@ WL_UP=""
 
 command -v wl_port_ok >/dev/null 2>&1 || wl_port_ok() { return 0; }
 
+# Result names carry the datapath (xbr.ping-gA-gB, kernel.ping-gA-gB) so that one VM run can
+# run the workload once per datapath.
+wl_result() { local n=$1; shift; result "$DP.$n" "$@"; }
 wl_expect() {
-    expect guest-create-gA guest-create-gB guest-ready-gA guest-ready-gB \
+    local n
+    for n in guest-create-gA guest-create-gB guest-ready-gA guest-ready-gB \
            vif-connected-gA vif-connected-gB queues-gA queues-gB \
            ping-gA-host ping-gB-host ping-gA-gB ping-gB-gA \
-           tcp-gA-host tcp-gB-host tcp-gA-gB tcp-gB-gA guest-destroy
+           tcp-gA-host tcp-gB-host tcp-gA-gB tcp-gB-gA guest-destroy; do
+        expect "$DP.$n"
+    done
 }
 _secs_since() { awk -v a="$1" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }'; }
 _median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
@@ -32,50 +38,51 @@ wl_up() { case " $WL_UP " in *" $1 "*) return 0 ;; esac; return 1; }
 
 wl_guests() {
     local g t0 d be fe bs fs hs nq want
+    WL_UP=""
     guest_cfg gA $WL_A_IP/24 $WL_A_MAC 2 "$VIFEXTRA" > /etc/xbrvm/gA.cfg
     guest_cfg gB $WL_B_IP/24 $WL_B_MAC 1 "$VIFEXTRA" > /etc/xbrvm/gB.cfg
     for g in gA gB; do
         t0=$(cut -d' ' -f1 /proc/uptime)
         if guest_create $g /etc/xbrvm/$g.cfg; then
-            result guest-create-$g PASS "domid $(guest_domid $g) in $(_secs_since $t0)s"
+            wl_result guest-create-$g PASS "domid $(guest_domid $g) in $(_secs_since $t0)s"
         else
-            result guest-create-$g FAIL "xl create failed: $(tail -3 /var/log/xen/xl-create-$g.log | tr '\n' ' ')"
+            wl_result guest-create-$g FAIL "xl create failed: $(tail -3 /var/log/xen/xl-create-$g.log | tr '\n' ' ')"
         fi
     done
     for g in gA gB; do
         t0=$(cut -d' ' -f1 /proc/uptime)
         if guest_wait_ready $g 120; then
             WL_UP="$WL_UP $g"
-            result guest-ready-$g PASS "agent ready after $(_secs_since $t0)s more"
+            wl_result guest-ready-$g PASS "agent ready after $(_secs_since $t0)s more"
         else
-            result guest-ready-$g FAIL "state=$(xenstore-read "$(guest_xs $g)/state" 2>/dev/null)"
+            wl_result guest-ready-$g FAIL "state=$(xenstore-read "$(guest_xs $g)/state" 2>/dev/null)"
         fi
     done
     for g in gA gB; do
-        d=$(guest_domid $g) || { result vif-connected-$g FAIL "no guest"; result queues-$g FAIL "no guest"; continue; }
+        d=$(guest_domid $g) || { wl_result vif-connected-$g FAIL "no guest"; wl_result queues-$g FAIL "no guest"; continue; }
         be=/local/domain/0/backend/vif/$d/0 fe=/local/domain/$d/device/vif/0
         bs=$(xenstore-read $be/state 2>/dev/null) fs=$(xenstore-read $fe/state 2>/dev/null)
         hs=$(xenstore-read $be/hotplug-status 2>/dev/null)
         if [ "$bs" = 4 ] && [ "$fs" = 4 ] && wl_port_ok $d; then
-            result vif-connected-$g PASS "vif$d.0 backend=4 frontend=4 hotplug-status=$hs"
+            wl_result vif-connected-$g PASS "vif$d.0 backend=4 frontend=4 hotplug-status=$hs"
         else
-            result vif-connected-$g FAIL "vif$d.0 backend=$bs frontend=$fs hotplug-status=$hs port_ok=$(wl_port_ok $d && echo y || echo n)"
+            wl_result vif-connected-$g FAIL "vif$d.0 backend=$bs frontend=$fs hotplug-status=$hs port_ok=$(wl_port_ok $d && echo y || echo n)"
         fi
         nq=$(xenstore-read $fe/multi-queue-num-queues 2>/dev/null || echo 1)
         want=1; [ $g = gA ] && want=2
-        if [ "$nq" = $want ]; then result queues-$g PASS "multi-queue-num-queues=$nq"
-        else result queues-$g FAIL "multi-queue-num-queues=$nq, expected $want"; fi
+        if [ "$nq" = $want ]; then wl_result queues-$g PASS "multi-queue-num-queues=$nq"
+        else wl_result queues-$g FAIL "multi-queue-num-queues=$nq, expected $want"; fi
     done
 }
 
 # wl_ping NAME DST LABEL — 3 pings after one ARP warm-up ping
 wl_ping() {
     local name=$1 dst=$2 test=ping-$1-$3 rx
-    wl_up $name || { result $test FAIL "guest $name not up"; return; }
+    wl_up $name || { wl_result $test FAIL "guest $name not up"; return; }
     gexec $name 60 "ping -c 1 -w 5 $dst >/dev/null; ping -c 3 -w 10 $dst"
     rx=$(echo "$GOUT" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
-    if [ "${rx:-0}" -eq 3 ]; then result $test PASS "3/3 $(echo "$GOUT" | grep round-trip)"
-    else result $test FAIL "${rx:-0}/3 rc=$GRC: $(echo "$GOUT" | tail -3 | tr '\n' ' ')"; fi
+    if [ "${rx:-0}" -eq 3 ]; then wl_result $test PASS "3/3 $(echo "$GOUT" | grep round-trip)"
+    else wl_result $test FAIL "${rx:-0}/3 rc=$GRC: $(echo "$GOUT" | tail -3 | tr '\n' ' ')"; fi
 }
 wl_pings() {
     wl_ping gA $WL_HOST host; wl_ping gB $WL_HOST host
@@ -97,7 +104,7 @@ _bytes_of() { eval "echo \${WL_BYTES_$1:-0}"; }
 # wl_tcp_host NAME — guest → host sink; the sink measures bytes/md5/time on the host side.
 wl_tcp_host() {
     local g=$1 test=tcp-$1-host i=0 sink bytes md5 bps all="" bad=""
-    wl_up $g || { result $test FAIL "guest $g not up"; return; }
+    wl_up $g || { wl_result $test FAIL "guest $g not up"; return; }
     while [ $i -lt "$TCP_REPEAT" ]; do
         i=$((i + 1))
         gexec $g 240 "xbr-send $WL_HOST 5002 200"
@@ -113,10 +120,10 @@ wl_tcp_host() {
     done
     if [ -z "$bad" ]; then
         bps=$(echo $all | _median)
-        result $test PASS "bytes=$bytes md5 ok Bps=$bps (runs:$all)"
+        wl_result $test PASS "bytes=$bytes md5 ok Bps=$bps (runs:$all)"
         metric $DP.$test.Bps "$bps" B/s
     else
-        result $test FAIL "$bad"
+        wl_result $test FAIL "$bad"
     fi
 }
 
@@ -124,7 +131,7 @@ wl_tcp_host() {
 # receiver closes).
 wl_tcp_guest() {
     local from=$1 to=$2 ip=$3 test=tcp-$1-$2 port=5003 i=0 sent rx bytes md5 bps all="" bad=""
-    wl_up $from && wl_up $to || { result $test FAIL "guests not up"; return; }
+    wl_up $from && wl_up $to || { wl_result $test FAIL "guests not up"; return; }
     while [ $i -lt "$TCP_REPEAT" ]; do
         i=$((i + 1))
         gexec $to 30 "xbr-listen $port 240" || { bad="listen on $to: $GOUT"; break; }
@@ -142,10 +149,10 @@ wl_tcp_guest() {
     done
     if [ -z "$bad" ]; then
         bps=$(echo $all | _median)
-        result $test PASS "bytes=$bytes md5 ok Bps=$bps (runs:$all)"
+        wl_result $test PASS "bytes=$bytes md5 ok Bps=$bps (runs:$all)"
         metric $DP.$test.Bps "$bps" B/s
     else
-        result $test FAIL "$bad"
+        wl_result $test FAIL "$bad"
     fi
 }
 wl_tcp() {
@@ -168,9 +175,9 @@ wl_destroy() {
         return 0
     }
     if [ $ok = 1 ] && wait_for 30 _wl_gone && [ "$(xl list | wc -l)" -eq 2 ]; then
-        result guest-destroy PASS "domains$doms destroyed, vifs and backend dirs gone"
+        wl_result guest-destroy PASS "domains$doms destroyed, vifs and backend dirs gone"
     else
-        result guest-destroy FAIL "xl destroy ok=$ok, left: $(xl list | tail -n +3 | tr '\n' ' ') $(ls /sys/class/net | tr '\n' ' ')"
+        wl_result guest-destroy FAIL "xl destroy ok=$ok, left: $(xl list | tail -n +3 | tr '\n' ' ') $(ls /sys/class/net | tr '\n' ' ')"
     fi
 }
 
@@ -182,4 +189,31 @@ wl_run() {
     [ $XBRVM_FAILS -gt 0 ] && dump_diag
     wl_destroy
     metric $DP.workload.secs "$(_secs_since $t0)" s
+}
+
+# ---- the kernel datapath (the reference): xen-netback + a kernel bridge -------------------------
+
+# wl_kernel_setup — load xen-netback and bridge, build xenbr0 with peth0 and dom0's address, and
+# point the guests' vifs at it (the default vif script is /etc/xen/scripts/vif-bridge, ours).
+wl_kernel_setup() {
+    DP=kernel VIFEXTRA=bridge=xenbr0
+    wl_port_ok() { [ -e /sys/class/net/vif$1.0/brport ]; }
+    if modload xen-netback && modload bridge \
+       && ip link add xenbr0 type bridge stp_state 0 forward_delay 0 \
+       && ip link set peth0 master xenbr0 && ip link set xenbr0 up \
+       && ip addr add 10.99.0.2/24 dev xenbr0; then
+        wl_result dom0-bridge PASS "xenbr0 with peth0, xen-netback loaded"
+    else
+        wl_result dom0-bridge FAIL "bridge setup failed"
+    fi
+}
+
+# wl_dom0_ping — dom0's own address (on the datapath) reaches the host namespace.
+wl_dom0_ping() {
+    local out rx
+    ping -c 1 -w 5 $WL_HOST > /dev/null 2>&1   # ARP warm-up
+    out=$(ping -c 3 -w 10 $WL_HOST 2>&1)
+    rx=$(echo "$out" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
+    if [ "${rx:-0}" -eq 3 ]; then wl_result dom0-ping-host PASS "3/3"
+    else wl_result dom0-ping-host FAIL "${rx:-0}/3: $(echo "$out" | tail -2 | tr '\n' ' ')"; fi
 }
