@@ -50,19 +50,10 @@ xbr_queues() { xbrctl show xenbr0 | sed -n 's/.* queues \([0-9]*\).*/\1/p' | awk
 # Sum of the netback GSO counters over all vif ports: "from-guest N gso M" / "to-guest N gso M".
 xbr_gso() { xbrctl show xenbr0 | sed -n "s/.*$1 [0-9]* gso \([0-9]*\).*/\1/p" | awk '{ s += $1 } END { print s + 0 }'; }
 guest_refresh_domid() { xl domid "$1" > $XBRVM_RUN/domid.$1 2>/dev/null; }
-# wait_port_gone/back NAME — the port left / is in `xbrctl show` (the vif teardown is async)
+# port_gone NAME — not (or no longer: vif teardown is async) in `xbrctl show`
 port_gone() { ! xbr_has_port "$1"; }
 port_forwarding() { for p in "$@"; do [ "$(xbr_port_state "$p")" = forwarding ] || return 1; done; }
 no_holdings() { [ "$(xbr_maps)" = 0 ] && [ "$(xbr_evtchns)" = 0 ]; }
-
-# ping_check TEST GUEST DST ARGS — 3/3 replies (after one warm-up)
-ping_check() {
-    local test=$1 g=$2 dst=$3 args=$4 rx
-    gexec $g 60 "ping -c 1 -w 5 $args $dst >/dev/null; ping -c 3 -w 10 $args $dst"
-    rx=$(echo "$GOUT" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
-    if [ "${rx:-0}" -eq 3 ]; then result $test PASS "$g -> $dst ${args:-} 3/3 $(echo "$GOUT" | grep round-trip)"
-    else result $test FAIL "$g -> $dst $args: ${rx:-0}/3 rc=$GRC: $(echo "$GOUT" | tail -3 | tr '\n' ' ')"; fi
-}
 
 expect xbr.no-kernel-netback xbr.xbrd-up xbr.dom0-ping-host
 DP=xbr; wl_expect
@@ -110,8 +101,8 @@ else
     result xbr.gso-end-to-end FAIL "GSO frames from guests $gin, to guests $gout"
     xbrctl show xenbr0
 fi
-ping_check xbr.ping-mtu gA $WL_B_IP "-s 1472"          # 1500-byte IP packets, unfragmented
-ping_check xbr.ping-fragmented gA $WL_HOST "-s 4000"   # 3 fragments each way, via peth0
+wl_ping_check xbr.ping-mtu gA $WL_B_IP "-s 1472"          # 1500-byte IP packets, unfragmented
+wl_ping_check xbr.ping-fragmented gA $WL_HOST "-s 4000"   # 3 fragments each way, via peth0
 
 # What a healthy xbrd holds with both guests up: 2 mappings and 2 bindings per queue.
 nq=$(xbr_queues) maps0=$(xbr_maps) ev0=$(xbr_evtchns)
@@ -137,7 +128,7 @@ if guest_create gB /etc/xbrvm/gB.cfg && guest_wait_ready gB 120; then
     else
         result xbr.create-port-back FAIL "vif$dB2.0 not a port"
     fi
-    ping_check xbr.create-traffic gA $WL_B_IP ""
+    wl_ping_check xbr.create-traffic gA $WL_B_IP
 else
     result xbr.create-port-back FAIL "gB did not come back: $(tail -3 /var/log/xen/xl-create-gB.log | tr '\n' ' ')"
     result xbr.create-traffic FAIL "no gB"
@@ -154,7 +145,7 @@ if wait_for 90 _new_gA && guest_refresh_domid gA && guest_wait_ready gA 120; the
     else
         result xbr.reboot-port-back FAIL "after the reboot: $(xbr_vifs)"
     fi
-    ping_check xbr.reboot-traffic gA $WL_HOST ""
+    wl_ping_check xbr.reboot-traffic gA $WL_HOST
 else
     result xbr.reboot-port-back FAIL "gA (domain $dA) did not come back: $(xl list | tail -n +2 | tr '\n' ' ')"
     result xbr.reboot-traffic FAIL "no gA"
@@ -183,7 +174,7 @@ else
     tail -20 $XBRD_LOG
 fi
 wait_for 15 port_forwarding peth0
-ping_check xbr.restart-traffic gA $WL_B_IP ""
+wl_ping_check xbr.restart-traffic gA $WL_B_IP
 fe_states=""
 for g in $WL_UP; do fe_states="$fe_states $g:$(xenstore-read /local/domain/$(guest_domid $g)/device/vif/0/state)"; done
 gexec gA 20 "cat /sys/class/net/eth0/carrier_changes"; cc1=$GOUT

@@ -143,6 +143,8 @@ gexec() {
 "} ;; *) GOUT="" ;; esac
     return "$GRC"
 }
+# ping_received TEXT — the "N packets received" count in ping's output (empty if none).
+ping_received() { echo "$1" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p'; }
 # field KEY TEXT — the value of KEY=value in TEXT (first match).
 field() { echo "$2" | sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p; s/^$1=\([^[:space:]]*\).*/\1/p" | head -1; }
 

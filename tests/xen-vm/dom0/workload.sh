@@ -75,15 +75,18 @@ wl_guests() {
     done
 }
 
-# wl_ping NAME DST LABEL — 3 pings after one ARP warm-up ping
-wl_ping() {
-    local name=$1 dst=$2 test=ping-$1-$3 rx
-    wl_up $name || { wl_result $test FAIL "guest $name not up"; return; }
-    gexec $name 60 "ping -c 1 -w 5 $dst >/dev/null; ping -c 3 -w 10 $dst"
-    rx=$(echo "$GOUT" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
-    if [ "${rx:-0}" -eq 3 ]; then wl_result $test PASS "3/3 $(echo "$GOUT" | grep round-trip)"
-    else wl_result $test FAIL "${rx:-0}/3 rc=$GRC: $(echo "$GOUT" | tail -3 | tr '\n' ' ')"; fi
+# wl_ping_check RESULT NAME DST [PING-ARGS] — guest NAME pings DST 3 times after one ARP
+# warm-up ping; RESULT (a full name) passes on 3/3 replies.
+wl_ping_check() {
+    local test=$1 name=$2 dst=$3 args=${4:-} rx
+    wl_up $name || { result $test FAIL "guest $name not up"; return; }
+    gexec $name 60 "ping -c 1 -w 5 $args $dst >/dev/null; ping -c 3 -w 10 $args $dst"
+    rx=$(ping_received "$GOUT")
+    if [ "${rx:-0}" -eq 3 ]; then result $test PASS "$name -> $dst ${args:+$args }3/3 $(echo "$GOUT" | grep round-trip)"
+    else result $test FAIL "$name -> $dst ${args:+$args }${rx:-0}/3 rc=$GRC: $(echo "$GOUT" | tail -3 | tr '\n' ' ')"; fi
 }
+# wl_ping NAME DST LABEL — the workload's $DP.ping-NAME-LABEL
+wl_ping() { wl_ping_check "$DP.ping-$1-$3" "$1" "$2"; }
 wl_pings() {
     wl_ping gA $WL_HOST host; wl_ping gB $WL_HOST host
     wl_ping gA $WL_B_IP gB;   wl_ping gB $WL_A_IP gA
@@ -213,7 +216,7 @@ wl_dom0_ping() {
     local out rx
     ping -c 1 -w 5 $WL_HOST > /dev/null 2>&1   # ARP warm-up
     out=$(ping -c 3 -w 10 $WL_HOST 2>&1)
-    rx=$(echo "$out" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
+    rx=$(ping_received "$out")
     if [ "${rx:-0}" -eq 3 ]; then wl_result dom0-ping-host PASS "3/3"
     else wl_result dom0-ping-host FAIL "${rx:-0}/3: $(echo "$out" | tail -2 | tr '\n' ' ')"; fi
 }
