@@ -35,6 +35,9 @@ struct xbr_bridge;
 #define XBR_MAX_PORTS 1024 /* per bridge */
 /* Large enough for a 64 KiB GSO frame plus its Ethernet header. */
 #define XBR_PKT_BUF_SIZE (65536 + 256)
+/* The longest a worker keeps frames that a port batched unsent while its
+ * receive queues are still busy (DPDK l2fwd drains every ~100 us). */
+#define XBR_TX_DRAIN_NS 100000u
 
 /* A frame on its way through the bridge.
  *
@@ -124,7 +127,11 @@ struct port_class {
      * needs before returning. Returns how many were sent; the caller counts
      * the rest as dropped (tx_drop_full). */
     unsigned (*tx_burst)(struct port *p, unsigned q, struct pkt *const *pkts, unsigned n);
-    /* Pushes out frames a port batched internally (kicks). May be NULL. */
+    /* Pushes out frames a port batched internally (kicks). May be NULL.
+     * The worker calls it once its receive queues are drained, or at the
+     * latest XBR_TX_DRAIN_NS after the first tx_burst that it has not
+     * flushed, and always before it sleeps; so a port may keep frames
+     * back across several tx_burst calls (one kick for many bursts). */
     void (*tx_flush)(struct port *p, unsigned q);
 
     /* An fd that becomes readable when queue q has work (epoll, level
@@ -158,6 +165,9 @@ struct port {
     /* Frames the control thread sends on this port (BPDUs): a single-
      * producer (control) single-consumer (worker 0) ring. */
     struct port_inject *inject;
+    /* Worker w alone writes tx_dirty[w]: it sent on this port since its
+     * last tx_flush. */
+    bool tx_dirty[XBR_MAX_WORKERS];
     struct port_stats stats[XBR_MAX_WORKERS];
 };
 

@@ -1,16 +1,32 @@
 /* AF_PACKET port: attaches an existing Linux interface (peth0, a veth).
  *
- * RX: a TPACKET_V3 ring per queue, read in place (zero copy into the
- * bridge); a block goes back to the kernel in rx_done, after the burst that
- * used its frames has been forwarded. Blocks are retired by the kernel when
- * full or after RETIRE_TOV_MS, which bounds the added latency at low rates.
- * TX: sendmmsg, one syscall per burst, with PACKET_QDISC_BYPASS (the
- * bridge is the queueing discipline).
- * Offloads: PACKET_VNET_HDR on both directions, so GSO super-frames and
- * partial checksums pass through as they would through the kernel bridge
- * instead of being truncated or sent with a wrong checksum.
- * With several workers the queues' sockets form a PACKET_FANOUT_HASH group,
- * so each flow stays on one worker and frames of a flow stay in order.
+ * RX: a TPACKET_V2 ring per queue, read in place (no copy into the bridge).
+ * Every frame slot has its own status word, so a frame is the worker's the
+ * moment the kernel has written it: no block to fill, no retire timer to
+ * wait for. The slots a burst used go back to the kernel in rx_done, after
+ * the burst has been forwarded. A frame too big for a slot (a GSO super-
+ * frame, 64 KiB) is flagged TP_STATUS_COPY and queued whole on the socket
+ * (PACKET_COPY_THRESH); it is read with recvmsg at its place in the ring
+ * order, so big frames are received whole and in order.
+ * TX: PACKET_TX_RING on a socket of its own that receives nothing and sits
+ * in no epoll set (no write-space wake-ups on the datapath). tx_burst fills
+ * slots in place and the kernel is kicked with one send() per XBR_TX_KICK
+ * frames, or when the worker flushes (tx_flush): one syscall for many
+ * bursts. Each slot carries a virtio-net header (PACKET_VNET_HDR): it moves
+ * offloads (GSO, partial checksums) and, through its hdr_len, tells the
+ * kernel how much of the frame to copy into the skb's linear part. We set
+ * it to the whole frame for frames up to LINEAR_MAX: the kernel otherwise
+ * hangs the rest of the slot off the skb as a page fragment, which a veth
+ * must then copy into a freshly allocated page (skb_copy_ubufs: a page
+ * allocation per frame, measured at ~8% of the switch core at 60 B). Bigger
+ * frames (GSO super-frames) keep the real header length and go out from the
+ * ring's pages. Frames longer than a small slot use a second ring with
+ * 64 KiB slots, opened on first use; switching rings kicks the other one
+ * first, so frames leave in the order they came.
+ * Both sockets use PACKET_QDISC_BYPASS: the bridge is the queueing
+ * discipline.
+ * With several workers the RX sockets form a PACKET_FANOUT_HASH group, so
+ * each flow stays on one worker and frames of a flow stay in order.
  * Promiscuous mode is a PACKET_MR_PROMISC membership: the kernel reference
  * counts it and drops it when the socket closes, even if xbrd crashes. */
 #include "bridge/private.h"
@@ -33,21 +49,52 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define BLOCK_SIZE (128u * 1024) /* holds one 64 KiB GSO frame with headers */
-#define N_BLOCKS 32u
-#define FRAME_SIZE 2048u         /* V3 ignores it for RX, but must be valid */
-#define RETIRE_TOV_MS 1u
 #define VNET_LEN sizeof(struct virtio_net_hdr)
+/* Where a TPACKET_V2 RX frame's Ethernet header may start at the earliest:
+ * the kernel puts the header, sockaddr_ll, alignment and the virtio-net
+ * header before it (macoff, 76 bytes for Ethernet with PACKET_VNET_HDR). */
+#define RX_HEADROOM 96u
+/* RX ring memory per queue, whatever the slot size. At 1 Mpps 4 MiB of
+ * 2 KiB slots hold 2 ms of frames while the worker is busy elsewhere. */
+#define RX_RING_BYTES (4u << 20)
+#define RX_BLOCK_SIZE (64u * 1024)
+/* TX: frame data starts this far into a TPACKET_V2 slot (the kernel's
+ * tp_hdrlen minus sockaddr_ll, when PACKET_TX_HAS_OFF is not used). */
+#define TX_DATA_OFF (TPACKET_ALIGN(sizeof(struct tpacket2_hdr)))
+#define TX_SMALL_SLOTS 1024u
+/* Frames up to this long are copied whole into the skb's linear part. */
+#define LINEAR_MAX 2048u
+/* The big ring: slots for a 64 KiB GSO frame with its headers (17 pages,
+ * one slot per block), few of them: super-frames are few. */
+#define TX_BIG_SLOT (17u * 4096)
+#define TX_BIG_SLOTS 64u
+/* Kick the kernel at the latest after this many frames on one ring. */
+#define XBR_TX_KICK 32u
+
+/* A TPACKET_V2 ring: nr slots of size bytes, slot i at map + i * size. */
+struct afp_ring {
+    uint8_t *map;
+    size_t map_len;
+    uint32_t size, nr;
+};
+
+struct afp_tx {
+    int fd;
+    struct afp_ring ring;
+    uint32_t head;    /* next slot to fill */
+    uint32_t pending; /* filled, not yet kicked */
+};
 
 struct afp_queue {
-    int fd;
-    uint8_t *ring;
-    unsigned cur;        /* block being read */
-    unsigned done_in_cur;/* frames of cur already handed out */
-    uint8_t *next;       /* next frame in cur */
-    unsigned n_release;  /* blocks before cur fully handed out, not yet returned */
-    struct mmsghdr msgs[XBR_BURST];
-    struct iovec iov[XBR_BURST][2];
+    int fd;                 /* RX socket (also sends what the TX rings cannot) */
+    struct afp_ring rx;
+    uint32_t rx_cur;        /* next slot to look at */
+    uint32_t rx_held;       /* slots before rx_cur handed out, not yet returned */
+    struct afp_tx tx[2];    /* [0] small slots, [1] 64 KiB slots (opened lazily) */
+    struct afp_tx *tx_last; /* ring that holds the newest unkicked frames */
+    bool tx_big_failed;     /* the big ring could not be opened */
+    /* per-queue counters for `show` (written by the queue's worker) */
+    uint64_t rx_copied, tx_kicks, tx_ring_full;
 };
 
 struct afp_port {
@@ -141,57 +188,143 @@ static int check_attachable(struct port *p, int ifindex, unsigned flags, bool fo
     return 0;
 }
 
+
+static inline void *slot_at(const struct afp_ring *r, uint32_t i)
+{
+    return r->map + (size_t)i * r->size;
+}
+
+static uint32_t pow2_at_least(uint32_t v, uint32_t min)
+{
+    uint32_t s = min;
+    while (s < v)
+        s <<= 1;
+    return s;
+}
+
+/* Sets up a TPACKET_V2 ring (PACKET_RX_RING or PACKET_TX_RING) on fd and
+ * maps it. Slots never cross a block; blocks are whole pages. */
+static int ring_setup(int fd, int which, struct afp_ring *r, uint32_t slot, uint32_t nr,
+                      uint32_t block)
+{
+    struct tpacket_req req = {
+        .tp_block_size = block,
+        .tp_block_nr = slot * nr / block,
+        .tp_frame_size = slot,
+        .tp_frame_nr = nr,
+    };
+    if (setsockopt(fd, SOL_PACKET, which, &req, sizeof(req)) < 0)
+        return -errno;
+    r->map_len = (size_t)block * req.tp_block_nr;
+    r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED | MAP_POPULATE,
+                  fd, 0);
+    if (r->map == MAP_FAILED) /* MAP_LOCKED can exceed RLIMIT_MEMLOCK; retry without */
+        r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (r->map == MAP_FAILED) {
+        r->map = NULL;
+        return -errno;
+    }
+    r->size = slot;
+    r->nr = nr;
+    return 0;
+}
+
+static void ring_unmap(struct afp_ring *r)
+{
+    if (r->map)
+        (void)munmap(r->map, r->map_len);
+    r->map = NULL;
+}
+
+/* A send-only socket with a TX ring on the interface: bound with protocol
+ * 0, so it receives nothing and wakes nobody. */
+static int tx_open(struct afp_tx *t, int ifindex, uint32_t slot, uint32_t nr, const char **what)
+{
+    int one = 1, v2 = TPACKET_V2;
+    t->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    *what = "socket(AF_PACKET) for TX";
+    if (t->fd < 0)
+        return -errno;
+    *what = "PACKET_VERSION (TX)";
+    if (setsockopt(t->fd, SOL_PACKET, PACKET_VERSION, &v2, sizeof(v2)) < 0)
+        return -errno;
+    *what = "PACKET_VNET_HDR (TX)";
+    if (setsockopt(t->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0)
+        return -errno;
+    *what = "PACKET_QDISC_BYPASS (TX)";
+    if (setsockopt(t->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) < 0)
+        return -errno;
+    /* A frame the kernel refuses (bad offload metadata) is skipped, not a
+     * ring stalled behind it. */
+    *what = "PACKET_LOSS (TX)";
+    if (setsockopt(t->fd, SOL_PACKET, PACKET_LOSS, &one, sizeof(one)) < 0)
+        return -errno;
+    int sndbuf = 8 << 20;
+    (void)setsockopt(t->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
+    *what = "PACKET_TX_RING";
+    int r = ring_setup(t->fd, PACKET_TX_RING, &t->ring, slot, nr, slot > 4096 ? slot : 4096 * 4);
+    if (r < 0)
+        return r;
+    struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = 0, .sll_ifindex = ifindex};
+    *what = "bind (TX)";
+    if (bind(t->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+        return -errno;
+    t->head = t->pending = 0;
+    return 0;
+}
+
+static void tx_close(struct afp_tx *t)
+{
+    ring_unmap(&t->ring);
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+}
+
+/* Slot size for frames of an MTU (L3) with up to two VLAN tags. */
+static uint32_t slot_for_mtu(uint32_t headroom, uint32_t mtu)
+{
+    return pow2_at_least(headroom + 14 + 8 + mtu, 2048);
+}
+
 static int queue_open(struct port *p, struct afp_port *ap, unsigned qi, int *fanout_id,
                       char *err, size_t errlen)
 {
     struct afp_queue *q = &ap->q[qi];
-    int one = 1, v3 = TPACKET_V3;
+    int one = 1, v2 = TPACKET_V2;
     const char *what;
+    int r;
 
     /* Protocol 0 until bound: nothing arrives before the ring exists. */
     q->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (q->fd < 0) {
-        what = "socket(AF_PACKET)";
-        goto fail;
-    }
+    what = "socket(AF_PACKET)";
+    if (q->fd < 0)
+        goto fail_errno;
     what = "PACKET_VERSION";
-    if (setsockopt(q->fd, SOL_PACKET, PACKET_VERSION, &v3, sizeof(v3)) < 0)
-        goto fail;
+    if (setsockopt(q->fd, SOL_PACKET, PACKET_VERSION, &v2, sizeof(v2)) < 0)
+        goto fail_errno;
     what = "PACKET_VNET_HDR";
     if (setsockopt(q->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0)
-        goto fail;
-    what = "PACKET_QDISC_BYPASS";
-    if (setsockopt(q->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) < 0)
-        goto fail;
+        goto fail_errno;
+    /* Frames that do not fit a slot are queued whole for recvmsg. */
+    what = "PACKET_COPY_THRESH";
+    if (setsockopt(q->fd, SOL_PACKET, PACKET_COPY_THRESH, &one, sizeof(one)) < 0)
+        goto fail_errno;
     /* Our own transmissions must not come back to us as received frames. */
     what = "PACKET_IGNORE_OUTGOING";
     if (setsockopt(q->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) < 0)
-        goto fail;
-    int sndbuf = 4 << 20;
-    (void)setsockopt(q->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
+        goto fail_errno;
+    /* Room on the socket queue for a few 64 KiB frames taking the copy path. */
+    int rcvbuf = 4 << 20;
+    (void)setsockopt(q->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
 
-    struct tpacket_req3 req = {
-        .tp_block_size = BLOCK_SIZE,
-        .tp_block_nr = N_BLOCKS,
-        .tp_frame_size = FRAME_SIZE,
-        .tp_frame_nr = BLOCK_SIZE / FRAME_SIZE * N_BLOCKS,
-        .tp_retire_blk_tov = RETIRE_TOV_MS,
-    };
+    uint32_t slot = slot_for_mtu(RX_HEADROOM, p->mtu ? p->mtu : 1500);
+    if (slot > RX_BLOCK_SIZE)
+        slot = RX_BLOCK_SIZE; /* bigger frames take the copy path */
     what = "PACKET_RX_RING";
-    if (setsockopt(q->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
+    r = ring_setup(q->fd, PACKET_RX_RING, &q->rx, slot, RX_RING_BYTES / slot, RX_BLOCK_SIZE);
+    if (r < 0)
         goto fail;
-    what = "mmap of the RX ring";
-    q->ring = mmap(NULL, (size_t)BLOCK_SIZE * N_BLOCKS, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_LOCKED | MAP_POPULATE, q->fd, 0);
-    if (q->ring == MAP_FAILED) {
-        /* MAP_LOCKED can exceed RLIMIT_MEMLOCK for non-root; retry without. */
-        q->ring = mmap(NULL, (size_t)BLOCK_SIZE * N_BLOCKS, PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_POPULATE, q->fd, 0);
-        if (q->ring == MAP_FAILED) {
-            q->ring = NULL;
-            goto fail;
-        }
-    }
 
     struct sockaddr_ll sll = {
         .sll_family = AF_PACKET,
@@ -200,13 +333,13 @@ static int queue_open(struct port *p, struct afp_port *ap, unsigned qi, int *fan
     };
     what = "bind";
     if (bind(q->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
-        goto fail;
+        goto fail_errno;
 
     if (qi == 0) {
         struct packet_mreq mr = {.mr_ifindex = ap->ifindex, .mr_type = PACKET_MR_PROMISC};
         what = "promiscuous mode";
         if (setsockopt(q->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0)
-            goto fail;
+            goto fail_errno;
     }
     if (ap->n_queues > 1) {
         int arg;
@@ -214,26 +347,29 @@ static int queue_open(struct port *p, struct afp_port *ap, unsigned qi, int *fan
         if (qi == 0) {
             arg = (PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
             if (setsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0)
-                goto fail;
+                goto fail_errno;
             socklen_t l = sizeof(arg);
             if (getsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &arg, &l) < 0)
-                goto fail;
+                goto fail_errno;
             *fanout_id = arg & 0xffff;
         } else {
             arg = *fanout_id | PACKET_FANOUT_HASH << 16;
             if (setsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0)
-                goto fail;
+                goto fail_errno;
         }
     }
-    for (unsigned i = 0; i < XBR_BURST; i++) {
-        q->msgs[i].msg_hdr.msg_iov = q->iov[i];
-        q->msgs[i].msg_hdr.msg_iovlen = 2;
-    }
+    r = tx_open(&q->tx[0], ap->ifindex,
+                slot_for_mtu(TX_DATA_OFF + VNET_LEN, p->mtu ? p->mtu : 1500), TX_SMALL_SLOTS,
+                &what);
+    if (r < 0)
+        goto fail;
+    q->tx_last = &q->tx[0];
     return 0;
-fail:;
-    int e = errno;
-    snprintf(err, errlen, "%s: %s failed: %s", p->name, what, strerror(e));
-    return -e;
+fail_errno:
+    r = -errno;
+fail:
+    snprintf(err, errlen, "%s: %s failed: %s", p->name, what, strerror(-r));
+    return r;
 }
 
 static void afp_close(struct port *p);
@@ -277,8 +413,9 @@ static int afp_open(struct port *p, const struct port_open_args *args, char *err
     ap->ifindex = (int)ifindex;
     ap->n_queues = args->n_queues;
     for (unsigned i = 0; i < ap->n_queues; i++)
-        ap->q[i].fd = -1;
+        ap->q[i].fd = ap->q[i].tx[0].fd = ap->q[i].tx[1].fd = -1;
     p->priv = ap;
+    (void)afp_refresh(p); /* the MTU sizes the rings' slots */
 
     int fanout_id = 0;
     for (unsigned i = 0; i < ap->n_queues; i++) {
@@ -306,10 +443,12 @@ static void afp_close(struct port *p)
     if (!ap)
         return;
     for (unsigned i = 0; i < ap->n_queues; i++) {
-        if (ap->q[i].ring)
-            (void)munmap(ap->q[i].ring, (size_t)BLOCK_SIZE * N_BLOCKS);
-        if (ap->q[i].fd >= 0)
-            close(ap->q[i].fd); /* drops the promiscuous membership too */
+        struct afp_queue *q = &ap->q[i];
+        ring_unmap(&q->rx);
+        if (q->fd >= 0)
+            close(q->fd); /* drops the promiscuous membership too */
+        tx_close(&q->tx[0]);
+        tx_close(&q->tx[1]);
     }
     if (ap->set_up) {
         struct ifreq ifr = {0};
@@ -323,21 +462,17 @@ static void afp_close(struct port *p)
     p->priv = NULL;
 }
 
-static inline struct tpacket_block_desc *block_at(struct afp_queue *q, unsigned i)
+/* Puts back a VLAN tag the kernel took out of the frame (hardware or veth
+ * offload, reported in the slot header) so that tagged traffic crosses the
+ * bridge unchanged. The frame is rebuilt in pkt->buf. */
+static void reinsert_vlan(struct pkt *pkt, const struct tpacket2_hdr *h)
 {
-    return (struct tpacket_block_desc *)(q->ring + (size_t)i * BLOCK_SIZE);
-}
-
-/* Copies a frame whose VLAN tag the kernel took out (hardware or veth
- * offload) into buf with the tag put back, so tagged traffic crosses the
- * bridge unchanged. */
-static void reinsert_vlan(struct pkt *pkt, const struct tpacket3_hdr *h, const uint8_t *data)
-{
-    uint16_t tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID) ? h->hv1.tp_vlan_tpid : 0x8100;
-    uint16_t tag[2] = {htons(tpid), htons((uint16_t)h->hv1.tp_vlan_tci)};
-    memcpy(pkt->buf, data, 12);
+    uint16_t tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID) ? h->tp_vlan_tpid : 0x8100;
+    uint16_t tag[2] = {htons(tpid), htons(h->tp_vlan_tci)};
+    memmove(pkt->buf + 16, pkt->data + 12, pkt->len - 12);
+    if (pkt->data != pkt->buf)
+        memcpy(pkt->buf, pkt->data, 12);
     memcpy(pkt->buf + 12, tag, 4);
-    memcpy(pkt->buf + 16, data + 12, pkt->len - 12);
     pkt->data = pkt->buf;
     pkt->len += 4;
     if (pkt->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
@@ -346,42 +481,61 @@ static void reinsert_vlan(struct pkt *pkt, const struct tpacket3_hdr *h, const u
         pkt->vnet.hdr_len = (uint16_t)(pkt->vnet.hdr_len + 4);
 }
 
+/* Reads the whole frame that a TP_STATUS_COPY slot stands for from the
+ * socket queue into pkt->buf. Returns false if it cannot be had whole. */
+static bool rx_copied_frame(struct afp_queue *q, struct pkt *pkt)
+{
+    struct iovec iov[2] = {
+        {.iov_base = &pkt->vnet, .iov_len = VNET_LEN},
+        {.iov_base = pkt->buf, .iov_len = XBR_PKT_BUF_SIZE - 4}, /* room for a VLAN tag */
+    };
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t r = recvmsg(q->fd, &mh, MSG_DONTWAIT);
+    if (r < (ssize_t)VNET_LEN + 14 || (mh.msg_flags & MSG_TRUNC))
+        return false;
+    pkt->data = pkt->buf;
+    pkt->len = (uint32_t)(r - (ssize_t)VNET_LEN);
+    q->rx_copied++;
+    return true;
+}
+
 static unsigned afp_rx_burst(struct port *p, unsigned qi, struct pkt *pkts, unsigned n)
 {
     struct afp_port *ap = p->priv;
     struct afp_queue *q = &ap->q[qi];
     unsigned got = 0;
 
-    while (got < n) {
-        struct tpacket_block_desc *bd = block_at(q, q->cur);
-        if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+    /* Never hold the whole ring: the kernel must always have slots left. */
+    while (got < n && q->rx_held < q->rx.nr - 1) {
+        struct tpacket2_hdr *h = slot_at(&q->rx, q->rx_cur);
+        uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+        if (!(status & TP_STATUS_USER))
             break;
-        uint32_t num = bd->hdr.bh1.num_pkts;
-        if (q->done_in_cur == 0)
-            q->next = (uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt;
-        while (got < n && q->done_in_cur < num) {
-            struct tpacket3_hdr *h = (struct tpacket3_hdr *)q->next;
-            q->next += h->tp_next_offset;
-            q->done_in_cur++;
-            uint8_t *data = (uint8_t *)h + h->tp_mac;
-            if (XBR_UNLIKELY(h->tp_snaplen < h->tp_len || h->tp_mac < VNET_LEN ||
-                             h->tp_snaplen > XBR_PKT_BUF_SIZE - 4)) {
+        q->rx_cur = q->rx_cur + 1 == q->rx.nr ? 0 : q->rx_cur + 1;
+        q->rx_held++;
+        struct pkt *pkt = &pkts[got];
+        /* The header is ours now, but a hostile or buggy kernel value must
+         * still not send us outside the slot. */
+        if (XBR_UNLIKELY(status & TP_STATUS_COPY)) {
+            if (!rx_copied_frame(q, pkt)) {
+                p->stats[qi].rx_drop_port++;
+                continue;
+            }
+        } else {
+            uint32_t mac = h->tp_mac, snap = h->tp_snaplen;
+            if (XBR_UNLIKELY(snap < h->tp_len || mac < VNET_LEN || mac > q->rx.size ||
+                             snap > q->rx.size - mac)) {
                 p->stats[qi].rx_drop_port++; /* truncated: never forward half a frame */
                 continue;
             }
-            struct pkt *pkt = &pkts[got++];
+            uint8_t *data = (uint8_t *)h + mac;
             memcpy(&pkt->vnet, data - VNET_LEN, VNET_LEN);
             pkt->data = data;
-            pkt->len = h->tp_snaplen;
-            if (XBR_UNLIKELY((h->tp_status & TP_STATUS_VLAN_VALID) && pkt->len >= 12))
-                reinsert_vlan(pkt, h, data);
+            pkt->len = snap;
         }
-        if (q->done_in_cur == num) {
-            /* Whole block handed out; it goes back in rx_done. */
-            q->n_release++;
-            q->cur = (q->cur + 1) % N_BLOCKS;
-            q->done_in_cur = 0;
-        }
+        if (XBR_UNLIKELY((status & TP_STATUS_VLAN_VALID) && pkt->len >= 12))
+            reinsert_vlan(pkt, h);
+        got++;
     }
     return got;
 }
@@ -390,10 +544,68 @@ static void afp_rx_done(struct port *p, unsigned qi)
 {
     struct afp_port *ap = p->priv;
     struct afp_queue *q = &ap->q[qi];
-    unsigned b = (q->cur + N_BLOCKS - q->n_release) % N_BLOCKS;
-    for (; q->n_release; q->n_release--, b = (b + 1) % N_BLOCKS)
-        __atomic_store_n(&block_at(q, b)->hdr.bh1.block_status, TP_STATUS_KERNEL,
-                         __ATOMIC_RELEASE);
+    uint32_t i = (q->rx_cur + q->rx.nr - q->rx_held) % q->rx.nr;
+    for (; q->rx_held; q->rx_held--, i = i + 1 == q->rx.nr ? 0 : i + 1) {
+        struct tpacket2_hdr *h = slot_at(&q->rx, i);
+        __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    }
+}
+
+/* Hands the filled slots of a TX ring to the kernel: one syscall, which
+ * sends every slot marked SEND_REQUEST. */
+static void tx_kick(struct afp_queue *q, struct afp_tx *t)
+{
+    if (!t->pending)
+        return;
+    (void)send(t->fd, NULL, 0, MSG_DONTWAIT);
+    t->pending = 0;
+    q->tx_kicks++;
+}
+
+/* The ring a frame goes out on: the small-slot one unless the frame does
+ * not fit there. NULL if the big ring cannot be had. */
+static struct afp_tx *tx_ring_for(struct port *p, struct afp_port *ap, struct afp_queue *q,
+                                  const struct pkt *pkt)
+{
+    if (XBR_LIKELY(pkt->len + VNET_LEN <= q->tx[0].ring.size - TX_DATA_OFF))
+        return &q->tx[0];
+    if (XBR_UNLIKELY(!q->tx[1].ring.map)) {
+        /* First big frame on this queue: open the ring now, on the worker
+         * (a few hundred microseconds, once). */
+        const char *what;
+        if (q->tx_big_failed)
+            return NULL;
+        int r = tx_open(&q->tx[1], ap->ifindex, TX_BIG_SLOT, TX_BIG_SLOTS, &what);
+        if (r < 0) {
+            xbr_warn("%s: %s failed: %s; frames longer than %u bytes are dropped", p->name, what,
+                     strerror(-r), (unsigned)(q->tx[0].ring.size - TX_DATA_OFF - VNET_LEN));
+            tx_close(&q->tx[1]);
+            q->tx_big_failed = true;
+            return NULL;
+        }
+    }
+    if (pkt->len + VNET_LEN > TX_BIG_SLOT - TX_DATA_OFF)
+        return NULL;
+    return &q->tx[1];
+}
+
+/* The virtio-net header a frame goes out with: the frame's own offloads,
+ * and an hdr_len that makes the kernel copy small frames whole (see the top
+ * of this file). hdr_len must also cover the checksum field of a partial
+ * checksum; senders that leave it 0 on GSO frames get the transport header
+ * start plus a maximal TCP header, as the worker's MTU check assumes. */
+static void tx_vnet_hdr(struct virtio_net_hdr *h, const struct pkt *pkt)
+{
+    *h = pkt->vnet;
+    if (pkt->len <= LINEAR_MAX) {
+        h->hdr_len = (uint16_t)pkt->len;
+    } else if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        uint32_t need = (uint32_t)h->csum_start + h->csum_offset + 2;
+        if (h->gso_type != VIRTIO_NET_HDR_GSO_NONE && h->hdr_len < need)
+            need = XBR_MIN((uint32_t)h->csum_start + 60, pkt->len);
+        if (h->hdr_len < need)
+            h->hdr_len = (uint16_t)need;
+    }
 }
 
 static unsigned afp_tx_burst(struct port *p, unsigned qi, struct pkt *const *pkts, unsigned n)
@@ -402,23 +614,41 @@ static unsigned afp_tx_burst(struct port *p, unsigned qi, struct pkt *const *pkt
     struct afp_queue *q = &ap->q[qi];
     unsigned sent = 0;
 
-    for (unsigned i = 0; i < n; i++) {
-        q->iov[i][0] = (struct iovec){.iov_base = (void *)&pkts[i]->vnet, .iov_len = VNET_LEN};
-        q->iov[i][1] = (struct iovec){.iov_base = pkts[i]->data, .iov_len = pkts[i]->len};
-    }
-    unsigned i = 0;
-    while (i < n) {
-        int r = sendmmsg(q->fd, q->msgs + i, n - i, MSG_DONTWAIT);
-        if (r > 0) {
-            sent += (unsigned)r;
-            i += (unsigned)r;
-            continue;
+    for (; sent < n; sent++) {
+        const struct pkt *pkt = pkts[sent];
+        struct afp_tx *t = tx_ring_for(p, ap, q, pkt);
+        if (XBR_UNLIKELY(!t))
+            break;
+        if (XBR_UNLIKELY(t != q->tx_last)) {
+            tx_kick(q, q->tx_last); /* keep the order across the two rings */
+            q->tx_last = t;
         }
-        if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR)
-            break; /* device or socket full: the rest is dropped */
-        i++;       /* this frame is bad (EMSGSIZE, EINVAL): skip it, keep the rest */
+        struct tpacket2_hdr *h = slot_at(&t->ring, t->head);
+        if (XBR_UNLIKELY(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) !=
+                         TP_STATUS_AVAILABLE)) {
+            /* Full: the kernel still holds every slot. Kicking what is
+             * pending is all we can do; this frame and the rest drop. */
+            tx_kick(q, t);
+            q->tx_ring_full++;
+            break;
+        }
+        uint8_t *d = (uint8_t *)h + TX_DATA_OFF;
+        tx_vnet_hdr((struct virtio_net_hdr *)(void *)d, pkt);
+        memcpy(d + VNET_LEN, pkt->data, pkt->len);
+        h->tp_len = pkt->len + (uint32_t)VNET_LEN;
+        __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+        t->head = t->head + 1 == t->ring.nr ? 0 : t->head + 1;
+        if (++t->pending >= XBR_TX_KICK)
+            tx_kick(q, t);
     }
     return sent;
+}
+
+static void afp_tx_flush(struct port *p, unsigned qi)
+{
+    struct afp_port *ap = p->priv;
+    struct afp_queue *q = &ap->q[qi];
+    tx_kick(q, q->tx_last);
 }
 
 static int afp_wait_fd(struct port *p, unsigned qi)
@@ -430,8 +660,20 @@ static int afp_wait_fd(struct port *p, unsigned qi)
 static void afp_show(struct port *p, struct ctl_out *o)
 {
     struct afp_port *ap = p->priv;
+    uint64_t copied = 0, kicks = 0, full = 0;
+    for (unsigned i = 0; i < ap->n_queues; i++) {
+        copied += ap->q[i].rx_copied;
+        kicks += ap->q[i].tx_kicks;
+        full += ap->q[i].tx_ring_full;
+    }
     ctl_out_i64(o, "ifindex", NULL, ap->ifindex);
     ctl_out_u64(o, "queues", NULL, ap->n_queues);
+    ctl_out_str(o, "rx_ring", "rx-ring %s", "tpacket-v2");
+    ctl_out_u64(o, "rx_slots", NULL, ap->q[0].rx.nr);
+    ctl_out_u64(o, "rx_slot_size", NULL, ap->q[0].rx.size);
+    ctl_out_u64(o, "rx_copied", NULL, copied);
+    ctl_out_u64(o, "tx_kicks", NULL, kicks);
+    ctl_out_u64(o, "tx_ring_full", NULL, full);
 }
 
 const struct port_class port_afpacket_class = {
@@ -442,6 +684,7 @@ const struct port_class port_afpacket_class = {
     .rx_burst = afp_rx_burst,
     .rx_done = afp_rx_done,
     .tx_burst = afp_tx_burst,
+    .tx_flush = afp_tx_flush,
     .wait_fd = afp_wait_fd,
     .refresh = afp_refresh,
     .show = afp_show,

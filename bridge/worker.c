@@ -39,6 +39,12 @@ struct worker {
     struct tx_batch batch[XBR_MAX_PORTS];
     unsigned touched[XBR_MAX_PORTS];
     unsigned n_touched;
+    /* Ports holding frames back for a later kick (tx_flush), and since
+     * when. They stay referenced across loop passes, so the worker reports
+     * no quiescent state until it has flushed them all. */
+    struct port *dirty[XBR_MAX_PORTS * 4];
+    unsigned n_dirty;
+    uint64_t dirty_since_ns;
 };
 
 static struct worker *workers;
@@ -108,11 +114,30 @@ static void flush_batches(struct worker *w, const struct port_table *t)
             st->tx_bytes += b->pkts[j]->len;
         st->tx_packets += sent;
         st->tx_drop_full += b->n - sent;
-        if (dst->cls->tx_flush)
-            dst->cls->tx_flush(dst, w->id);
+        if (dst->cls->tx_flush && !dst->tx_dirty[w->id]) {
+            if (XBR_UNLIKELY(w->n_dirty == XBR_ARRAY_SIZE(w->dirty))) {
+                dst->cls->tx_flush(dst, w->id); /* every slot taken: no deferral */
+            } else {
+                if (!w->n_dirty)
+                    w->dirty_since_ns = xbr_now_ns();
+                dst->tx_dirty[w->id] = true;
+                w->dirty[w->n_dirty++] = dst;
+            }
+        }
         b->n = 0;
     }
     w->n_touched = 0;
+}
+
+/* Kicks every port that holds frames back. */
+static void flush_dirty(struct worker *w)
+{
+    for (unsigned i = 0; i < w->n_dirty; i++) {
+        struct port *p = w->dirty[i];
+        p->tx_dirty[w->id] = false;
+        p->cls->tx_flush(p, w->id);
+    }
+    w->n_dirty = 0;
 }
 
 static inline bool port_forwards(const struct port *p)
@@ -277,6 +302,7 @@ static void *worker_main(void *arg)
         if ((v ? v->gen : 0) != w->view_gen)
             worker_rebuild_epoll(w, v);
         unsigned work = 0;
+        bool full_burst = false;
         for (unsigned i = 0; v && i < v->n; i++) {
             struct port *p = v->ports[i];
             /* Worker 0 also sends what the control thread queued (BPDUs). */
@@ -291,8 +317,16 @@ static void *worker_main(void *arg)
                 if (p->cls->rx_done)
                     p->cls->rx_done(p, w->id);
                 work += n;
+                full_burst |= n == XBR_BURST;
             }
         }
+        /* Kick the ports once the input is drained (no queue gave a full
+         * burst: nothing more is waiting right now), or when frames have
+         * waited the drain time; under load that makes one kick of many
+         * bursts per port. */
+        if (w->n_dirty &&
+            (!full_burst || xbr_now_ns() - w->dirty_since_ns >= XBR_TX_DRAIN_NS))
+            flush_dirty(w);
         if (work) {
             last_work = xbr_now_ns();
         } else if (!w->busy_poll && xbr_now_ns() - last_work > IDLE_SPIN_NS) {
@@ -303,8 +337,10 @@ static void *worker_main(void *arg)
             worker_sleep(w, v);
             last_work = xbr_now_ns();
         }
-        /* v and every port reached through it are not used past here. */
-        urcu_qsbr_quiescent_state();
+        /* v and every port reached through it are not used past here,
+         * unless a port still holds frames back (then not for long). */
+        if (!w->n_dirty)
+            urcu_qsbr_quiescent_state();
     }
     urcu_qsbr_unregister_thread();
     return NULL;

@@ -70,6 +70,11 @@ wait "$rx" || fail "TCP receiver failed"
 got=$(sha256sum <"$WORK/received" | cut -d' ' -f1)
 [ "$got" = "$want" ] || fail "TCP payload corrupted ($got != $want)"
 ok "32 MiB TCP transfer h1->h2 arrived intact"
+# The sender's TSO super-frames are bigger than an RX ring slot: they must have
+# come whole through the copy path (TP_STATUS_COPY), not been dropped or cut.
+copied=$(xc -j show br0 | jq '[.[0].ports[] | select(.name == "v1") | .rx_copied] | add')
+[ "${copied:-0}" -gt 0 ] || fail "no frame of h1's TCP stream took the RX copy path (rx_copied=$copied)"
+ok "$copied GSO super-frames from v1 (h1) received whole (RX copy path)"
 
 # ...and to the tap port's host stack.
 in_sw timeout 60 socat -u TCP-LISTEN:5002,reuseaddr OPEN:"$WORK/received2",creat,trunc &
