@@ -68,6 +68,12 @@
  * one slot per block), few of them: super-frames are few. */
 #define TX_BIG_SLOT (17u * 4096)
 #define TX_BIG_SLOTS 64u
+/* A fanout group has a protocol hook of its own, which PACKET_IGNORE_OUTGOING
+ * on its member sockets does not reach: without this flag (Linux 6.10, not
+ * yet in every uapi header) the group receives what the port transmits. */
+#ifndef PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+#define PACKET_FANOUT_FLAG_IGNORE_OUTGOING 0x4000
+#endif
 /* Kick the kernel at the latest after this many frames on one ring. */
 #define XBR_TX_KICK 32u
 
@@ -99,6 +105,7 @@ struct afp_queue {
 
 struct afp_port {
     int ifindex;
+    unsigned fanout_type; /* the fanout group's type and flags */
     bool set_up;  /* we brought the link up, and put it down again at close */
     unsigned n_queues;
     struct afp_queue q[];
@@ -345,15 +352,23 @@ static int queue_open(struct port *p, struct afp_port *ap, unsigned qi, int *fan
         int arg;
         what = "PACKET_FANOUT";
         if (qi == 0) {
-            arg = (PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
-            if (setsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0)
-                goto fail_errno;
+            /* Older kernels refuse the flag: then rx_burst skips outgoing
+             * frames itself (after the kernel copied them, a cost only). */
+            unsigned type = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+            arg = (int)((type | PACKET_FANOUT_FLAG_UNIQUEID) << 16);
+            if (setsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0) {
+                type = PACKET_FANOUT_HASH;
+                arg = (int)((type | PACKET_FANOUT_FLAG_UNIQUEID) << 16);
+                if (setsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0)
+                    goto fail_errno;
+            }
             socklen_t l = sizeof(arg);
             if (getsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &arg, &l) < 0)
                 goto fail_errno;
             *fanout_id = arg & 0xffff;
+            ap->fanout_type = type;
         } else {
-            arg = *fanout_id | PACKET_FANOUT_HASH << 16;
+            arg = (int)((unsigned)*fanout_id | ap->fanout_type << 16);
             if (setsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0)
                 goto fail_errno;
         }
@@ -513,6 +528,12 @@ static unsigned afp_rx_burst(struct port *p, unsigned qi, struct pkt *pkts, unsi
             break;
         q->rx_cur = q->rx_cur + 1 == q->rx.nr ? 0 : q->rx_cur + 1;
         q->rx_held++;
+        /* What this port sent (a fanout group without the ignore flag, see
+         * above) is not something it received. */
+        const struct sockaddr_ll *sll =
+            (const void *)((const uint8_t *)h + TPACKET_ALIGN(sizeof(*h)));
+        if (XBR_UNLIKELY(sll->sll_pkttype == PACKET_OUTGOING))
+            continue;
         struct pkt *pkt = &pkts[got];
         /* The header is ours now, but a hostile or buggy kernel value must
          * still not send us outside the slot. */
