@@ -131,6 +131,10 @@ struct fdb {
     /* Learned entries per port, including in-flight reservations. */
     uint32_t port_count[FDB_MAX_PORTS] __attribute__((aligned(FDB_CACHELINE)));
 
+    /* The control thread's change hook (fdb_set_change_hook). */
+    fdb_change_fn *change_fn;
+    void *change_aux;
+
     /* Nodes used once by fdb_probe_buckets(); they live here so that they
      * stay valid memory whatever cds_lfht does with them. */
     struct cds_lfht_node probe[2];
@@ -242,9 +246,17 @@ static void fdb_node_uncount(struct fdb *fdb, struct fdb_node *n)
     uatomic_dec(&fdb->n_learned);
 }
 
+/* Only the control thread retires nodes (see the top of this file), so the
+ * change hook runs there. */
 static void fdb_node_retire(struct fdb *fdb, struct fdb_node *n)
 {
     fdb_node_uncount(fdb, n);
+    if (fdb->change_fn) {
+        uint16_t vlan;
+        uint8_t mac[6];
+        fdb_key_split(n->key, &vlan, mac);
+        fdb->change_fn(fdb->change_aux, vlan, mac);
+    }
     /* Workers may still hold the node; free it after a grace period. */
     urcu_qsbr_call_rcu(&n->rcu, fdb_node_free_rcu);
 }
@@ -712,6 +724,32 @@ int fdb_foreach(const struct fdb *fdb, uint32_t now_s,
         int r = cb(&info, aux);
         if (r)
             return r;
+    }
+    return 0;
+}
+
+void fdb_set_change_hook(struct fdb *fdb, fdb_change_fn *fn, void *aux)
+{
+    fdb->change_fn = fn;
+    fdb->change_aux = aux;
+}
+
+int fdb_get(const struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_t now_s,
+            struct fdb_entry_info *e)
+{
+    uint64_t key = fdb_key_make(vlan, mac);
+    const struct fdb_node *n = fdb_find(fdb, key, fdb_hash(fdb, key));
+    uint32_t port = n ? fdb_node_port(n) : FDB_PORT_NONE;
+    if (port == FDB_PORT_NONE)
+        return -ENOENT;
+    memset(e, 0, sizeof(*e));
+    memcpy(e->mac, mac, 6);
+    e->vlan = vlan;
+    e->port = port;
+    e->is_static = n->is_static;
+    if (!n->is_static) {
+        int32_t age = (int32_t)(now_s - CMM_LOAD_SHARED(n->seen_s));
+        e->age_s = age > 0 ? (uint32_t)age : 0;
     }
     return 0;
 }

@@ -106,6 +106,18 @@ enum fdb_learn_result fdb_learn(struct fdb *fdb, uint16_t vlan, const uint8_t ma
 
 /* ---- Control (one thread at a time, QSBR reader, online) ---- */
 
+/* Called on the control thread for every entry it removes or replaces (by
+ * fdb_del, fdb_flush, fdb_age, or fdb_add_static over a learned entry),
+ * after the change: a mirror of the table (the kernel fast path) looks the
+ * key up again to follow. It must not call fdb_del/flush/age/add_static.
+ * NULL fn removes the hook. */
+typedef void fdb_change_fn(void *aux, uint16_t vlan, const uint8_t mac[6]);
+void fdb_set_change_hook(struct fdb *fdb, fdb_change_fn *fn, void *aux);
+
+/* The entry for (vlan, mac): 0 and *e filled in, or -ENOENT. */
+int fdb_get(const struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_t now_s,
+            struct fdb_entry_info *e);
+
 /* Adds or replaces a static entry. Returns 0, -EINVAL (bad port or
  * multicast/zero MAC) or -ENOMEM. */
 int fdb_add_static(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_t port);
