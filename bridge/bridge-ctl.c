@@ -79,6 +79,8 @@ static void print_port_stats(struct ctl_out *o, const struct port_stats *s, bool
         ctl_out_u64(o, "fdb_learned", " learned %llu", s->fdb_learned);
         ctl_out_u64(o, "fdb_moved", " moved %llu", s->fdb_moved);
         ctl_out_u64(o, "fdb_limit_hits", " limit-hits %llu\n", s->fdb_limit);
+        ctl_out_u64(o, "fast_rx_packets", "    kernel fast path: rx %llu", s->fast_rx_packets);
+        ctl_out_u64(o, "fast_tx_packets", " tx %llu\n", s->fast_tx_packets);
     }
     ctl_out_close_object(o);
 }
@@ -98,6 +100,9 @@ static void print_port(struct ctl_out *o, struct port *p, bool detailed)
     ctl_out_str(o, "mac", " %s", xbr_mac_format(p->mac, mac));
     ctl_out_u64(o, "mtu", " mtu %llu", p->mtu);
     ctl_out_bool(o, "link_up", " link-up %s", p->link_up);
+    if (p->fastpath)
+        ctl_out_text(o, " fastpath");
+    ctl_out_bool(o, "fastpath", NULL, p->fastpath);
     ctl_out_u64(o, "fdb_entries", " fdb %llu\n", fdb_port_count(p->bridge->fdb, p->no));
     if (p->cls->show)
         p->cls->show(p, o);
@@ -115,6 +120,7 @@ static void print_bridge(struct ctl_out *o, struct xbr_bridge *br)
     ctl_out_str(o, "name", "%s:", br->name);
     ctl_out_u64(o, "n_ports", " %llu ports,", t->n_ports);
     ctl_out_bool(o, "stp_enabled", " stp %s,", br->stp_enabled);
+    ctl_out_bool(o, "fastpath", " fastpath %s,", br->fastpath);
     ctl_out_u64(o, "ageing", " ageing %llu s,", fdb_get_ageing(br->fdb));
     ctl_out_u64(o, "fdb_entries", " %llu fdb entries\n", fs.entries);
     ctl_out_open_array(o, "ports");
@@ -300,6 +306,7 @@ static int cmd_fdb_add(int argc, char **argv, struct ctl_out *o, char *err, size
     int r = fdb_add_static(br->fdb, vlan, mac, p->no);
     if (r < 0)
         return ERR("cannot add %s: %s", argv[1], strerror(-r));
+    xbr_fastpath_fdb_changed(br, vlan, mac);
     return 0;
 }
 
@@ -370,6 +377,7 @@ static int cmd_set_ageing(int argc, char **argv, struct ctl_out *o, char *err, s
     if (xbr_parse_uint(argv[1], 1, 1000000, &s) < 0)
         return ERR("invalid ageing time '%s' (1-1000000 seconds)", argv[1]);
     fdb_set_ageing(br->fdb, (uint32_t)s);
+    xbr_fastpath_ageing_changed(br);
     return 0;
 }
 

@@ -67,9 +67,11 @@ static void cb_set_port_state(void *aux, unsigned port_no, enum stp_port_state s
         return;
     int old = p->stp_state;
     __atomic_store_n(&p->stp_state, map[st], __ATOMIC_RELEASE);
-    if (old != map[st])
+    if (old != map[st]) {
         xbr_info("%s: port %s %s", ((struct xbr_bridge *)aux)->name, p->name,
                  stp_state_name(st));
+        xbr_fastpath_port_changed(p);
+    }
 }
 
 static void cb_flush_fdb(void *aux, unsigned port_no)

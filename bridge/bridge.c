@@ -94,6 +94,7 @@ void xbr_port_get_stats(const struct port *p, struct port_stats *sum)
         for (size_t i = 0; i < sizeof(struct port_stats) / sizeof(uint64_t); i++)
             dst[i] += __atomic_load_n(&src[i], __ATOMIC_RELAXED);
     }
+    xbr_fastpath_add_counts(p, sum);
 }
 
 /* Rebuilds the workers' view from all bridges and publishes it. The old
@@ -148,6 +149,7 @@ int xbr_bridge_add(const char *name, char *err, size_t errlen)
         abort();
     bridges = n;
     bridges[n_bridges++] = br;
+    xbr_fastpath_bridge_added(br);
     xbr_info("bridge %s created", name);
     return 0;
 }
@@ -167,6 +169,7 @@ int xbr_bridge_del(const char *name, char *err, size_t errlen)
         snprintf(err, errlen, "no bridge named %s", name);
         return -ENOENT;
     }
+    xbr_fastpath_bridge_removing(br);
     while (br->ports->n_ports) {
         struct port *p = br->ports->slot[br->ports->list[br->ports->n_ports - 1]];
         char name_copy[IF_NAMESIZE];
@@ -256,6 +259,7 @@ int xbr_port_add(struct xbr_bridge *br, const char *name, const struct port_clas
     /* Now that workers see it (discarding), let spanning tree decide; it
      * sends the first BPDU right away. */
     xbr_stp_port_added(p);
+    xbr_fastpath_port_added(p);
     return 0;
 }
 
@@ -266,6 +270,7 @@ int xbr_port_del(struct xbr_bridge *br, const char *name, char *err, size_t errl
         snprintf(err, errlen, "bridge %s has no port named %s", br->name, name);
         return -ENOENT;
     }
+    xbr_fastpath_port_removing(p);
     xbr_stp_port_removing(p);
     struct port_table *old = br->ports;
     struct port_table *t = xbr_xzalloc(sizeof(*t));
@@ -317,8 +322,10 @@ void xbr_ports_refresh(void)
                 (void)xbr_port_del(br, name, err, sizeof(err));
                 t = br->ports; /* the table was replaced */
                 j = (unsigned)-1; /* start over: list order changed */
-            } else if (p->link_up != was_up || p->speed_mbps != was_speed) {
-                xbr_stp_link_changed(p);
+            } else {
+                if (p->link_up != was_up || p->speed_mbps != was_speed)
+                    xbr_stp_link_changed(p);
+                xbr_fastpath_port_changed(p); /* the MTU may have changed */
             }
         }
     }

@@ -54,7 +54,13 @@ struct pkt {
      * to netif extra info). gso_type VIRTIO_NET_HDR_GSO_NONE and flags 0 for
      * a plain, fully checksummed frame. */
     struct virtio_net_hdr vnet;
+    uint32_t flags; /* XBR_PKT_* */
 };
+
+/* The kernel fast path forwarded this frame already; data holds only its
+ * Ethernet header, and the bridge learns its source and nothing else (see
+ * fastpath/fastpath.h). */
+#define XBR_PKT_LEARN_ONLY 0x1u
 
 /* Per-port, per-worker counters. Each worker writes only its own copy, so
  * plain stores suffice; readers sum the copies (values may be a few frames
@@ -77,6 +83,10 @@ struct port_stats {
     uint64_t tx_drop_full;       /* the port could not take it */
     /* forwarding database events caused by this port's frames */
     uint64_t fdb_learned, fdb_moved, fdb_limit;
+    /* Frames the kernel fast path forwarded from / to this port (already
+     * part of rx_ and tx_packets). Never written by workers: filled in by
+     * xbr_port_get_stats. */
+    uint64_t fast_rx_packets, fast_tx_packets;
 } __attribute__((aligned(64)));
 
 enum port_stp_state {
@@ -146,6 +156,11 @@ struct port_class {
      * Returns -ENODEV when the port's device has gone away, and the bridge
      * then removes the port. May be NULL. */
     int (*refresh)(struct port *p);
+    /* [control] Hands the port's frames to the kernel fast path (on) or
+     * takes them back (off): attaches fastpath's programs to the port's
+     * receive sockets and interface (fp_port_attach / fp_port_detach).
+     * NULL for ports that are not kernel interfaces. */
+    int (*fastpath)(struct port *p, bool on, char *err, size_t errlen);
     /* [control] Class-specific details for `show` (text and JSON). May be NULL. */
     void (*show)(struct port *p, struct ctl_out *o);
 };
@@ -162,6 +177,7 @@ struct port {
     bool link_up;
     /* Datapath gate, written by the control thread (STP), read by workers. */
     int stp_state;          /* enum port_stp_state */
+    bool fastpath;          /* attached to the kernel fast path (control thread) */
     /* Frames the control thread sends on this port (BPDUs): a single-
      * producer (control) single-consumer (worker 0) ring. */
     struct port_inject *inject;

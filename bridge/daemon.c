@@ -212,6 +212,7 @@ static void usage(FILE *out)
             "  -w, --workers N     poll-mode worker threads (default 1)\n"
             "  -c, --config FILE   run each line of FILE as an xbrctl command at start\n"
             "  -b, --busy-poll     never sleep when idle (lowest latency, burns CPU)\n"
+            "  -F, --no-fastpath   forward every frame in user space (no kernel fast path)\n"
             "  -v, --verbose       debug logging\n"
             "  -V, --version       print the version\n"
             "  -h, --help          this text\n",
@@ -225,6 +226,7 @@ int main(int argc, char **argv)
         {"workers", required_argument, NULL, 'w'},
         {"config", required_argument, NULL, 'c'},
         {"busy-poll", no_argument, NULL, 'b'},
+        {"no-fastpath", no_argument, NULL, 'F'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -232,11 +234,11 @@ int main(int argc, char **argv)
     };
     const char *socket_path = CTL_DEFAULT_SOCKET, *config = NULL;
     unsigned n_workers = 1;
-    bool busy_poll = false;
+    bool busy_poll = false, fastpath = true;
     char err[512];
     int c;
 
-    while ((c = getopt_long(argc, argv, "s:w:c:bvVh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:w:c:bFvVh", opts, NULL)) != -1) {
         uint64_t v;
         switch (c) {
         case 's': socket_path = optarg; break;
@@ -249,6 +251,7 @@ int main(int argc, char **argv)
             break;
         case 'c': config = optarg; break;
         case 'b': busy_poll = true; break;
+        case 'F': fastpath = false; break;
         case 'v': xbr_log_max_level = XBR_LOG_DEBUG; break;
         case 'V': printf("xbrd %s\n", XBR_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -308,6 +311,8 @@ int main(int argc, char **argv)
         return 1;
     }
     xbr_stp_register_commands();
+    xbr_fastpath_init(fastpath);
+    xbr_fastpath_register_commands();
     xbr_info("xbrd %s: %u worker(s), control socket %s", XBR_VERSION, n_workers, socket_path);
     if (config)
         (void)run_config(config);
@@ -341,6 +346,7 @@ int main(int argc, char **argv)
      * interfaces we brought up put down again), then stop the workers. */
     xbr_bridges_destroy_all();
     xbr_workers_stop();
+    xbr_fastpath_fini();
     xbr_stp_fini();
     ctl_server_close(ctl_srv);
     ctl_unregister_all();

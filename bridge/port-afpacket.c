@@ -32,6 +32,9 @@
 #include "bridge/private.h"
 #include "ctl/ctl.h"
 #include "util/util.h"
+#ifdef XBR_HAVE_FASTPATH
+#include "fastpath/fastpath.h"
+#endif
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -544,6 +547,17 @@ static unsigned afp_rx_burst(struct port *p, unsigned qi, struct pkt *pkts, unsi
             }
         } else {
             uint32_t mac = h->tp_mac, snap = h->tp_snaplen;
+#ifdef XBR_HAVE_FASTPATH
+            /* The fast path forwarded this one and tells us its source. */
+            if (XBR_UNLIKELY(snap == FP_SNAP_NOTIFY && h->tp_len > snap && mac <= q->rx.size &&
+                             snap <= q->rx.size - mac)) {
+                pkt->data = (uint8_t *)h + mac;
+                pkt->len = snap;
+                pkt->flags = XBR_PKT_LEARN_ONLY;
+                got++;
+                continue;
+            }
+#endif
             if (XBR_UNLIKELY(snap < h->tp_len || mac < VNET_LEN || mac > q->rx.size ||
                              snap > q->rx.size - mac)) {
                 p->stats[qi].rx_drop_port++; /* truncated: never forward half a frame */
@@ -672,6 +686,21 @@ static void afp_tx_flush(struct port *p, unsigned qi)
     tx_kick(q, q->tx_last);
 }
 
+#ifdef XBR_HAVE_FASTPATH
+static int afp_fastpath(struct port *p, bool on, char *err, size_t errlen)
+{
+    struct afp_port *ap = p->priv;
+    int fds[XBR_MAX_WORKERS];
+    for (unsigned i = 0; i < ap->n_queues; i++)
+        fds[i] = ap->q[i].fd;
+    if (!on) {
+        fp_port_detach(p->bridge->id, p->no, fds, ap->n_queues);
+        return 0;
+    }
+    return fp_port_attach(p->bridge->id, p->no, ap->ifindex, fds, ap->n_queues, err, errlen);
+}
+#endif
+
 static int afp_wait_fd(struct port *p, unsigned qi)
 {
     struct afp_port *ap = p->priv;
@@ -689,12 +718,11 @@ static void afp_show(struct port *p, struct ctl_out *o)
     }
     ctl_out_i64(o, "ifindex", NULL, ap->ifindex);
     ctl_out_u64(o, "queues", NULL, ap->n_queues);
-    ctl_out_str(o, "rx_ring", "rx-ring %s", "tpacket-v2");
-    ctl_out_u64(o, "rx_slots", NULL, ap->q[0].rx.nr);
-    ctl_out_u64(o, "rx_slot_size", NULL, ap->q[0].rx.size);
-    ctl_out_u64(o, "rx_copied", NULL, copied);
-    ctl_out_u64(o, "tx_kicks", NULL, kicks);
-    ctl_out_u64(o, "tx_ring_full", NULL, full);
+    ctl_out_u64(o, "rx_slots", "    ring: rx %llu slots", ap->q[0].rx.nr);
+    ctl_out_u64(o, "rx_slot_size", " of %llu bytes", ap->q[0].rx.size);
+    ctl_out_u64(o, "rx_copied", ", %llu copied whole", copied);
+    ctl_out_u64(o, "tx_kicks", "; tx %llu kicks", kicks);
+    ctl_out_u64(o, "tx_ring_full", ", ring full %llu times\n", full);
 }
 
 const struct port_class port_afpacket_class = {
@@ -706,6 +734,9 @@ const struct port_class port_afpacket_class = {
     .rx_done = afp_rx_done,
     .tx_burst = afp_tx_burst,
     .tx_flush = afp_tx_flush,
+#ifdef XBR_HAVE_FASTPATH
+    .fastpath = afp_fastpath,
+#endif
     .wait_fd = afp_wait_fd,
     .refresh = afp_refresh,
     .show = afp_show,

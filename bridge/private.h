@@ -29,6 +29,24 @@ struct xbr_bridge {
     bool stp_enabled;
     struct stp *stp;     /* the RSTP engine; control thread only */
     uint8_t mac[6];      /* the bridge address in the bridge identifier */
+    uint32_t id;         /* never reused; names the bridge to the fast path */
+    /* The kernel fast path takes this bridge's known unicast between its
+     * AF_PACKET ports (written by the control thread, read by workers). */
+    bool fastpath;
+};
+
+/* worker -> control: FDB entries a worker created or moved, for the fast
+ * path's mirror (one single-producer ring per worker). */
+#define XBR_FDB_EVENTS 1024u
+struct fdb_event_queue {
+    uint32_t head;  /* written by the worker */
+    uint32_t tail;  /* written by the control thread */
+    bool overflow;  /* events were lost: the control thread resyncs */
+    struct {
+        uint32_t bridge_id;
+        uint16_t vlan;
+        uint8_t mac[6];
+    } ev[XBR_FDB_EVENTS];
 };
 
 /* control -> worker 0: frames to send on one port (see struct port). */
@@ -107,6 +125,28 @@ void xbr_stp_register_commands(void);
 bool xbr_stp_enqueue_bpdu(unsigned w, struct port *p, const struct pkt *pkt);
 /* [worker 0] Sends what the control thread queued on p. */
 void xbr_inject_drain(struct port *p);
+
+/* bridge-fastpath.c: the kernel fast path's glue (control thread unless noted) */
+/* Loads the fast path unless disabled; without it every bridge runs in
+ * user space only (the reason is logged). */
+void xbr_fastpath_init(bool enable);
+void xbr_fastpath_fini(void);
+void xbr_fastpath_bridge_added(struct xbr_bridge *br);
+void xbr_fastpath_bridge_removing(struct xbr_bridge *br);
+void xbr_fastpath_ageing_changed(struct xbr_bridge *br);
+void xbr_fastpath_port_added(struct port *p);
+void xbr_fastpath_port_removing(struct port *p);
+/* The port's STP state or MTU may have changed. */
+void xbr_fastpath_port_changed(struct port *p);
+/* A static entry was added (learned ones arrive through the workers' queues,
+ * removals through the FDB's change hook). */
+void xbr_fastpath_fdb_changed(struct xbr_bridge *br, uint16_t vlan, const uint8_t mac[6]);
+/* Adds what the fast path forwarded to a port's summed counters. */
+void xbr_fastpath_add_counts(const struct port *p, struct port_stats *sum);
+void xbr_fastpath_register_commands(void);
+/* [worker] Queues an entry that learning created or moved. */
+void xbr_fastpath_learned(unsigned w, const struct xbr_bridge *br, uint16_t vlan,
+                          const uint8_t mac[6]);
 
 /* bridge-ctl.c */
 void xbr_ctl_register_commands(void);

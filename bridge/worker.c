@@ -163,6 +163,13 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
 
     for (unsigned i = 0; i < n; i++) {
         struct pkt *p = &pkts[i];
+        if (XBR_UNLIKELY(p->flags & XBR_PKT_LEARN_ONLY)) {
+            /* Forwarded (and counted) by the kernel fast path: keep its
+             * source's entry alive, nothing else. */
+            if (state == PORT_STP_FORWARDING || state == PORT_STP_LEARNING)
+                (void)fdb_learn(br->fdb, 0, p->data + 6, in->no, now);
+            continue;
+        }
         st->rx_packets++;
         st->rx_bytes += p->len;
         if (XBR_UNLIKELY(p->len < 14)) {
@@ -194,13 +201,17 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
             st->rx_drop_src++;
             continue;
         }
-        switch (fdb_learn(br->fdb, 0, src, in->no, now)) {
+        enum fdb_learn_result lr = fdb_learn(br->fdb, 0, src, in->no, now);
+        switch (lr) {
         case FDB_LEARN_NEW: st->fdb_learned++; break;
         case FDB_LEARN_MOVED: st->fdb_moved++; break;
         case FDB_LEARN_LIMIT_PORT:
         case FDB_LEARN_LIMIT_TOTAL: st->fdb_limit++; break;
         default: break;
         }
+        if (XBR_UNLIKELY(lr == FDB_LEARN_NEW || lr == FDB_LEARN_MOVED) &&
+            __atomic_load_n(&br->fastpath, __ATOMIC_RELAXED))
+            xbr_fastpath_learned(wid, br, 0, src);
         if (XBR_UNLIKELY(state != PORT_STP_FORWARDING)) {
             st->rx_drop_state++;
             continue;

@@ -7,6 +7,7 @@ xbr_install_deps() {
         build-essential meson ninja-build pkg-config   # toolchain
         liburcu-dev                                    # lock-free FDB (cds_lfht), RCU
         libxen-dev                                     # gnttab, evtchn, xenstore (netback)
+        libbpf-dev clang bpftool                       # kernel fast path: BPF programs built with clang, loaded with libbpf
         iproute2 iputils-ping procps                   # namespaces, veth, ping
     )
     if [ "$1" = test ]; then

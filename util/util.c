@@ -119,6 +119,13 @@ uint32_t xbr_now_coarse_s(void)
     return (uint32_t)ts.tv_sec;
 }
 
+uint64_t xbr_now_coarse_ns(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int xbr_strlcpy(char *dst, const char *src, size_t size)
 {
     size_t n = strlen(src);

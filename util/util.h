@@ -56,6 +56,8 @@ uint64_t xbr_now_ns(void);
 static inline uint64_t xbr_now_ms(void) { return xbr_now_ns() / 1000000u; }
 /* Coarse seconds (CLOCK_MONOTONIC_COARSE): cheap enough for the datapath. */
 uint32_t xbr_now_coarse_s(void);
+/* The same clock in nanoseconds: what BPF's bpf_ktime_get_coarse_ns reads. */
+uint64_t xbr_now_coarse_ns(void);
 
 /* Bounded copy that always terminates dst; returns -ENAMETOOLONG if cut. */
 int xbr_strlcpy(char *dst, const char *src, size_t size);

@@ -37,6 +37,14 @@ ok() { echo "ok: $*"; }
 cleanup() {
     local rc=$?
     if [ -n "$XBRD_PID" ] && kill -0 "$XBRD_PID" 2>/dev/null; then
+        # The kernel fast path must never lose a frame between its socket
+        # filter and its tc program, whatever the test did.
+        local orphaned
+        orphaned=$(xc -j fastpath show 2>/dev/null | jq -r '.orphaned // 0' 2>/dev/null || echo 0)
+        if [ "${orphaned:-0}" != 0 ]; then
+            echo "FAIL: the fast path lost $orphaned frames (verdicts no tc run took)" >&2
+            rc=1
+        fi
         kill -TERM "$XBRD_PID" 2>/dev/null || true
         local xrc=0
         wait "$XBRD_PID" 2>/dev/null || xrc=$?
