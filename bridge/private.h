@@ -79,6 +79,11 @@ void xbr_bridges_periodic(uint32_t now_s);
 /* Re-reads every port's MTU, carrier and speed, tells STP about link
  * changes and removes ports whose device is gone. */
 void xbr_ports_refresh(void);
+/* xbr_port_add() with a port number asked for (want_no >= 0; -EBUSY if
+ * taken) or the lowest free one (want_no < 0). */
+int xbr_port_add_at(struct xbr_bridge *br, int want_no, const char *name,
+                    const struct port_class *cls, unsigned flags, void *class_arg, char *err,
+                    size_t errlen);
 size_t xbr_bridge_count(void);
 struct xbr_bridge *xbr_bridge_at(size_t i);
 struct port *xbr_port_find(const struct xbr_bridge *br, const char *name);
@@ -107,6 +112,10 @@ void xbr_stp_register_commands(void);
 bool xbr_stp_enqueue_bpdu(unsigned w, struct port *p, const struct pkt *pkt);
 /* [worker 0] Sends what the control thread queued on p. */
 void xbr_inject_drain(struct port *p);
+
+/* port-tap.c: from now on closing a tap port keeps the device (xbrd is
+ * exiting, the next run attaches to it again) instead of deleting it. */
+void xbr_tap_daemon_exiting(void);
 
 /* bridge-ctl.c */
 void xbr_ctl_register_commands(void);
