@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -497,7 +498,7 @@ static int mtfd = -1;
 static int write_file(char *err, size_t errlen)
 {
     char tmp[4200];
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", mpath) >= sizeof(tmp)) {
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", mpath) >= sizeof(tmp)) {
         snprintf(err, errlen, "metrics file name too long");
         return -ENAMETOOLONG;
     }
@@ -505,7 +506,14 @@ static int write_file(char *err, size_t errlen)
     xbr_metrics_render(o);
     size_t len;
     const char *d = ctl_out_data(o, &len);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    /* A fresh file of our own (O_EXCL underneath), never one somebody left
+     * there for us to follow or truncate; then readable by node_exporter. */
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd >= 0 && fchmod(fd, 0644) < 0) {
+        (void)close(fd);
+        (void)unlink(tmp);
+        fd = -1;
+    }
     int r = 0;
     if (fd < 0) {
         r = -errno;

@@ -44,6 +44,7 @@ struct tap_port {
     unsigned ifindex;
     unsigned n_queues;
     bool ours;     /* created by xbrd (now or by an earlier run): persistent */
+    bool del_on_close; /* ours, and open() got far enough that close may delete it */
     int fds[];
 };
 
@@ -121,7 +122,7 @@ static void tap_close(struct port *p)
     if (!tp)
         return;
     /* del-port: ours goes with its queues. Exit: it stays for the next run. */
-    if (tp->ours && !exiting && tp->fds[0] >= 0)
+    if (tp->del_on_close && !exiting && tp->fds[0] >= 0)
         (void)ioctl(tp->fds[0], TUNSETPERSIST, 0);
     for (unsigned i = 0; i < tp->n_queues; i++)
         if (tp->fds[i] >= 0)
@@ -184,7 +185,7 @@ static int tap_open(struct port *p, const struct port_open_args *args, char *err
             return -e;
         }
         if (i == 0 && !existed)
-            tp->ours = true; /* from here on, tap_close deletes it on failure */
+            tp->ours = tp->del_on_close = true; /* a failure from here deletes it */
         unsigned off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
         if (ioctl(fd, TUNSETOFFLOAD, off) < 0)
             (void)ioctl(fd, TUNSETOFFLOAD, 0u); /* offloads are an optimisation */
@@ -210,6 +211,9 @@ static int tap_open(struct port *p, const struct port_open_args *args, char *err
             return r;
         }
     }
+    /* Ours from an earlier run: del-port may delete it from now on (a failed
+     * attach above left it, and dom0's address on it, alone). */
+    tp->del_on_close = tp->ours;
     (void)tap_refresh(p);
     return 0;
 }
