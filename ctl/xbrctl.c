@@ -19,7 +19,7 @@ static void usage(FILE *out)
             "\n"
             "  show [BR]                         bridges and their ports\n"
             "  add-br BR | del-br BR\n"
-            "  add-port BR IFNAME [--force]      attach an interface (AF_PACKET)\n"
+            "  add-port BR IFNAME [--force] [--port-no N]  attach an interface (AF_PACKET)\n"
             "  add-port BR NAME --type tap       create a tap device and attach it\n"
             "  del-port BR PORT\n"
             "  fdb show BR\n"
