@@ -465,10 +465,14 @@ static int cmd_log_level(int argc, char **argv, struct ctl_out *o, char *err, si
         if (xbr_log_level_parse(argv[0], &lv) < 0)
             return ERR("unknown log level '%s' (err, warn, info, debug)", argv[0]);
         enum xbr_log_level was = xbr_log_get_level();
+        /* Said at the more verbose of the two levels, while it still shows. */
+        if (lv < was)
+            xbr_log(was, "log level %s (was %s)", xbr_log_level_name(lv),
+                    xbr_log_level_name(was));
         xbr_log_set_level(lv);
-        /* Said at the higher of the two levels, so that it shows either way. */
-        xbr_log(lv > was ? lv : was, "log level %s (was %s)", xbr_log_level_name(lv),
-                xbr_log_level_name(was));
+        if (lv >= was)
+            xbr_log(lv, "log level %s (was %s)", xbr_log_level_name(lv),
+                    xbr_log_level_name(was));
     }
     ctl_out_open_object(o, NULL);
     ctl_out_str(o, "level", "%s\n", xbr_log_level_name(xbr_log_get_level()));

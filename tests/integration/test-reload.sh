@@ -93,3 +93,16 @@ ok "untouched ports: 400 of 400 pings at 100/s answered, same sockets, counters 
 # The new port works.
 in_h 4 ping -c 2 -i 0.2 -W 2 10.123.0.1 >/dev/null || fail "h4 -> h1 through the added v4"
 ok "the port the reload added forwards"
+
+# The log level at run time: at err, an added port (an info line) is not
+# logged; back at info, it is.
+[ "$(xc log-level)" = info ] || fail "log level is not info at start"
+[ "$(xc log-level err)" = err ] && [ "$(xc -j log-level | jq -r .level)" = err ] || fail "log-level err"
+grep -q "log level err (was info)" "$WORK/xbrd.log" || fail "the change was not logged"
+in_sw ip link add "${P}q1" type veth peer name "${P}q2"; in_sw ip link set "${P}q1" up
+xc add-port br0 "${P}q1"
+xc log-level info >/dev/null
+xc del-port br0 "${P}q1"
+grep -q "port ${P}q1 (afpacket) added" "$WORK/xbrd.log" && fail "an info line was logged at level err"
+grep -q "port ${P}q1 removed" "$WORK/xbrd.log" || fail "info lines not logged after going back to info"
+ok "log-level: err hides info lines, info shows them again"
