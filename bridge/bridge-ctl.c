@@ -1,6 +1,8 @@
 /* Control commands of the switching core: bridges, ports, the FDB and
  * counters. Every handler checks all of its arguments before it changes
  * anything, so a refused request leaves the daemon as it was. */
+#include "bridge/config.h"
+#include "bridge/metrics.h"
 #include "bridge/private.h"
 #include "ctl/ctl.h"
 #include "util/util.h"
@@ -170,16 +172,23 @@ static int cmd_add_port(int argc, char **argv, struct ctl_out *o, char *err, siz
     (void)o, (void)aux;
     const char *type = "afpacket";
     unsigned flags = 0;
+    int port_no = -1;
 
     for (int i = 2; i < argc; i++) {
+        uint64_t no;
         if (!strcmp(argv[i], "--type") && i + 1 < argc)
             type = argv[++i];
         else if (!strncmp(argv[i], "--type=", 7))
             type = argv[i] + 7;
         else if (!strcmp(argv[i], "--force"))
             flags |= XBR_PORT_F_FORCE;
-        else
-            return ERR("unknown option '%s' (add-port BR NAME [--type afpacket|tap] [--force])",
+        else if (!strcmp(argv[i], "--port-no") && i + 1 < argc) {
+            if (xbr_parse_uint(argv[++i], 0, XBR_MAX_PORTS - 1, &no) < 0)
+                return ERR("invalid port number '%s' (0-%d)", argv[i], XBR_MAX_PORTS - 1);
+            port_no = (int)no;
+        } else
+            return ERR("unknown option '%s' (add-port BR NAME [--type afpacket|tap] [--force] "
+                       "[--port-no N])",
                        argv[i]);
     }
     struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
@@ -189,7 +198,10 @@ static int cmd_add_port(int argc, char **argv, struct ctl_out *o, char *err, siz
     if (!cls || !strcmp(type, "netback"))
         /* netback ports come from xenstore, not from add-port */
         return ERR("unknown port type '%s' (afpacket or tap)", type);
-    return xbr_port_add(br, argv[1], cls, flags, NULL, err, errlen);
+    int r = xbr_port_add_at(br, port_no, argv[1], cls, flags, NULL, err, errlen);
+    if (r == 0)
+        xbr_cfg_note_port(argv[1], flags);
+    return r;
 }
 
 static int cmd_del_port(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
@@ -419,6 +431,98 @@ static int cmd_stats(int argc, char **argv, struct ctl_out *o, char *err, size_t
     return 0;
 }
 
+/* ---- names, for scripts and shell completion (ovs-vsctl list-br habit) ---- */
+
+static int cmd_list_br(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                       void *aux)
+{
+    (void)argc, (void)argv, (void)err, (void)errlen, (void)aux;
+    ctl_out_open_array(o, NULL);
+    for (size_t i = 0; i < xbr_bridge_count(); i++)
+        ctl_out_str(o, NULL, "%s\n", xbr_bridge_at(i)->name);
+    ctl_out_close_array(o);
+    return 0;
+}
+
+static int cmd_list_ports(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                          void *aux)
+{
+    (void)aux;
+    struct xbr_bridge *only = NULL;
+    if (argc == 1 && !(only = xbr_ctl_get_bridge(argv[0], err, errlen)))
+        return -ENOENT;
+    ctl_out_open_array(o, NULL);
+    for (size_t i = 0; i < xbr_bridge_count(); i++) {
+        struct xbr_bridge *br = xbr_bridge_at(i);
+        const struct port_table *t = br->ports;
+        for (unsigned j = 0; (!only || only == br) && j < t->n_ports; j++)
+            ctl_out_str(o, NULL, "%s\n", t->slot[t->list[j]]->name);
+    }
+    ctl_out_close_array(o);
+    return 0;
+}
+
+/* ---- service: log level, configuration, metrics ---- */
+
+static int cmd_log_level(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                         void *aux)
+{
+    (void)aux;
+    enum xbr_log_level lv;
+    if (argc == 1) {
+        if (xbr_log_level_parse(argv[0], &lv) < 0)
+            return ERR("unknown log level '%s' (err, warn, info, debug)", argv[0]);
+        enum xbr_log_level was = xbr_log_get_level();
+        /* Said at the more verbose of the two levels, while it still shows. */
+        if (lv < was)
+            xbr_log(was, "log level %s (was %s)", xbr_log_level_name(lv),
+                    xbr_log_level_name(was));
+        xbr_log_set_level(lv);
+        if (lv >= was)
+            xbr_log(lv, "log level %s (was %s)", xbr_log_level_name(lv),
+                    xbr_log_level_name(was));
+    }
+    ctl_out_open_object(o, NULL);
+    ctl_out_str(o, "level", "%s\n", xbr_log_level_name(xbr_log_get_level()));
+    ctl_out_close_object(o);
+    return 0;
+}
+
+static int cmd_save(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                    void *aux)
+{
+    (void)argc, (void)argv, (void)aux;
+    if (ctl_out_is_json(o))
+        return ERR("save writes the configuration file format, not JSON");
+    xbr_cfg_save(o);
+    return 0;
+}
+
+static int cmd_reload(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                      void *aux)
+{
+    (void)argc, (void)argv, (void)aux;
+    unsigned changes;
+    int r = xbr_cfg_reload(false, &changes, err, errlen);
+    if (r < 0)
+        return r;
+    ctl_out_open_object(o, NULL);
+    ctl_out_str(o, "file", "%s applied:", xbr_cfg_path());
+    ctl_out_u64(o, "changes", " %llu change(s)\n", changes);
+    ctl_out_close_object(o);
+    return 0;
+}
+
+static int cmd_metrics(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
+                       void *aux)
+{
+    (void)argc, (void)argv, (void)aux;
+    if (ctl_out_is_json(o))
+        return ERR("metrics are in the Prometheus text format; -j stats has the JSON");
+    xbr_metrics_render(o);
+    return 0;
+}
+
 static int cmd_help(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
                     void *aux)
 {
@@ -452,7 +556,8 @@ void xbr_ctl_register_commands(void)
         {"show", 0, 1, "[BR]", cmd_show},
         {"add-br", 1, 1, "BR", cmd_add_br},
         {"del-br", 1, 1, "BR", cmd_del_br},
-        {"add-port", 2, 5, "BR NAME [--type afpacket|tap] [--force]", cmd_add_port},
+        {"add-port", 2, 7, "BR NAME [--type afpacket|tap] [--force] [--port-no N]",
+         cmd_add_port},
         {"del-port", 2, 2, "BR PORT", cmd_del_port},
         {"fdb show", 1, 1, "BR", cmd_fdb_show},
         {"fdb add", 3, 5, "BR MAC PORT [vlan VID]", cmd_fdb_add},
@@ -460,6 +565,12 @@ void xbr_ctl_register_commands(void)
         {"fdb flush", 1, 3, "BR [PORT] [--static]", cmd_fdb_flush},
         {"set-ageing", 2, 2, "BR SECONDS", cmd_set_ageing},
         {"stats", 1, 2, "BR [PORT]", cmd_stats},
+        {"list-br", 0, 0, "", cmd_list_br},
+        {"list-ports", 0, 1, "[BR]", cmd_list_ports},
+        {"log-level", 0, 1, "[err|warn|info|debug]", cmd_log_level},
+        {"save", 0, 0, "[FILE]", cmd_save}, /* xbrctl writes FILE itself */
+        {"reload", 0, 0, "", cmd_reload},
+        {"metrics", 0, 0, "", cmd_metrics},
     };
     for (size_t i = 0; i < XBR_ARRAY_SIZE(cmds); i++)
         (void)ctl_register(cmds[i].name, cmds[i].min, cmds[i].max, cmds[i].usage, cmds[i].fn,

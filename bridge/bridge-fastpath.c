@@ -222,6 +222,8 @@ void xbr_fastpath_init(bool enable)
 #endif
 }
 
+bool xbr_fastpath_loaded(void) { return fp_on; }
+
 void xbr_fastpath_fini(void)
 {
 #ifdef XBR_HAVE_FASTPATH

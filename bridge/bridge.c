@@ -208,6 +208,13 @@ void xbr_bridges_destroy_all(void)
 int xbr_port_add(struct xbr_bridge *br, const char *name, const struct port_class *cls,
                  unsigned flags, void *class_arg, char *err, size_t errlen)
 {
+    return xbr_port_add_at(br, -1, name, cls, flags, class_arg, err, errlen);
+}
+
+int xbr_port_add_at(struct xbr_bridge *br, int want_no, const char *name,
+                    const struct port_class *cls, unsigned flags, void *class_arg, char *err,
+                    size_t errlen)
+{
     if (!name[0] || strlen(name) >= IF_NAMESIZE) {
         snprintf(err, errlen, "invalid port name '%s'", name);
         return -EINVAL;
@@ -223,8 +230,24 @@ int xbr_port_add(struct xbr_bridge *br, const char *name, const struct port_clas
         return -ENOSPC;
     }
     unsigned no = 0;
-    while (old->slot[no])
-        no++;
+    if (want_no >= 0) {
+        /* A port number asked for (a saved configuration restores the STP
+         * port identifiers it had). */
+        if (want_no >= XBR_MAX_PORTS) {
+            snprintf(err, errlen, "port number %d out of range 0-%d", want_no,
+                     XBR_MAX_PORTS - 1);
+            return -EINVAL;
+        }
+        if (old->slot[want_no]) {
+            snprintf(err, errlen, "port number %d of bridge %s is taken by %s", want_no,
+                     br->name, old->slot[want_no]->name);
+            return -EBUSY;
+        }
+        no = (unsigned)want_no;
+    } else {
+        while (old->slot[no])
+            no++;
+    }
 
     struct port *p = xbr_xzalloc(sizeof(*p));
     (void)xbr_strlcpy(p->name, name, sizeof(p->name));

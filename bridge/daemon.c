@@ -1,5 +1,8 @@
 /* xbrd — the daemon: options, the control thread's event loop, start-up
- * configuration and clean shutdown. */
+ * configuration, reload, the service manager's protocol and clean
+ * shutdown. */
+#include "bridge/config.h"
+#include "bridge/metrics.h"
 #include "bridge/private.h"
 #include "ctl/ctl.h"
 #include "util/util.h"
@@ -19,6 +22,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 #include <urcu-qsbr.h>
 
@@ -91,6 +95,111 @@ static void on_ctl_fd(int fd, uint32_t events, void *aux)
         xbr_loop_del_fd(fd); /* the server closed it */
 }
 
+/* ---- the service manager (systemd's notify protocol, sd_notify) ----
+ * READY=1 once the configuration file is applied and netback watches
+ * xenstore, so that units ordered after xbrd (xendomains) start guests only
+ * then. RELOADING=1 / READY=1 around a reload, STOPPING=1 at the end.
+ * Without $NOTIFY_SOCKET every call is a no-op. */
+
+static void service_status(const char *what)
+{
+    (void)sd_notifyf(0, "STATUS=%s", what);
+}
+
+/* The watchdog: when the unit sets WatchdogSec=, WATCHDOG=1 goes out from
+ * the control thread every half period, but only while the workers make
+ * progress too. The proof is an RCU grace period: one completes only after
+ * every worker has passed a quiescent state (once per loop iteration) or is
+ * offline (asleep in epoll, idle). So a worker stuck inside a burst, or a
+ * control thread stuck anywhere, stops the pings, and systemd restarts
+ * xbrd. A call_rcu is posted at each ping; the next ping waits for it. */
+static struct {
+    struct rcu_head head;
+    atomic_bool pending;   /* a grace period posted and not finished */
+    uint64_t posted_ms;
+    uint64_t period_ms;    /* between pings: half of WatchdogSec */
+    bool warned;
+    int tfd;
+} wd = {.tfd = -1};
+
+static void wd_grace_done(struct rcu_head *head)
+{
+    (void)head;
+    atomic_store(&wd.pending, false);
+}
+
+static void on_watchdog_tick(int fd, uint32_t events, void *aux)
+{
+    (void)events, (void)aux;
+    uint64_t exp;
+    if (read(fd, &exp, sizeof(exp)) != sizeof(exp))
+        return;
+    uint64_t now = xbr_now_ms();
+    if (atomic_load(&wd.pending)) {
+        if (!wd.warned && now - wd.posted_ms >= wd.period_ms) {
+            xbr_err("watchdog: a worker has not passed a quiescent state for %llu ms; "
+                    "not telling systemd that xbrd is alive",
+                    (unsigned long long)(now - wd.posted_ms));
+            wd.warned = true;
+        }
+        return;
+    }
+    if (wd.warned)
+        xbr_warn("watchdog: the workers make progress again");
+    wd.warned = false;
+    (void)sd_notify(0, "WATCHDOG=1");
+    atomic_store(&wd.pending, true);
+    wd.posted_ms = now;
+    urcu_qsbr_call_rcu(&wd.head, wd_grace_done);
+}
+
+static void service_watchdog_start(void)
+{
+    uint64_t usec;
+    if (sd_watchdog_enabled(0, &usec) <= 0)
+        return;
+    wd.period_ms = usec / 2000 ? usec / 2000 : 1;
+    wd.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct itimerspec its = {
+        .it_interval = {(time_t)(wd.period_ms / 1000), (long)(wd.period_ms % 1000) * 1000000},
+        .it_value = {0, 1000000}};
+    if (wd.tfd < 0 || timerfd_settime(wd.tfd, 0, &its, NULL) < 0 ||
+        xbr_loop_add_fd(wd.tfd, EPOLLIN, on_watchdog_tick, NULL) < 0) {
+        xbr_err("watchdog: cannot arm a timer: %s", strerror(errno));
+        return;
+    }
+    xbr_info("watchdog: WATCHDOG=1 every %llu ms while the workers make progress",
+             (unsigned long long)wd.period_ms);
+}
+
+static void service_watchdog_stop(void)
+{
+    if (wd.tfd >= 0) {
+        xbr_loop_del_fd(wd.tfd);
+        close(wd.tfd);
+        wd.tfd = -1;
+    }
+    urcu_qsbr_barrier(); /* the last posted callback has run: wd may go */
+}
+
+/* SIGHUP (and ExecReload=xbrctl reload): the configuration file again,
+ * applied as a difference (bridge/config.h). */
+static void service_reload(void)
+{
+    char err[512];
+    unsigned changes = 0;
+    (void)sd_notify(0, "RELOADING=1");
+    int r = xbr_cfg_reload(false, &changes, err, sizeof(err));
+    if (r == -ENOENT)
+        xbr_info("SIGHUP: %s; nothing to reload", err);
+    else if (r == -EINVAL)
+        xbr_err("reload refused, nothing changed: %s", err);
+    else if (r < 0)
+        xbr_warn("reload: %s", err);
+    (void)sd_notifyf(0, "READY=1\nSTATUS=running; last reload: %u change(s)%s", changes,
+                     r == -EINVAL ? ", file refused" : r < 0 ? ", some failed" : "");
+}
+
 /* ---- signals and ticks ---- */
 
 static void on_signal(int fd, uint32_t events, void *aux)
@@ -98,6 +207,11 @@ static void on_signal(int fd, uint32_t events, void *aux)
     (void)events, (void)aux;
     struct signalfd_siginfo si;
     while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            xbr_info("SIGHUP: reloading the configuration");
+            service_reload();
+            continue;
+        }
         xbr_info("signal %u received, shutting down", si.ssi_signo);
         stop_requested = true;
     }
@@ -165,52 +279,16 @@ static int open_link_events(void)
     return fd;
 }
 
-/* ---- configuration file: one xbrctl command per line ---- */
-
-static int run_config(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        xbr_err("cannot open config %s: %s", path, strerror(errno));
-        return -1;
-    }
-    char line[4096];
-    unsigned lineno = 0, failed = 0;
-    while (fgets(line, sizeof(line), f)) {
-        lineno++;
-        char *argv[CTL_MAX_ARGS + 1];
-        int argc = 0;
-        char *save = NULL;
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
-        for (char *tok = strtok_r(line, " \t\r\n", &save); tok && argc < (int)CTL_MAX_ARGS;
-             tok = strtok_r(NULL, " \t\r\n", &save))
-            argv[argc++] = tok;
-        if (!argc)
-            continue;
-        argv[argc] = NULL;
-        char err[512];
-        struct ctl_out *o = ctl_out_new(false);
-        if (ctl_dispatch(argc, argv, 0, o, err, sizeof(err)) < 0) {
-            xbr_err("%s:%u: %s", path, lineno, err);
-            failed++;
-        }
-        ctl_out_free(o);
-    }
-    fclose(f);
-    if (failed)
-        xbr_warn("%s: %u line(s) failed; the daemon runs with the rest", path, failed);
-    return 0;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: xbrd [OPTIONS]\n"
             "  -s, --socket PATH   control socket (default %s)\n"
             "  -w, --workers N     poll-mode worker threads (default 1)\n"
-            "  -c, --config FILE   run each line of FILE as an xbrctl command at start\n"
+            "  -c, --config FILE   bridges and ports to create (xbrctl commands, one a line);\n"
+            "                      SIGHUP or `xbrctl reload` applies its changes\n"
+            "  -m, --metrics-file PATH  write Prometheus metrics there (node_exporter textfile)\n"
+            "      --metrics-interval S seconds between writes (default 10)\n"
             "  -b, --busy-poll     never sleep when idle (lowest latency, burns CPU)\n"
             "  -F, --no-fastpath   forward every frame in user space (no kernel fast path)\n"
             "  -v, --verbose       debug logging\n"
@@ -227,18 +305,21 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"busy-poll", no_argument, NULL, 'b'},
         {"no-fastpath", no_argument, NULL, 'F'},
+        {"metrics-file", required_argument, NULL, 'm'},
+        {"metrics-interval", required_argument, NULL, 'M'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    const char *socket_path = CTL_DEFAULT_SOCKET, *config = NULL;
+    const char *socket_path = CTL_DEFAULT_SOCKET, *config = NULL, *metrics_file = NULL;
+    unsigned metrics_interval = 10;
     unsigned n_workers = 1;
     bool busy_poll = false, fastpath = true;
     char err[512];
     int c;
 
-    while ((c = getopt_long(argc, argv, "s:w:c:bFvVh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:w:c:m:bFvVh", opts, NULL)) != -1) {
         uint64_t v;
         switch (c) {
         case 's': socket_path = optarg; break;
@@ -250,9 +331,17 @@ int main(int argc, char **argv)
             n_workers = (unsigned)v;
             break;
         case 'c': config = optarg; break;
+        case 'm': metrics_file = optarg; break;
+        case 'M':
+            if (xbr_parse_uint(optarg, 1, 86400, &v) < 0) {
+                fprintf(stderr, "xbrd: --metrics-interval must be 1..86400 seconds\n");
+                return 2;
+            }
+            metrics_interval = (unsigned)v;
+            break;
         case 'b': busy_poll = true; break;
         case 'F': fastpath = false; break;
-        case 'v': xbr_log_max_level = XBR_LOG_DEBUG; break;
+        case 'v': xbr_log_set_level(XBR_LOG_DEBUG); break;
         case 'V': printf("xbrd %s\n", XBR_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -314,13 +403,23 @@ int main(int argc, char **argv)
     xbr_fastpath_init(fastpath);
     xbr_fastpath_register_commands();
     xbr_info("xbrd %s: %u worker(s), control socket %s", XBR_VERSION, n_workers, socket_path);
-    if (config)
-        (void)run_config(config);
+    if (config) {
+        /* Lines that fail are logged with their line number; the daemon
+         * starts with the rest (as it would without them). */
+        xbr_cfg_set_path(config);
+        (void)xbr_cfg_reload(true, NULL, err, sizeof(err));
+    }
 #ifdef XBR_HAVE_NETBACK
     /* Serve Xen vifs where there is a xenstore; elsewhere run without. */
     if (nb_start(err, sizeof(err)) < 0)
         xbr_info("netback not started: %s", err);
 #endif
+    if (metrics_file && xbr_metrics_start(metrics_file, metrics_interval, err, sizeof(err)) < 0)
+        xbr_err("metrics: %s (xbrd runs without)", err);
+    service_watchdog_start();
+    /* The configuration is applied and netback watches xenstore. */
+    (void)sd_notifyf(0, "READY=1\nMAINPID=%ld\nSTATUS=running: %zu bridge(s)", (long)getpid(),
+                     xbr_bridge_count());
 
     while (!stop_requested) {
         struct epoll_event evs[32];
@@ -339,17 +438,24 @@ int main(int argc, char **argv)
         urcu_qsbr_quiescent_state();
     }
 
+    (void)sd_notify(0, "STOPPING=1");
+    service_status("stopping");
+    service_watchdog_stop();
+    xbr_metrics_stop();
 #ifdef XBR_HAVE_NETBACK
     nb_stop(); /* vif ports leave their bridges; guests see us go away */
 #endif
-    /* Detach every port cleanly (taps removed, promiscuous mode dropped,
-     * interfaces we brought up put down again), then stop the workers. */
+    /* Detach every port cleanly (promiscuous mode dropped, interfaces we
+     * brought up put down again; taps stay for the next run), then stop
+     * the workers. */
+    xbr_tap_daemon_exiting();
     xbr_bridges_destroy_all();
     xbr_workers_stop();
     xbr_fastpath_fini();
     xbr_stp_fini();
     ctl_server_close(ctl_srv);
     ctl_unregister_all();
+    xbr_cfg_fini();
     if (lfd >= 0)
         close(lfd);
     close(tfd);

@@ -1,11 +1,23 @@
-/* tap port: creates (or attaches to an existing persistent) tap device.
+/* tap port: creates (or attaches to an existing) tap device.
  *
  * One tap queue per worker (IFF_MULTI_QUEUE). Frames carry a virtio-net
  * header (IFF_VNET_HDR) and the device accepts and hands us TSO/checksum
  * offloaded frames (TUNSETOFFLOAD), so a host stack behind the tap sends
  * 64 KiB segments through the bridge as it would through a kernel bridge.
- * A tap we created is not persistent: it disappears when the last queue fd
- * closes, i.e. when the port is removed or xbrd exits for any reason. */
+ *
+ * Lifetime: a tap is the host's own interface on the bridge (dom0's address
+ * and routes live on it), so it outlives the daemon.
+ *   - A tap xbrd creates is persistent (TUNSETPERSIST) and marked as xbrd's
+ *     with its interface alias. When xbrd exits, whatever the reason
+ *     (SIGTERM, a crash, SIGKILL), the device stays with its addresses and
+ *     routes, without carrier (the kernel drops what the host sends to it
+ *     meanwhile). The next xbrd whose configuration names it attaches to it
+ *     again and the carrier comes back; the host never saw the address go.
+ *   - del-port (and del-br, a reload that drops the port) is the
+ *     administrator saying the port goes: a tap marked as xbrd's is made
+ *     non-persistent and disappears with its queues.
+ *   - A tap somebody else created (ip tuntap add ... multi_queue) is only
+ *     attached to, and left as it was by every kind of detach. */
 #include "bridge/private.h"
 #include "ctl/ctl.h"
 #include "util/util.h"
@@ -13,6 +25,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,18 +37,93 @@
 
 #define VNET_LEN sizeof(struct virtio_net_hdr)
 
+/* The alias that marks a tap as created by xbrd (IFLA_IFALIAS). */
+#define TAP_ALIAS "xbrd tap port (xbrctl del-port deletes it; kept across restarts)"
+
 struct tap_port {
     unsigned ifindex;
     unsigned n_queues;
-    bool existed;  /* attached to a tap someone else created */
+    bool ours;     /* created by xbrd (now or by an earlier run): persistent */
+    bool del_on_close; /* ours, and open() got far enough that close may delete it */
     int fds[];
 };
+
+static bool exiting;
+
+void xbr_tap_daemon_exiting(void) { exiting = true; }
+
+/* One rtnetlink request on ifindex; the reply (an ack, or the link for
+ * RTM_GETLINK) goes to reply. Returns the reply length or -errno. */
+static int rtnl_link(uint16_t type, unsigned ifindex, const char *alias, char *reply,
+                     size_t cap)
+{
+    struct {
+        struct nlmsghdr nh;
+        struct ifinfomsg ifi;
+        char attrs[RTA_SPACE(256)];
+    } req = {0};
+    req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(req.ifi));
+    req.nh.nlmsg_type = type;
+    req.nh.nlmsg_flags = NLM_F_REQUEST | (type == RTM_SETLINK ? NLM_F_ACK : 0);
+    req.nh.nlmsg_seq = 1;
+    req.ifi.ifi_family = AF_UNSPEC;
+    req.ifi.ifi_index = (int)ifindex;
+    if (alias) {
+        size_t n = strlen(alias) + 1;
+        struct rtattr *rta = (struct rtattr *)((char *)&req + NLMSG_ALIGN(req.nh.nlmsg_len));
+        rta->rta_type = IFLA_IFALIAS;
+        rta->rta_len = (unsigned short)RTA_LENGTH(n);
+        memcpy(RTA_DATA(rta), alias, n);
+        req.nh.nlmsg_len = NLMSG_ALIGN(req.nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
+    }
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return -errno;
+    struct timeval tv = {.tv_sec = 2};
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int r;
+    if (send(fd, &req, req.nh.nlmsg_len, 0) < 0) {
+        r = -errno;
+    } else {
+        ssize_t n = recv(fd, reply, cap, 0);
+        r = n < 0 ? -errno : (int)n;
+        const struct nlmsghdr *h = (const struct nlmsghdr *)reply;
+        if (r >= (int)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && h->nlmsg_type == NLMSG_ERROR) {
+            const struct nlmsgerr *e = NLMSG_DATA(h);
+            r = e->error < 0 ? e->error : r;
+        }
+    }
+    close(fd);
+    return r;
+}
+
+/* Is the tap at ifindex marked as xbrd's? */
+static bool alias_is_ours(unsigned ifindex)
+{
+    char buf[8192];
+    int n = rtnl_link(RTM_GETLINK, ifindex, NULL, buf, sizeof(buf));
+    if (n <= 0)
+        return false;
+    const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+    if (!NLMSG_OK(h, (unsigned)n) || h->nlmsg_type != RTM_NEWLINK)
+        return false;
+    const struct ifinfomsg *ifi = NLMSG_DATA(h);
+    int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ifi));
+    for (const struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len))
+        if (a->rta_type == IFLA_IFALIAS)
+            return RTA_PAYLOAD(a) >= sizeof(TAP_ALIAS) &&
+                   !memcmp(RTA_DATA(a), TAP_ALIAS, sizeof(TAP_ALIAS));
+    return false;
+}
 
 static void tap_close(struct port *p)
 {
     struct tap_port *tp = p->priv;
     if (!tp)
         return;
+    /* del-port: ours goes with its queues. Exit: it stays for the next run. */
+    if (tp->del_on_close && !exiting && tp->fds[0] >= 0)
+        (void)ioctl(tp->fds[0], TUNSETPERSIST, 0);
     for (unsigned i = 0; i < tp->n_queues; i++)
         if (tp->fds[i] >= 0)
             close(tp->fds[i]);
@@ -56,10 +145,11 @@ static int tap_refresh(struct port *p)
 
 static int tap_open(struct port *p, const struct port_open_args *args, char *err, size_t errlen)
 {
-    bool existed = if_nametoindex(args->name) != 0;
+    unsigned old_index = if_nametoindex(args->name);
+    bool existed = old_index != 0;
     struct tap_port *tp = xbr_xzalloc(sizeof(*tp) + args->n_queues * sizeof(int));
     tp->n_queues = args->n_queues;
-    tp->existed = existed;
+    tp->ours = existed && alias_is_ours(old_index);
     for (unsigned i = 0; i < tp->n_queues; i++)
         tp->fds[i] = -1;
     p->priv = tp;
@@ -88,6 +178,14 @@ static int tap_open(struct port *p, const struct port_open_args *args, char *err
             tap_close(p);
             return -e;
         }
+        if (i == 0 && !existed && ioctl(fd, TUNSETPERSIST, 1) < 0) {
+            int e = errno;
+            snprintf(err, errlen, "cannot make tap %s persistent: %s", args->name, strerror(e));
+            tap_close(p);
+            return -e;
+        }
+        if (i == 0 && !existed)
+            tp->ours = tp->del_on_close = true; /* a failure from here deletes it */
         unsigned off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
         if (ioctl(fd, TUNSETOFFLOAD, off) < 0)
             (void)ioctl(fd, TUNSETOFFLOAD, 0u); /* offloads are an optimisation */
@@ -103,6 +201,19 @@ static int tap_open(struct port *p, const struct port_open_args *args, char *err
     if (xbr_if_ioctl(SIOCGIFHWADDR, &ifr) == 0)
         memcpy(p->mac, ifr.ifr_hwaddr.sa_data, 6);
     tp->ifindex = if_nametoindex(args->name);
+    if (!existed) {
+        char reply[512];
+        int r = rtnl_link(RTM_SETLINK, tp->ifindex, TAP_ALIAS, reply, sizeof(reply));
+        if (r < 0) {
+            snprintf(err, errlen, "cannot mark tap %s as xbrd's (alias): %s", args->name,
+                     strerror(-r));
+            tap_close(p);
+            return r;
+        }
+    }
+    /* Ours from an earlier run: del-port may delete it from now on (a failed
+     * attach above left it, and dom0's address on it, alone). */
+    tp->del_on_close = tp->ours;
     (void)tap_refresh(p);
     return 0;
 }
@@ -160,7 +271,8 @@ static void tap_show(struct port *p, struct ctl_out *o)
 {
     struct tap_port *tp = p->priv;
     ctl_out_u64(o, "queues", NULL, tp->n_queues);
-    ctl_out_bool(o, "preexisting", NULL, tp->existed);
+    ctl_out_bool(o, "persistent", NULL, tp->ours);
+    ctl_out_str(o, "owner", NULL, tp->ours ? "xbrd" : "external");
 }
 
 const struct port_class port_tap_class = {

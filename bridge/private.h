@@ -97,6 +97,11 @@ void xbr_bridges_periodic(uint32_t now_s);
 /* Re-reads every port's MTU, carrier and speed, tells STP about link
  * changes and removes ports whose device is gone. */
 void xbr_ports_refresh(void);
+/* xbr_port_add() with a port number asked for (want_no >= 0; -EBUSY if
+ * taken) or the lowest free one (want_no < 0). */
+int xbr_port_add_at(struct xbr_bridge *br, int want_no, const char *name,
+                    const struct port_class *cls, unsigned flags, void *class_arg, char *err,
+                    size_t errlen);
 size_t xbr_bridge_count(void);
 struct xbr_bridge *xbr_bridge_at(size_t i);
 struct port *xbr_port_find(const struct xbr_bridge *br, const char *name);
@@ -130,6 +135,8 @@ void xbr_inject_drain(struct port *p);
 /* Loads the fast path unless disabled; without it every bridge runs in
  * user space only (the reason is logged). */
 void xbr_fastpath_init(bool enable);
+/* Whether the fast path is loaded (a new bridge then uses it). */
+bool xbr_fastpath_loaded(void);
 void xbr_fastpath_fini(void);
 void xbr_fastpath_bridge_added(struct xbr_bridge *br);
 void xbr_fastpath_bridge_removing(struct xbr_bridge *br);
@@ -147,6 +154,9 @@ void xbr_fastpath_register_commands(void);
 /* [worker] Queues an entry that learning created or moved. */
 void xbr_fastpath_learned(unsigned w, const struct xbr_bridge *br, uint16_t vlan,
                           const uint8_t mac[6]);
+/* port-tap.c: from now on closing a tap port keeps the device (xbrd is
+ * exiting, the next run attaches to it again) instead of deleting it. */
+void xbr_tap_daemon_exiting(void);
 
 /* bridge-ctl.c */
 void xbr_ctl_register_commands(void);

@@ -11,6 +11,8 @@
 
 struct ctl_out {
     bool json;
+    ctl_visit_fn *visit; /* visitor mode (json is true too) */
+    void *visit_aux;
     char *buf;
     size_t len, cap;
     /* Per nesting level: has an element been written (comma needed)? */
@@ -25,6 +27,21 @@ struct ctl_out *ctl_out_new(bool json)
     o->cap = 4096;
     o->buf = xbr_xzalloc(o->cap);
     return o;
+}
+
+struct ctl_out *ctl_out_new_visitor(ctl_visit_fn *fn, void *aux)
+{
+    struct ctl_out *o = ctl_out_new(true);
+    o->visit = fn;
+    o->visit_aux = aux;
+    return o;
+}
+
+static void visit(struct ctl_out *o, enum ctl_visit_kind kind, const char *key,
+                  const char *str, uint64_t u, int64_t i)
+{
+    struct ctl_visit v = {.kind = kind, .key = key, .str = str, .u64 = u, .i64 = i};
+    o->visit(&v, o->visit_aux);
 }
 
 void ctl_out_free(struct ctl_out *o)
@@ -123,6 +140,10 @@ static void json_key(struct ctl_out *o, const char *key)
 
 static void open_container(struct ctl_out *o, const char *key, char c)
 {
+    if (o->visit) {
+        visit(o, c == '{' ? CTL_VISIT_OPEN_OBJECT : CTL_VISIT_OPEN_ARRAY, key, NULL, 0, 0);
+        return;
+    }
     if (!o->json)
         return;
     json_key(o, key);
@@ -134,6 +155,10 @@ static void open_container(struct ctl_out *o, const char *key, char c)
 
 static void close_container(struct ctl_out *o, char c)
 {
+    if (o->visit) {
+        visit(o, c == '}' ? CTL_VISIT_CLOSE_OBJECT : CTL_VISIT_CLOSE_ARRAY, NULL, NULL, 0, 0);
+        return;
+    }
     if (!o->json)
         return;
     out_raw(o, &c, 1);
@@ -153,7 +178,9 @@ void ctl_out_close_array(struct ctl_out *o) { close_container(o, ']'); }
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 void ctl_out_str(struct ctl_out *o, const char *key, const char *text_fmt, const char *v)
 {
-    if (o->json) {
+    if (o->visit) {
+        visit(o, CTL_VISIT_STR, key, v ? v : "", 0, 0);
+    } else if (o->json) {
         json_key(o, key);
         out_json_string(o, v ? v : "");
     } else if (text_fmt) {
@@ -164,7 +191,9 @@ void ctl_out_str(struct ctl_out *o, const char *key, const char *text_fmt, const
 void ctl_out_str_or_null(struct ctl_out *o, const char *key, const char *text_fmt,
                          const char *v)
 {
-    if (o->json) {
+    if (o->visit) {
+        visit(o, v ? CTL_VISIT_STR : CTL_VISIT_NULL, key, v, 0, 0);
+    } else if (o->json) {
         json_key(o, key);
         if (v)
             out_json_string(o, v);
@@ -177,7 +206,9 @@ void ctl_out_str_or_null(struct ctl_out *o, const char *key, const char *text_fm
 
 void ctl_out_u64(struct ctl_out *o, const char *key, const char *text_fmt, uint64_t v)
 {
-    if (o->json) {
+    if (o->visit) {
+        visit(o, CTL_VISIT_U64, key, NULL, v, 0);
+    } else if (o->json) {
         json_key(o, key);
         out_printf(o, "%llu", (unsigned long long)v);
     } else if (text_fmt) {
@@ -187,7 +218,9 @@ void ctl_out_u64(struct ctl_out *o, const char *key, const char *text_fmt, uint6
 
 void ctl_out_i64(struct ctl_out *o, const char *key, const char *text_fmt, int64_t v)
 {
-    if (o->json) {
+    if (o->visit) {
+        visit(o, CTL_VISIT_I64, key, NULL, 0, v);
+    } else if (o->json) {
         json_key(o, key);
         out_printf(o, "%lld", (long long)v);
     } else if (text_fmt) {
@@ -197,7 +230,9 @@ void ctl_out_i64(struct ctl_out *o, const char *key, const char *text_fmt, int64
 
 void ctl_out_bool(struct ctl_out *o, const char *key, const char *text_fmt, bool v)
 {
-    if (o->json) {
+    if (o->visit) {
+        visit(o, CTL_VISIT_BOOL, key, NULL, v, 0);
+    } else if (o->json) {
         json_key(o, key);
         out_raw(o, v ? "true" : "false", v ? 4 : 5);
     } else if (text_fmt) {

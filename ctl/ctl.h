@@ -64,6 +64,34 @@ void ctl_out_str_or_null(struct ctl_out *o, const char *key, const char *text_fm
 /* Text mode only. */
 void ctl_out_text(struct ctl_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A third rendering: no text at all, every container and value is handed to
+ * a visitor as it is printed, with its JSON key (NULL inside arrays). For
+ * exporters that need the numbers of a command's output (the Prometheus
+ * metrics of `stats` and `show`) without parsing the JSON it would print.
+ * The strings are valid during the call only. */
+enum ctl_visit_kind {
+    CTL_VISIT_OPEN_OBJECT,
+    CTL_VISIT_CLOSE_OBJECT,
+    CTL_VISIT_OPEN_ARRAY,
+    CTL_VISIT_CLOSE_ARRAY,
+    CTL_VISIT_STR,
+    CTL_VISIT_NULL,
+    CTL_VISIT_U64,
+    CTL_VISIT_I64,
+    CTL_VISIT_BOOL,
+};
+struct ctl_visit {
+    enum ctl_visit_kind kind;
+    const char *key; /* NULL inside arrays, at top level and for CLOSE_* */
+    const char *str; /* CTL_VISIT_STR */
+    uint64_t u64;    /* CTL_VISIT_U64, and CTL_VISIT_BOOL as 0 / 1 */
+    int64_t i64;     /* CTL_VISIT_I64 */
+};
+typedef void ctl_visit_fn(const struct ctl_visit *v, void *aux);
+/* ctl_out_is_json() is true for a visitor (handlers print what JSON gets);
+ * ctl_out_data() returns an empty string. */
+struct ctl_out *ctl_out_new_visitor(ctl_visit_fn *fn, void *aux);
+
 /* ---- Daemon side: command registry and dispatch ---- */
 
 /* A handler writes its output to o and returns 0, or writes one line to err

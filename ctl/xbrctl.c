@@ -5,10 +5,12 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *out)
 {
@@ -17,7 +19,7 @@ static void usage(FILE *out)
             "\n"
             "  show [BR]                         bridges and their ports\n"
             "  add-br BR | del-br BR\n"
-            "  add-port BR IFNAME [--force]      attach an interface (AF_PACKET)\n"
+            "  add-port BR IFNAME [--force] [--port-no N]  attach an interface (AF_PACKET)\n"
             "  add-port BR NAME --type tap       create a tap device and attach it\n"
             "  del-port BR PORT\n"
             "  fdb show BR\n"
@@ -26,12 +28,59 @@ static void usage(FILE *out)
             "  fdb flush BR [PORT] [--static]    learned entries (and static ones)\n"
             "  set-ageing BR SECONDS\n"
             "  stats BR [PORT]                   counters, drops by reason\n"
+            "  list-br | list-ports [BR]         names, one a line\n"
+            "  save [FILE]                       the running configuration, in the\n"
+            "                                    config file's format (to FILE, atomically)\n"
+            "  reload                            apply the config file's changes (as SIGHUP)\n"
+            "  log-level [err|warn|info|debug]   show or set the daemon's log level\n"
+            "  metrics                           Prometheus text format of the counters\n"
             "  help                              every command the daemon knows\n"
             "\n"
             "  -s, --socket PATH   daemon socket (default %s, or $XBR_SOCKET)\n"
             "  -j, --json          JSON output\n"
             "  -t, --timeout S     give up after S seconds (default 30)\n",
             CTL_DEFAULT_SOCKET);
+}
+
+/* save FILE: the daemon renders, xbrctl writes, atomically (a temporary
+ * file beside FILE, then rename), so that a crash or a full disk never
+ * leaves half a configuration where xbrd -c will read it. */
+static int write_atomically(const char *path, const char *data, size_t len)
+{
+    char tmp[4200];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.xbrctl-%ld", path, (long)getpid()) >=
+        sizeof(tmp)) {
+        fprintf(stderr, "xbrctl: file name too long: %s\n", path);
+        return 1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "xbrctl: cannot create %s: %s\n", tmp, strerror(errno));
+        return 1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        off += (size_t)n;
+    }
+    int e = off < len ? errno : 0;
+    if (!e && fsync(fd) < 0)
+        e = errno;
+    if (close(fd) < 0 && !e)
+        e = errno;
+    if (!e && rename(tmp, path) < 0)
+        e = errno;
+    if (e) {
+        fprintf(stderr, "xbrctl: cannot write %s: %s\n", path, strerror(e));
+        (void)unlink(tmp);
+        return 1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -70,10 +119,19 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* save FILE: the file is ours to write, the daemon only renders. */
+    const char *save_to = NULL;
+    int n_args = argc - optind;
+    if (!strcmp(argv[optind], "save") && n_args == 2) {
+        if (strcmp(argv[optind + 1], "-"))
+            save_to = argv[optind + 1];
+        n_args = 1;
+    }
+
     char *body = NULL;
     size_t len = 0;
-    int r = ctl_client_call(path, flags, argc - optind, argv + optind, (int)timeout_s * 1000,
-                            &body, &len);
+    int r = ctl_client_call(path, flags, n_args, argv + optind, (int)timeout_s * 1000, &body,
+                            &len);
     if (!body) {
         if (r == -ENOENT || r == -ECONNREFUSED)
             fprintf(stderr, "xbrctl: cannot reach xbrd at %s: %s (is xbrd running?)\n", path,
@@ -87,7 +145,11 @@ int main(int argc, char **argv)
         free(body);
         return 1;
     }
-    fwrite(body, 1, len, stdout);
+    int rc = 0;
+    if (save_to)
+        rc = write_atomically(save_to, body, len);
+    else
+        fwrite(body, 1, len, stdout);
     free(body);
-    return 0;
+    return rc;
 }

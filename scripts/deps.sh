@@ -8,6 +8,8 @@ xbr_install_deps() {
         liburcu-dev                                    # lock-free FDB (cds_lfht), RCU
         libxen-dev                                     # gnttab, evtchn, xenstore (netback)
         libbpf-dev clang bpftool                       # kernel fast path: BPF programs built with clang, loaded with libbpf
+        libsystemd-dev                                 # sd_notify: Type=notify unit, watchdog
+        scdoc                                          # man pages xbrd(8), xbrctl(8), xbr-bench(1)
         iproute2 iputils-ping procps                   # namespaces, veth, ping
     )
     if [ "$1" = test ]; then
@@ -17,6 +19,9 @@ xbr_install_deps() {
             qemu-system-x86 busybox-static cpio xz-utils kmod  # real-Xen VM suite
             openvswitch-switch                         # STP interop test with Open vSwitch RSTP (netdev datapath)
             netsniff-ng gnuplot-nox tcpdump            # xbr-bench: trafgen generates, gnuplot draws --plot, tcpdump times the STP bench
+            prometheus-node-exporter python3-prometheus-client  # metrics test: the textfile's real consumer, and a real parser
+            systemd                                    # systemd-analyze verify of the unit (no systemd needs to run)
+            debhelper lintian dpkg-dev man-db bash-completion  # package suite: build the .debs, lint, man and completion
         )
     fi
     local missing=()

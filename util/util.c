@@ -15,7 +15,7 @@ void xbr_log(enum xbr_log_level level, const char *fmt, ...)
     char line[1024];
     va_list ap;
 
-    if (level > xbr_log_max_level)
+    if (level > xbr_log_get_level())
         return;
     va_start(ap, fmt);
     (void)vsnprintf(line, sizeof(line), fmt, ap);
@@ -23,6 +23,46 @@ void xbr_log(enum xbr_log_level level, const char *fmt, ...)
     /* One write per line so that threads do not interleave mid-line; the
      * <N> prefix is the sd-daemon priority that journald understands. */
     (void)fprintf(stderr, "%s%s\n", prefix[level], line);
+}
+
+void xbr_log_set_level(enum xbr_log_level level)
+{
+    __atomic_store_n(&xbr_log_max_level, level, __ATOMIC_RELAXED);
+}
+
+enum xbr_log_level xbr_log_get_level(void)
+{
+    return __atomic_load_n(&xbr_log_max_level, __ATOMIC_RELAXED);
+}
+
+static const char *const level_names[] = {
+    [XBR_LOG_ERR] = "err",
+    [XBR_LOG_WARN] = "warn",
+    [XBR_LOG_INFO] = "info",
+    [XBR_LOG_DEBUG] = "debug",
+};
+
+int xbr_log_level_parse(const char *s, enum xbr_log_level *out)
+{
+    if (!s)
+        return -EINVAL;
+    for (size_t i = 0; i < XBR_ARRAY_SIZE(level_names); i++)
+        if (!strcmp(s, level_names[i])) {
+            *out = (enum xbr_log_level)i;
+            return 0;
+        }
+    if (!strcmp(s, "error"))
+        *out = XBR_LOG_ERR;
+    else if (!strcmp(s, "warning"))
+        *out = XBR_LOG_WARN;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+const char *xbr_log_level_name(enum xbr_log_level level)
+{
+    return (unsigned)level < XBR_ARRAY_SIZE(level_names) ? level_names[level] : "?";
 }
 
 void *xbr_xzalloc(size_t size)

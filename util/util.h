@@ -22,8 +22,17 @@
 
 enum xbr_log_level { XBR_LOG_ERR, XBR_LOG_WARN, XBR_LOG_INFO, XBR_LOG_DEBUG };
 
-/* Messages above this level are dropped; the daemon's -v raises it. */
+/* Messages above this level are dropped; the daemon's -v raises it and
+ * `xbrctl log-level` changes it at run time. Any thread may log while the
+ * control thread changes it: use the accessors, which load and store it
+ * atomically. */
 extern enum xbr_log_level xbr_log_max_level;
+void xbr_log_set_level(enum xbr_log_level level);
+enum xbr_log_level xbr_log_get_level(void);
+/* "err" / "warn" / "info" / "debug" (also "error", "warning"). Returns 0 or
+ * -EINVAL. */
+int xbr_log_level_parse(const char *s, enum xbr_log_level *out);
+const char *xbr_log_level_name(enum xbr_log_level level);
 
 void xbr_log(enum xbr_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

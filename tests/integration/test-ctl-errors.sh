@@ -28,6 +28,12 @@ expect_fail "no bridge named nobr" xc del-br nobr
 expect_fail "no bridge named nobr" xc add-port nobr v3
 expect_fail "no such interface: nosuchif" xc add-port br0 nosuchif
 expect_fail "v1 is already a port of bridge br0" xc add-port br0 v1
+expect_fail "invalid port number '5000'" xc add-port br0 v3 --port-no 5000
+expect_fail "invalid port number '-1'" xc add-port br0 v3 --port-no -1
+expect_fail "port number 0 of bridge br0 is taken by v1" xc add-port br0 v3 --port-no 0
+expect_fail "unknown log level 'loud'" xc log-level loud
+expect_fail "without a configuration file" xc reload
+expect_fail "save writes the configuration file format" xc -j save
 expect_fail "unknown port type 'bogus'" xc add-port br0 v3 --type bogus
 expect_fail "unknown option '--bogus'" xc add-port br0 v3 --bogus
 expect_fail "has no port named nosuch" xc del-port br0 nosuch

@@ -139,11 +139,28 @@ n=$(in_sw tc filter show dev v1 ingress | grep -c "fp_xmit")
 send_count 7 1 "$MAC2" 1000
 [ "$C2/$C3" = "1000/0" ] || fail "after the restart h2/h3 got $C2/$C3 of 1000"
 ok "a new xbrd replaces the leftover filter and forwards (1000/1000)"
+# Off and on again at run time, and saved as a setting.
+xc set-fastpath br0 off
+[ "$(xc -j show br0 | jq '[.[0].ports[] | select(.fastpath)] | length')" = 0 ] || fail "ports still attached after set-fastpath off"
+in_sw tc filter show dev v1 ingress | grep -q fp_xmit && fail "set-fastpath off left the tc filter on v1"
+xc save | grep -qx "set-fastpath br0 off" || fail "save does not keep 'set-fastpath br0 off': $(xc save)"
+f0=$(fast_rx v1)
+send_count 8 1 "$MAC2" 500
+[ "$C2/$C3" = "500/0" ] || fail "with the fast path off h2/h3 got $C2/$C3 of 500"
+[ "$(stat_of v1 fast_rx_packets)" = 0 ] || fail "frames counted by a detached fast path"
+xc set-fastpath br0 on
+wait_mirror 3
+send_count 9 1 "$MAC2" 500
+[ "$C2/$C3" = "500/0" ] || fail "with the fast path back on h2/h3 got $C2/$C3 of 500"
+[ "$(fast_rx v1)" -ge 450 ] || fail "only $(fast_rx v1) of 500 frames took the fast path once it was back on"
+expect_fail "expected on or off" xc set-fastpath br0 maybe
+ok "set-fastpath off/on at run time (user space meanwhile: 500/500), saved by save"
 kill -TERM "$XBRD_PID"; wait "$XBRD_PID" || fail "xbrd exited $? on SIGTERM"; XBRD_PID=""
 in_sw tc filter show dev v1 ingress | grep -q fp_xmit && fail "SIGTERM left the tc filter on v1"
 ok "SIGTERM removes the tc filters"
 
 scenario slow
+expect_fail "not available.*--no-fastpath" xc set-fastpath br0 on
 for k in unicast unicast_counters mtu gate move ageing; do
     [ "${RES[fast.$k]}" = "${RES[slow.$k]}" ] ||
         fail "$k differs: with the fast path '${RES[fast.$k]}', without '${RES[slow.$k]}'"

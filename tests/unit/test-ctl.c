@@ -5,6 +5,8 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 
 TEST(json_printer_nests_and_escapes)
 {
@@ -43,6 +45,56 @@ TEST(text_printer_uses_text_formats_only)
     ctl_out_close_object(o);
     ASSERT_STREQ(ctl_out_data(o, NULL), "name=x n=7 b=no\n");
     ctl_out_free(o);
+}
+
+/* The visitor sees every container and value, with its key, in order. */
+static void record(const struct ctl_visit *v, void *aux)
+{
+    char *log = aux, one[64];
+    static const char *const kinds[] = {"{", "}", "[", "]", "s", "null", "u", "i", "b"};
+    snprintf(one, sizeof(one), "%s%s%s=%s%llu%lld;", kinds[v->kind], v->key ? ":" : "",
+             v->key ? v->key : "", v->str ? v->str : "", (unsigned long long)v->u64,
+             (long long)v->i64);
+    strncat(log, one, 1023 - strlen(log));
+}
+
+TEST(visitor_reports_every_value_with_its_key)
+{
+    char log[1024] = "";
+    struct ctl_out *o = ctl_out_new_visitor(record, log);
+    ASSERT_TRUE(ctl_out_is_json(o));
+    ctl_out_open_object(o, NULL);
+    ctl_out_str(o, "name", "%s", "v1");
+    ctl_out_open_object(o, "stats");
+    ctl_out_u64(o, "rx", " %llu", 7);
+    ctl_out_i64(o, "d", " %lld", -2);
+    ctl_out_bool(o, "up", " %s", true);
+    ctl_out_close_object(o);
+    ctl_out_open_array(o, "q");
+    ctl_out_str_or_null(o, NULL, "%s", NULL);
+    ctl_out_close_array(o);
+    ctl_out_text(o, "not a value");
+    ctl_out_close_object(o);
+    ASSERT_STREQ(log, "{=00;s:name=v100;{:stats=00;u:rx=70;i:d=0-2;b:up=10;}=00;[:q=00;null=00;]=00;"
+                      "}=00;");
+    ASSERT_STREQ(ctl_out_data(o, NULL), "");
+    ctl_out_free(o);
+}
+
+TEST(log_level_names)
+{
+    enum xbr_log_level lv;
+    ASSERT_EQ(xbr_log_level_parse("debug", &lv), 0);
+    ASSERT_EQ(lv, XBR_LOG_DEBUG);
+    ASSERT_EQ(xbr_log_level_parse("warning", &lv), 0);
+    ASSERT_EQ(lv, XBR_LOG_WARN);
+    ASSERT_EQ(xbr_log_level_parse("loud", &lv), -EINVAL);
+    ASSERT_EQ(xbr_log_level_parse(NULL, &lv), -EINVAL);
+    ASSERT_STREQ(xbr_log_level_name(XBR_LOG_ERR), "err");
+    enum xbr_log_level was = xbr_log_get_level();
+    xbr_log_set_level(XBR_LOG_ERR);
+    ASSERT_EQ(xbr_log_get_level(), XBR_LOG_ERR);
+    xbr_log_set_level(was);
 }
 
 static size_t build_req(char *buf, uint32_t flags, uint32_t argc, const char *words, size_t wlen)
