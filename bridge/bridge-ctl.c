@@ -187,7 +187,7 @@ static int cmd_add_port(int argc, char **argv, struct ctl_out *o, char *err, siz
                 return ERR("invalid port number '%s' (0-%d)", argv[i], XBR_MAX_PORTS - 1);
             port_no = (int)no;
         } else
-            return ERR("unknown option '%s' (add-port BR NAME [--type afpacket|tap] [--force] "
+            return ERR("unknown option '%s' (add-port BR NAME [--type afpacket|afxdp|tap] [--force] "
                        "[--port-no N])",
                        argv[i]);
     }
@@ -197,7 +197,7 @@ static int cmd_add_port(int argc, char **argv, struct ctl_out *o, char *err, siz
     const struct port_class *cls = xbr_port_class_find(type);
     if (!cls || !strcmp(type, "netback"))
         /* netback ports come from xenstore, not from add-port */
-        return ERR("unknown port type '%s' (afpacket or tap)", type);
+        return ERR("unknown port type '%s' (afpacket, afxdp or tap)", type);
     int r = xbr_port_add_at(br, port_no, argv[1], cls, flags, NULL, err, errlen);
     if (r == 0)
         xbr_cfg_note_port(argv[1], flags);
@@ -556,7 +556,7 @@ void xbr_ctl_register_commands(void)
         {"show", 0, 1, "[BR]", cmd_show},
         {"add-br", 1, 1, "BR", cmd_add_br},
         {"del-br", 1, 1, "BR", cmd_del_br},
-        {"add-port", 2, 7, "BR NAME [--type afpacket|tap] [--force] [--port-no N]",
+        {"add-port", 2, 7, "BR NAME [--type afpacket|afxdp|tap] [--force] [--port-no N]",
          cmd_add_port},
         {"del-port", 2, 2, "BR PORT", cmd_del_port},
         {"fdb show", 1, 1, "BR", cmd_fdb_show},

@@ -76,6 +76,10 @@ const struct port_class *xbr_port_class_find(const char *type)
         return &port_afpacket_class;
     if (!strcmp(type, port_tap_class.type))
         return &port_tap_class;
+#ifdef XBR_HAVE_AFXDP
+    if (!strcmp(type, port_afxdp_class.type))
+        return &port_afxdp_class;
+#endif
     for (size_t i = 0; i < XBR_ARRAY_SIZE(extra_classes) && extra_classes[i]; i++)
         if (!strcmp(type, extra_classes[i]->type))
             return extra_classes[i];

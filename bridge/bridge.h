@@ -218,6 +218,9 @@ struct port *xbr_port_find_any(const char *name);
 /* Port classes provided by the core, and a registry for others (netback). */
 extern const struct port_class port_afpacket_class;
 extern const struct port_class port_tap_class;
+#ifdef XBR_HAVE_AFXDP
+extern const struct port_class port_afxdp_class;
+#endif
 void xbr_port_class_register(const struct port_class *cls);
 const struct port_class *xbr_port_class_find(const char *type);
 

@@ -301,7 +301,7 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
     }
     if (!strcmp(cmd, "add-port")) {
         if (argc < 3)
-            return PERR("usage: add-port BR NAME [--type afpacket|tap] [--force] [--port-no N]");
+            return PERR("usage: add-port BR NAME [--type afpacket|afxdp|tap] [--force] [--port-no N]");
         if ((r = need_bridge(c, argv[1], &b, err, errlen)) < 0)
             return r;
         if ((r = check_name("port", argv[2], err, errlen)) < 0)
@@ -327,12 +327,12 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
                     return PERR("invalid port number '%s' (0-%d)", argv[i], XBR_MAX_PORTS - 1);
                 p.port_no = (int)no;
             } else
-                return PERR("unknown option '%s' (add-port BR NAME [--type afpacket|tap] "
+                return PERR("unknown option '%s' (add-port BR NAME [--type afpacket|afxdp|tap] "
                             "[--force] [--port-no N])",
                             argv[i]);
         }
-        if (strcmp(p.type, "afpacket") && strcmp(p.type, "tap"))
-            return PERR("unknown port type '%s' (afpacket or tap)", p.type);
+        if (strcmp(p.type, "afpacket") && strcmp(p.type, "afxdp") && strcmp(p.type, "tap"))
+            return PERR("unknown port type '%s' (afpacket, afxdp or tap)", p.type);
         for (size_t i = 0; p.port_no >= 0 && i < b->n_ports; i++)
             if (b->ports[i].port_no == p.port_no)
                 return PERR("port number %d is already %s's (line %u)", p.port_no,

@@ -5,7 +5,7 @@
  *   One xbrctl command per line, '#' comments. Only the commands that
  *   declare state are configuration statements:
  *     add-br BR
- *     add-port BR NAME [--type afpacket|tap] [--force] [--port-no N]
+ *     add-port BR NAME [--type afpacket|afxdp|tap] [--force] [--port-no N]
  *     set-ageing BR SECONDS
  *     stp set BR KEY VALUE        (enabled priority hello-time max-age
  *                                  forward-delay force-version tx-hold-count)

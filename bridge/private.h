@@ -131,6 +131,22 @@ bool xbr_stp_enqueue_bpdu(unsigned w, struct port *p, const struct pkt *pkt);
 /* [worker 0] Sends what the control thread queued on p. */
 void xbr_inject_drain(struct port *p);
 
+/* netdev.c: for port classes that attach an existing Linux interface */
+struct xbr_netdev {
+    int ifindex;
+    unsigned flags; /* IFF_* when attached */
+    bool set_up;    /* we brought the link up (and put it down again) */
+};
+/* Finds the interface and refuses what must not be attached (loopback, an
+ * interface enslaved elsewhere, a veth whose peer is on the bridge unless
+ * forced); reads its address, MTU and link. 0 or -errno with err. */
+int xbr_netdev_open(struct port *p, const struct port_open_args *args, struct xbr_netdev *nd,
+                    char *err, size_t errlen);
+/* Brings the link up if it was down (remembered), or back down. */
+void xbr_netdev_set_up(struct port *p, struct xbr_netdev *nd, bool up);
+/* Re-reads MTU, carrier and speed; -ENODEV when the interface is gone. */
+int xbr_netdev_refresh(struct port *p, const struct xbr_netdev *nd);
+
 /* bridge-fastpath.c: the kernel fast path's glue (control thread unless noted) */
 /* Loads the fast path unless disabled; without it every bridge runs in
  * user space only (the reason is logged). */

@@ -8,6 +8,7 @@ xbr_install_deps() {
         liburcu-dev                                    # lock-free FDB (cds_lfht), RCU
         libxen-dev                                     # gnttab, evtchn, xenstore (netback)
         libbpf-dev clang bpftool                       # kernel fast path: BPF programs built with clang, loaded with libbpf
+        libxdp-dev                                     # AF_XDP ports (libxdp's xsk sockets and default XDP program)
         libsystemd-dev                                 # sd_notify: Type=notify unit, watchdog
         scdoc                                          # man pages xbrd(8), xbrctl(8), xbr-bench(1)
         iproute2 iputils-ping procps                   # namespaces, veth, ping
@@ -15,6 +16,7 @@ xbr_install_deps() {
     if [ "$1" = test ]; then
         pkgs+=(
             jq socat python3                           # integration tests, benchmarks
+            ethtool                                    # AF_XDP test: veth peers without checksum offload
             clang libclang-rt-14-dev                   # libFuzzer targets
             qemu-system-x86 busybox-static cpio xz-utils kmod  # real-Xen VM suite
             openvswitch-switch                         # STP interop test with Open vSwitch RSTP (netdev datapath)

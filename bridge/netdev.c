@@ -1,0 +1,157 @@
+/* What every port class that attaches an existing Linux interface (afpacket,
+ * afxdp) needs: the checks before attaching, the facts that change
+ * underneath (MTU, carrier, speed), and bringing the link up and down. */
+#include "bridge/private.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+static int sysfs_read(const char *ifname, const char *attr, char *buf, size_t len)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/sys/class/net/%s/%s", ifname, attr);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, len - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return -e;
+    buf[n] = '\0';
+    if (n && buf[n - 1] == '\n')
+        buf[n - 1] = '\0';
+    return 0;
+}
+
+static long sysfs_long(const char *ifname, const char *attr, long dflt)
+{
+    char buf[64];
+    if (sysfs_read(ifname, attr, buf, sizeof(buf)) < 0)
+        return dflt;
+    char *end;
+    long v = strtol(buf, &end, 10);
+    return *end ? dflt : v;
+}
+
+/* The interface's master (kernel bridge, bond, team, OVS), if any. */
+static bool find_master(const char *ifname, char *master, size_t len)
+{
+    char path[128], target[PATH_MAX];
+    snprintf(path, sizeof(path), "/sys/class/net/%s/master", ifname);
+    ssize_t n = readlink(path, target, sizeof(target) - 1);
+    if (n <= 0)
+        return false;
+    target[n] = '\0';
+    const char *base = strrchr(target, '/');
+    (void)xbr_strlcpy(master, base ? base + 1 : target, len);
+    return true;
+}
+
+/* Refuses interfaces that would break the network or cannot work: the
+ * motivating outage began with an addif that no tool questioned. */
+static int check_attachable(struct port *p, int ifindex, unsigned flags, bool force,
+                            char *err, size_t errlen)
+{
+    char master[IF_NAMESIZE + 64];
+
+    if (flags & IFF_LOOPBACK) {
+        snprintf(err, errlen, "%s is a loopback interface and cannot be a bridge port", p->name);
+        return -EINVAL;
+    }
+    if (find_master(p->name, master, sizeof(master))) {
+        char probe[8];
+        bool is_bridge = sysfs_read(master, "bridge/stp_state", probe, sizeof(probe)) == 0;
+        snprintf(err, errlen,
+                 "%s is already enslaved to %s %s; detach it there first "
+                 "(ip link set %s nomaster)",
+                 p->name, is_bridge ? "kernel bridge" : "device", master, p->name);
+        return -EBUSY;
+    }
+    /* A veth whose other end is already on this bridge: adding it closes a
+     * loop through the pair (dom0's eth0 / vif0.0). */
+    long peer = sysfs_long(p->name, "iflink", ifindex);
+    char peer_name[IF_NAMESIZE];
+    if (peer != ifindex && peer > 0 && if_indextoname((unsigned)peer, peer_name) &&
+        sysfs_long(peer_name, "iflink", -1) == ifindex) {
+        struct port *other = xbr_port_find(p->bridge, peer_name);
+        if (other && force) {
+            xbr_warn("%s: %s is the other end of %s on the same bridge; attached because "
+                     "forced: only STP stands between this loop and a storm",
+                     p->bridge->name, p->name, peer_name);
+        } else if (other) {
+            snprintf(err, errlen,
+                     "%s is the other end of %s, which is already a port of %s: "
+                     "adding it would close a loop (--force to attach anyway)",
+                     p->name, peer_name, p->bridge->name);
+            return -ELOOP;
+        }
+    }
+    return 0;
+}
+
+int xbr_netdev_open(struct port *p, const struct port_open_args *args, struct xbr_netdev *nd,
+                    char *err, size_t errlen)
+{
+    memset(nd, 0, sizeof(*nd));
+    unsigned ifindex = if_nametoindex(args->name);
+    if (!ifindex) {
+        snprintf(err, errlen, "no such interface: %s", args->name);
+        return -ENODEV;
+    }
+    struct ifreq ifr = {0};
+    (void)xbr_strlcpy(ifr.ifr_name, args->name, sizeof(ifr.ifr_name));
+    int r = xbr_if_ioctl(SIOCGIFFLAGS, &ifr);
+    if (r < 0) {
+        snprintf(err, errlen, "%s: cannot read interface flags: %s", args->name, strerror(-r));
+        return r;
+    }
+    nd->flags = (unsigned)ifr.ifr_flags;
+    r = check_attachable(p, (int)ifindex, nd->flags, args->flags & XBR_PORT_F_FORCE, err, errlen);
+    if (r < 0)
+        return r;
+    nd->ifindex = (int)ifindex;
+    memset(&ifr.ifr_hwaddr, 0, sizeof(ifr.ifr_hwaddr));
+    if (xbr_if_ioctl(SIOCGIFHWADDR, &ifr) == 0)
+        memcpy(p->mac, ifr.ifr_hwaddr.sa_data, 6);
+    (void)xbr_netdev_refresh(p, nd);
+    return 0;
+}
+
+void xbr_netdev_set_up(struct port *p, struct xbr_netdev *nd, bool up)
+{
+    struct ifreq ifr = {0};
+    (void)xbr_strlcpy(ifr.ifr_name, p->name, sizeof(ifr.ifr_name));
+    if (xbr_if_ioctl(SIOCGIFFLAGS, &ifr) < 0)
+        return;
+    if (up && !(ifr.ifr_flags & IFF_UP)) {
+        ifr.ifr_flags |= IFF_UP;
+        nd->set_up = xbr_if_ioctl(SIOCSIFFLAGS, &ifr) == 0;
+    } else if (!up && nd->set_up) {
+        ifr.ifr_flags &= (short)~IFF_UP;
+        (void)xbr_if_ioctl(SIOCSIFFLAGS, &ifr);
+        nd->set_up = false;
+    }
+}
+
+int xbr_netdev_refresh(struct port *p, const struct xbr_netdev *nd)
+{
+    /* Deleted, or moved to another namespace: the sockets are dead. */
+    if (if_nametoindex(p->name) != (unsigned)nd->ifindex)
+        return -ENODEV;
+    struct ifreq ifr = {0};
+    (void)xbr_strlcpy(ifr.ifr_name, p->name, sizeof(ifr.ifr_name));
+    if (xbr_if_ioctl(SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0)
+        __atomic_store_n(&p->mtu, (uint32_t)ifr.ifr_mtu, __ATOMIC_RELAXED);
+    p->link_up = sysfs_long(p->name, "carrier", 0) == 1;
+    long speed = sysfs_long(p->name, "speed", -1);
+    p->speed_mbps = speed > 0 ? (uint32_t)speed : 0;
+    return 0;
+}
