@@ -72,6 +72,7 @@ struct nb_vif {
     char name[IF_NAMESIZE];
     char be[NB_PATH], fe[NB_PATH];
     char bridge[IF_NAMESIZE];
+    bool bad_bridge;           /* the backend names one longer than IF_NAMESIZE */
     uint8_t mac[6];
     uint32_t mtu;
     bool fe_watched;
@@ -291,8 +292,12 @@ static struct nb_vif *vif_create(unsigned domid, unsigned devid)
         xbr_warn("netback: %s: frontend-id %llu differs from the path's domain %u; using %u",
                  v->name, (unsigned long long)fid, domid, domid);
     char *s = xs_get(be, "bridge");
-    if (!s || !s[0] || xbr_strlcpy(v->bridge, s, sizeof(v->bridge)) < 0)
+    /* No bridge named: xenbr0, as libxl's default. A name no interface can
+     * have is refused at connect, not quietly replaced by another bridge. */
+    if (!s || !s[0])
         (void)xbr_strlcpy(v->bridge, "xenbr0", sizeof(v->bridge));
+    else if (xbr_strlcpy(v->bridge, s, sizeof(v->bridge)) < 0)
+        v->bad_bridge = true;
     free(s);
     v->mtu = (uint32_t)xs_get_uint_def(be, "mtu", 65535, 1500);
     if (v->mtu < 68)
@@ -368,6 +373,11 @@ static bool read_queue(struct nb_vif *v, const char *dir, struct nb_queue *q)
 
 static void vif_connect(struct nb_vif *v)
 {
+    if (v->bad_bridge) {
+        vif_fail(v, false, "the backend's bridge name is longer than %u characters",
+                 IF_NAMESIZE - 1);
+        return;
+    }
     struct xbr_bridge *br = xbr_bridge_find(v->bridge);
     if (!br) {
         if (!v->waiting_bridge)
