@@ -5,7 +5,9 @@
  * used its frames has been forwarded. Blocks are retired by the kernel when
  * full or after RETIRE_TOV_MS, which bounds the added latency at low rates.
  * TX: sendmmsg, one syscall per burst, with PACKET_QDISC_BYPASS (the
- * bridge is the queueing discipline).
+ * bridge is the queueing discipline) where the NIC segments TCP/IPv4 and
+ * TCP/IPv6 itself; elsewhere through the qdisc, whose software GSO the
+ * bypass path lacks (it drops such frames).
  * Offloads: PACKET_VNET_HDR on both directions, so GSO super-frames and
  * partial checksums pass through as they would through the kernel bridge
  * instead of being truncated or sent with a wrong checksum.
@@ -21,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/ethtool.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/sockios.h>
@@ -53,6 +56,7 @@ struct afp_queue {
 struct afp_port {
     int ifindex;
     bool set_up;  /* we brought the link up, and put it down again at close */
+    bool bypass;  /* PACKET_QDISC_BYPASS: only where the NIC segments TCP itself */
     unsigned n_queues;
     struct afp_queue q[];
 };
@@ -141,6 +145,52 @@ static int check_attachable(struct port *p, int ifindex, unsigned flags, bool fo
     return 0;
 }
 
+/* Whether the device segments TCP over IPv4 and IPv6 itself (ethtool's
+ * tx-tcp-segmentation and tx-tcp6-segmentation active). PACKET_QDISC_BYPASS
+ * sends through __dev_direct_xmit(), which drops a frame that needs software
+ * GSO (validate_xmit_skb_list() returned segments, not the frame): without
+ * both, a guest's TSO super-frame to such a NIC (e1000 has no TSO6) is lost.
+ * Unknown (no ethtool answer): assume not. */
+static bool dev_segments_tcp(const char *ifname)
+{
+    struct ifreq ifr;
+    struct {
+        struct ethtool_sset_info hdr;
+        uint32_t len;
+    } ss = {.hdr = {.cmd = ETHTOOL_GSSET_INFO, .sset_mask = 1ull << ETH_SS_FEATURES}};
+    bool v4 = false, v6 = false, ok;
+
+    memset(&ifr, 0, sizeof(ifr));
+    (void)xbr_strlcpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name));
+    ifr.ifr_data = (void *)&ss;
+    if (xbr_if_ioctl(SIOCETHTOOL, &ifr) < 0 || !ss.hdr.sset_mask || !ss.len || ss.len > 4096)
+        return false;
+    uint32_t n = ss.len;
+    struct ethtool_gstrings *names = xbr_xzalloc(sizeof(*names) + (size_t)n * ETH_GSTRING_LEN);
+    struct ethtool_gfeatures *feat =
+        xbr_xzalloc(sizeof(*feat) + (n + 31) / 32 * sizeof(feat->features[0]));
+    names->cmd = ETHTOOL_GSTRINGS;
+    names->string_set = ETH_SS_FEATURES;
+    names->len = n;
+    feat->cmd = ETHTOOL_GFEATURES;
+    feat->size = (n + 31) / 32;
+    ifr.ifr_data = (void *)names;
+    ok = xbr_if_ioctl(SIOCETHTOOL, &ifr) == 0;
+    ifr.ifr_data = (void *)feat;
+    ok = ok && xbr_if_ioctl(SIOCETHTOOL, &ifr) == 0;
+    for (uint32_t i = 0; ok && i < n; i++) {
+        const char *name = (const char *)names->data + (size_t)i * ETH_GSTRING_LEN;
+        bool on = feat->features[i / 32].active & (1u << (i % 32));
+        if (!strncmp(name, "tx-tcp-segmentation", ETH_GSTRING_LEN))
+            v4 = on;
+        else if (!strncmp(name, "tx-tcp6-segmentation", ETH_GSTRING_LEN))
+            v6 = on;
+    }
+    free(names);
+    free(feat);
+    return v4 && v6;
+}
+
 static int queue_open(struct port *p, struct afp_port *ap, unsigned qi, int *fanout_id,
                       char *err, size_t errlen)
 {
@@ -161,7 +211,7 @@ static int queue_open(struct port *p, struct afp_port *ap, unsigned qi, int *fan
     if (setsockopt(q->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0)
         goto fail;
     what = "PACKET_QDISC_BYPASS";
-    if (setsockopt(q->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) < 0)
+    if (ap->bypass && setsockopt(q->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) < 0)
         goto fail;
     /* Our own transmissions must not come back to us as received frames. */
     what = "PACKET_IGNORE_OUTGOING";
@@ -279,6 +329,10 @@ static int afp_open(struct port *p, const struct port_open_args *args, char *err
     for (unsigned i = 0; i < ap->n_queues; i++)
         ap->q[i].fd = -1;
     p->priv = ap;
+    ap->bypass = dev_segments_tcp(args->name);
+    if (!ap->bypass)
+        xbr_info("%s: no TCP segmentation offload for both IPv4 and IPv6: sending through the "
+                 "qdisc, which segments GSO frames in software", args->name);
 
     int fanout_id = 0;
     for (unsigned i = 0; i < ap->n_queues; i++) {
