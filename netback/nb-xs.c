@@ -19,8 +19,9 @@
  * between; evaluations of one vif are rate-limited by a token bucket
  * (NB_EVAL_BURST, NB_EVAL_RATE a second) and the rest are coalesced into one
  * deferred evaluation; a vif whose frontend fires more than NB_XS_FLOOD
- * events in a second has its watch removed (libxenstore drops what is
- * queued for it, XS_UNWATCH_FILTER) for a back-off that doubles up to
+ * events in a second has its watch removed (events still queued for it
+ * carry an older token generation and cost one comparison each) for a
+ * back-off that doubles up to
  * NB_XS_BACKOFF_MAX_MS, while its state is polled once a second. Each of
  * these is counted per vif (xbrctl vif show) and logged at most
  * NB_LOG_BURST times per NB_LOG_WINDOW_MS per vif.
@@ -76,7 +77,8 @@ struct nb_vif {
     uint8_t mac[6];
     uint32_t mtu;
     bool fe_watched;
-    char fe_token[48];         /* "nb-fe:<domid>:<devid>", unique per vif */
+    char fe_token[48];         /* "nb-fe:<domid>:<devid>:<gen>", unique per watch */
+    unsigned watch_gen;        /* bumped by every fe_watch() */
     struct nb_dp *dp;          /* non-NULL while the port exists */
     bool tearing_down;
     bool port_lost;            /* someone removed our port (del-port, del-br) */
@@ -236,6 +238,8 @@ static bool fe_watch(struct nb_vif *v)
 {
     char path[NB_PATH + 8];
     snprintf(path, sizeof(path), "%s/state", v->fe);
+    snprintf(v->fe_token, sizeof(v->fe_token), "nb-fe:%u:%u:%u", v->domid, v->devid,
+             ++v->watch_gen);
     v->fe_watched = xs_watch(nb.xs, path, v->fe_token);
     return v->fe_watched;
 }
@@ -246,7 +250,9 @@ static void fe_unwatch(struct nb_vif *v)
     if (!v->fe_watched)
         return;
     snprintf(path, sizeof(path), "%s/state", v->fe);
-    /* XS_UNWATCH_FILTER: events still queued for this watch are dropped. */
+    /* Events still queued for this watch are dropped on arrival: their token
+     * has an older generation. (libxenstore's XS_UNWATCH_FILTER would drop
+     * them here, but leaks each message body it drops.) */
     (void)xs_unwatch(nb.xs, path, v->fe_token);
     v->fe_watched = false;
 }
@@ -280,7 +286,6 @@ static struct nb_vif *vif_create(unsigned domid, unsigned devid)
     v->domid = domid;
     v->devid = devid;
     snprintf(v->name, sizeof(v->name), "vif%u.%u", domid, devid);
-    snprintf(v->fe_token, sizeof(v->fe_token), "nb-fe:%u:%u", domid, devid);
     v->tokens = NB_EVAL_BURST;
     v->tokens_at = v->win_start = v->log_window = xbr_now_ms();
     v->backoff_ms = NB_XS_BACKOFF_MS;
@@ -673,14 +678,15 @@ static void on_xs(int fd, uint32_t events, void *aux)
      * queued, so the loop comes back after serving everything else. */
     for (unsigned k = 0; k < NB_XS_EVENTS_PER_WAKE && (vec = xs_check_watch(nb.xs)); k++) {
         const char *path = vec[XS_WATCH_PATH], *token = vec[XS_WATCH_TOKEN];
-        unsigned domid, devid;
+        unsigned domid, devid, gen;
         int used = 0;
         nb.xs_events++;
         if (!strcmp(token, "nb-be")) {
             on_backend_event(path);
-        } else if (sscanf(token, "nb-fe:%u:%u%n", &domid, &devid, &used) == 2 && !token[used]) {
+        } else if (sscanf(token, "nb-fe:%u:%u:%u%n", &domid, &devid, &gen, &used) == 3 &&
+                   !token[used]) {
             struct nb_vif *v = vif_find(domid, devid);
-            if (v && v->fe_watched)
+            if (v && v->fe_watched && gen == v->watch_gen)
                 vif_fe_event(v);
         } else if (!strcmp(token, "nb-rel")) {
             evaluate_all(); /* a frontend gone with its domain reads as Unknown */
@@ -863,9 +869,7 @@ int nb_start(char *err, size_t errlen)
     snprintf(nb.root, sizeof(nb.root), "/local/domain/%u/backend/vif", nb.self);
     nb.n_workers = xbr_n_workers();
 
-    /* XS_UNWATCH_FILTER: xs_unwatch also drops events already queued for
-     * that watch (a suspended flood leaves nothing behind). */
-    nb.xs = xs_open(XS_UNWATCH_FILTER);
+    nb.xs = xs_open(0);
     if (!nb.xs) {
         snprintf(err, errlen, "cannot open xenstore: %s", strerror(errno));
         return -ENODEV;
