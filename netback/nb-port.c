@@ -7,8 +7,8 @@
  * tx_burst (any worker w, guest queue w % nq, or the queue the frontend's
  *   Toeplitz hash picks when it set one on its control ring, nb-ctrl.c;
  *   multicast filtered first when it asked for multicast control): the
- *   guest's RX ring. Frames
- *   are grant-copied into the buffers the guest posted, a page per slot
+ *   guest's RX ring. Frames are grant-copied into the buffers the guest
+ *   posted, a page per slot
  *   (several when it has feature-sg), with a GSO extra slot when it has the
  *   matching feature-gso-*. Nothing is queued: when the guest has not
  *   posted enough buffers the frame is dropped and counted at once, so a

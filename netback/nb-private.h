@@ -30,7 +30,13 @@
  * w and go to guest queue w % nq; when the guest has fewer queues than there
  * are workers (dp->rx_shared) the RX side of a queue is taken under that
  * queue's spinlock, held only for one burst. With as many guest queues as
- * workers no lock is ever taken.
+ * workers no lock is ever taken. A guest with a control ring may turn on
+ * Toeplitz hashing, which sends any worker's frames to any queue: its RX
+ * side is always locked (rx_shared), decided at connect.
+ *
+ * The control ring (one more shared page, nb-ctrl.c) follows the same rules
+ * as the TX ring: requests copied out once, req_prod more than a ring ahead
+ * is fatal, responses 1:1 in order; it is served by the control thread.
  */
 #ifndef XBR_NB_PRIVATE_H
 #define XBR_NB_PRIVATE_H
