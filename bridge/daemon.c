@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,12 @@
 
 /* Period of the control thread's housekeeping tick. */
 #define TICK_MS 100u
+/* Without -w: one worker per CPU xbrd may run on, at most this many. Each
+ * worker is a guest queue (multi-queue-max-queues), so guests get as many
+ * queues as dom0 gives xbrd CPUs; past 8 a poll-mode worker per CPU costs
+ * more in cache and wake-ups than a guest gains (Linux netback's default
+ * is one queue per online CPU, uncapped). */
+#define DEFAULT_MAX_WORKERS 8u
 
 struct loop_entry {
     xbr_fd_cb *cb;
@@ -279,12 +286,37 @@ static int open_link_events(void)
     return fd;
 }
 
+/* The CPUs this process may run on (its affinity mask, which taskset,
+ * systemd's CPUAffinity= and cgroup cpusets all narrow), capped. */
+static unsigned default_workers(void)
+{
+    unsigned n = 0;
+    /* Masks larger than cpu_set_t's 1024 CPUs: grow until the kernel's fits
+     * (EINVAL means "too small"). */
+    for (size_t ncpu = 1024; ncpu <= 65536; ncpu *= 2) {
+        size_t sz = CPU_ALLOC_SIZE(ncpu);
+        cpu_set_t *set = CPU_ALLOC(ncpu);
+        if (!set)
+            break;
+        int r = sched_getaffinity(0, sz, set), e = errno;
+        if (r == 0)
+            n = (unsigned)CPU_COUNT_S(sz, set);
+        CPU_FREE(set);
+        if (r == 0 || e != EINVAL)
+            break;
+    }
+    if (n < 1)
+        n = 1;
+    return n > DEFAULT_MAX_WORKERS ? DEFAULT_MAX_WORKERS : n;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: xbrd [OPTIONS]\n"
             "  -s, --socket PATH   control socket (default %s)\n"
-            "  -w, --workers N     poll-mode worker threads (default 1)\n"
+            "  -w, --workers N     poll-mode worker threads = queues per guest at most\n"
+            "                      (default: the CPUs xbrd may run on, at most %u)\n"
             "  -c, --config FILE   bridges and ports to create (xbrctl commands, one a line);\n"
             "                      SIGHUP or `xbrctl reload` applies its changes\n"
             "  -m, --metrics-file PATH  write Prometheus metrics there (node_exporter textfile)\n"
@@ -294,7 +326,7 @@ static void usage(FILE *out)
             "  -v, --verbose       debug logging\n"
             "  -V, --version       print the version\n"
             "  -h, --help          this text\n",
-            CTL_DEFAULT_SOCKET);
+            CTL_DEFAULT_SOCKET, DEFAULT_MAX_WORKERS);
 }
 
 int main(int argc, char **argv)
@@ -314,7 +346,7 @@ int main(int argc, char **argv)
     };
     const char *socket_path = CTL_DEFAULT_SOCKET, *config = NULL, *metrics_file = NULL;
     unsigned metrics_interval = 10;
-    unsigned n_workers = 1;
+    unsigned n_workers = 0; /* 0: default_workers() */
     bool busy_poll = false, fastpath = true;
     char err[512];
     int c;
@@ -352,6 +384,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+
+    if (!n_workers)
+        n_workers = default_workers();
 
     /* Signals are taken through a signalfd on the control thread; block
      * them before any thread starts so that workers never see them. */

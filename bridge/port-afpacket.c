@@ -23,8 +23,10 @@
  * ring's pages. Frames longer than a small slot use a second ring with
  * 64 KiB slots, opened on first use; switching rings kicks the other one
  * first, so frames leave in the order they came.
- * Both sockets use PACKET_QDISC_BYPASS: the bridge is the queueing
- * discipline.
+ * The small-slot ring uses PACKET_QDISC_BYPASS (the bridge is the queueing
+ * discipline). GSO frames always take the big ring, which bypasses the qdisc
+ * only where the NIC segments TCP/IPv4 and TCP/IPv6 itself: the bypass path
+ * (__dev_direct_xmit) drops a frame that needs software segmentation.
  * With several workers the RX sockets form a PACKET_FANOUT_HASH group, so
  * each flow stays on one worker and frames of a flow stay in order.
  * Promiscuous mode is a PACKET_MR_PROMISC membership: the kernel reference
@@ -110,6 +112,7 @@ struct afp_port {
     struct xbr_netdev nd;
     int ifindex;
     unsigned fanout_type; /* the fanout group's type and flags */
+    bool segments_tcp;    /* the NIC segments TCP itself: the big ring may bypass the qdisc */
     unsigned n_queues;
     struct afp_queue q[];
 };
@@ -163,7 +166,8 @@ static void ring_unmap(struct afp_ring *r)
 
 /* A send-only socket with a TX ring on the interface: bound with protocol
  * 0, so it receives nothing and wakes nobody. */
-static int tx_open(struct afp_tx *t, int ifindex, uint32_t slot, uint32_t nr, const char **what)
+static int tx_open(struct afp_tx *t, int ifindex, bool bypass, uint32_t slot, uint32_t nr,
+                   const char **what)
 {
     int one = 1, v2 = TPACKET_V2;
     t->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -177,7 +181,7 @@ static int tx_open(struct afp_tx *t, int ifindex, uint32_t slot, uint32_t nr, co
     if (setsockopt(t->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0)
         return -errno;
     *what = "PACKET_QDISC_BYPASS (TX)";
-    if (setsockopt(t->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) < 0)
+    if (bypass && setsockopt(t->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) < 0)
         return -errno;
     /* A frame the kernel refuses (bad offload metadata) is skipped, not a
      * ring stalled behind it. */
@@ -291,7 +295,7 @@ static int queue_open(struct port *p, struct afp_port *ap, unsigned qi, int *fan
                 goto fail_errno;
         }
     }
-    r = tx_open(&q->tx[0], ap->ifindex,
+    r = tx_open(&q->tx[0], ap->ifindex, true,
                 slot_for_mtu(TX_DATA_OFF + VNET_LEN, p->mtu ? p->mtu : 1500), TX_SMALL_SLOTS,
                 &what);
     if (r < 0)
@@ -323,6 +327,7 @@ static int afp_open(struct port *p, const struct port_open_args *args, char *err
     ap->nd = nd;
     ap->ifindex = nd.ifindex;
     ap->n_queues = args->n_queues;
+    ap->segments_tcp = xbr_netdev_segments_tcp(p->name);
     for (unsigned i = 0; i < ap->n_queues; i++)
         ap->q[i].fd = ap->q[i].tx[0].fd = ap->q[i].tx[1].fd = -1;
     p->priv = ap;
@@ -480,7 +485,8 @@ static void tx_kick(struct afp_queue *q, struct afp_tx *t)
 static struct afp_tx *tx_ring_for(struct port *p, struct afp_port *ap, struct afp_queue *q,
                                   const struct pkt *pkt)
 {
-    if (XBR_LIKELY(pkt->len + VNET_LEN <= q->tx[0].ring.size - TX_DATA_OFF))
+    if (XBR_LIKELY(pkt->len + VNET_LEN <= q->tx[0].ring.size - TX_DATA_OFF &&
+                   pkt->vnet.gso_type == VIRTIO_NET_HDR_GSO_NONE))
         return &q->tx[0];
     if (XBR_UNLIKELY(!q->tx[1].ring.map)) {
         /* First big frame on this queue: open the ring now, on the worker
@@ -488,7 +494,8 @@ static struct afp_tx *tx_ring_for(struct port *p, struct afp_port *ap, struct af
         const char *what;
         if (q->tx_big_failed)
             return NULL;
-        int r = tx_open(&q->tx[1], ap->ifindex, TX_BIG_SLOT, TX_BIG_SLOTS, &what);
+        int r = tx_open(&q->tx[1], ap->ifindex, ap->segments_tcp, TX_BIG_SLOT, TX_BIG_SLOTS,
+                        &what);
         if (r < 0) {
             xbr_warn("%s: %s failed: %s; frames longer than %u bytes are dropped", p->name, what,
                      strerror(-r), (unsigned)(q->tx[0].ring.size - TX_DATA_OFF - VNET_LEN));

@@ -33,8 +33,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
 #include <stdarg.h>
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
@@ -122,18 +120,6 @@ static int afx_libxdp_print(enum libxdp_print_level level, const char *fmt, va_l
         line[n - 1] = '\0';
     xbr_log(level == LIBXDP_WARN ? XBR_LOG_INFO : XBR_LOG_DEBUG, "libxdp: %s", line);
     return 0;
-}
-
-/* The interface's driver name (ethtool), or "" if it has none to tell. */
-static void driver_name(const char *ifname, char *out, size_t len)
-{
-    struct ethtool_drvinfo info = {.cmd = ETHTOOL_GDRVINFO};
-    struct ifreq ifr = {0};
-    (void)xbr_strlcpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name));
-    ifr.ifr_data = (void *)&info;
-    out[0] = '\0';
-    if (xbr_if_ioctl(SIOCETHTOOL, &ifr) == 0)
-        (void)xbr_strlcpy(out, info.driver, len);
 }
 
 static int queue_open(struct port *p, struct afx_port *ap, unsigned qi, __u32 xdp_flags,
@@ -262,7 +248,7 @@ static int afx_open(struct port *p, const struct port_open_args *args, char *err
     }
     (void)afx_refresh(p);
     char drv[32];
-    driver_name(p->name, drv, sizeof(drv));
+    xbr_netdev_driver(p->name, drv, sizeof(drv));
     if (!strcmp(drv, "veth"))
         xbr_warn("%s: AF_XDP on a veth: its peer must not offload checksums "
                  "(ethtool -K PEER tx off), or its TCP and UDP arrive with partial checksums "

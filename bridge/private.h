@@ -146,6 +146,11 @@ int xbr_netdev_open(struct port *p, const struct port_open_args *args, struct xb
 void xbr_netdev_set_up(struct port *p, struct xbr_netdev *nd, bool up);
 /* Re-reads MTU, carrier and speed; -ENODEV when the interface is gone. */
 int xbr_netdev_refresh(struct port *p, const struct xbr_netdev *nd);
+/* Whether the interface segments TCP/IPv4 and TCP/IPv6 in hardware (or, for
+ * a veth, without needing the qdisc layer's software GSO). */
+bool xbr_netdev_segments_tcp(const char *ifname);
+/* The interface's driver name (ethtool), "" if it tells none. */
+void xbr_netdev_driver(const char *ifname, char *out, size_t len);
 
 /* bridge-fastpath.c: the kernel fast path's glue (control thread unless noted) */
 /* Loads the fast path unless disabled; without it every bridge runs in

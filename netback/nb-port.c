@@ -4,8 +4,11 @@
  *   parsed (nb-tx.c) into a burst, all their data is grant-copied into the
  *   worker's packet buffers with one xengnttab_grant_copy call, and every
  *   slot is answered in ring order.
- * tx_burst (any worker w, guest queue w % nq): the guest's RX ring. Frames
- *   are grant-copied into the buffers the guest posted, a page per slot
+ * tx_burst (any worker w, guest queue w % nq, or the queue the frontend's
+ *   Toeplitz hash picks when it set one on its control ring, nb-ctrl.c;
+ *   multicast filtered first when it asked for multicast control): the
+ *   guest's RX ring. Frames are grant-copied into the buffers the guest
+ *   posted, a page per slot
  *   (several when it has feature-sg), with a GSO extra slot when it has the
  *   matching feature-gso-*. Nothing is queued: when the guest has not
  *   posted enough buffers the frame is dropped and counted at once, so a
@@ -146,6 +149,7 @@ void nb_dp_free(struct nb_dp *dp)
 {
     if (!dp)
         return;
+    nb_ctrl_free(dp); /* control ring, hash snapshot, multicast list */
     for (unsigned i = 0; i < dp->nq; i++) {
         struct nb_queue *q = &dp->q[i];
         if (q->ev) {
@@ -248,6 +252,16 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
         }
         cons += f->n_slots;
         n_parsed++;
+        if (v == NB_TX_MCAST) {
+            /* Multicast control (nb-ctrl.c): a dummy request, answered. */
+            int16_t st = nb_mcast_request(dp, w, f);
+            for (unsigned s = 0; s < f->n_slots; s++)
+                q->tx_rsp[n_rsp + s] = (typeof(q->tx_rsp[0])){
+                    f->ids[s], f->is_extra[s] ? NETIF_RSP_NULL : st};
+            n_rsp += f->n_slots;
+            f->n_data = 0; /* no frame */
+            continue;
+        }
         if (v == NB_TX_DROP) {
             q->st.tx_drop_bad++;
             for (unsigned s = 0; s < f->n_slots; s++)
@@ -370,12 +384,16 @@ static bool frame_is_ipv6(const struct pkt *pkt)
     return d[12] == 0x86 && d[13] == 0xdd;
 }
 
-static unsigned nb_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts, unsigned n)
+/* The hash extra info for one frame, when the frontend's hashing gave one
+ * (nb-ctrl.c); type < 0: none. */
+struct nb_rx_hash {
+    int type;
+    uint32_t value;
+};
+
+static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
+                         struct pkt *const *pkts, unsigned n, const struct nb_rx_hash *hx)
 {
-    struct nb_dp *dp = p->priv;
-    if (dp_dead(dp))
-        return 0;
-    struct nb_queue *q = &dp->q[w % dp->nq];
     if (dp->rx_shared)
         pthread_spin_lock(&q->rx_lock);
 
@@ -384,6 +402,7 @@ static unsigned nb_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts,
     RING_IDX cons = r->req_cons;
     unsigned sent = 0, n_seg = 0;
     unsigned frame_first[XBR_BURST], frame_n[XBR_BURST];
+    bool frame_gso[XBR_BURST];
 
     if (prod - cons > RING_SIZE(r)) {
         nb_dp_fatal(dp, "queue %u: RX req_prod %u is more than a ring ahead of %u", q->idx,
@@ -409,12 +428,33 @@ static unsigned nb_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts,
                 continue;
             }
         }
-        if (pkt->len > (dp->sg ? (NB_RX_MAX_SLOTS - 1) * NB_PAGE : NB_PAGE)) {
+        if (pkt->len > (dp->sg ? NB_RX_MAX_DATA * NB_PAGE : NB_PAGE)) {
             q->st.rx_drop_big++;
             continue;
         }
+        /* Extra info after the first slot: GSO, then the hash (chained). */
+        struct netif_extra_info ex[NB_RX_MAX_EXTRAS];
+        unsigned n_ex = 0;
+        if (gso) {
+            memset(&ex[n_ex], 0, sizeof(ex[0]));
+            ex[n_ex].type = XEN_NETIF_EXTRA_TYPE_GSO;
+            ex[n_ex].u.gso.type = gso;
+            ex[n_ex].u.gso.size = pkt->vnet.gso_size;
+            n_ex++;
+        }
+        if (hx && hx[i].type >= 0) {
+            memset(&ex[n_ex], 0, sizeof(ex[0]));
+            ex[n_ex].type = XEN_NETIF_EXTRA_TYPE_HASH;
+            ex[n_ex].u.hash.type = (uint8_t)hx[i].type;
+            ex[n_ex].u.hash.algorithm = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
+            for (unsigned b = 0; b < 4; b++) /* "LSB ---- value ---- MSB" */
+                ex[n_ex].u.hash.value[b] = (uint8_t)(hx[i].value >> (8 * b));
+            n_ex++;
+        }
+        for (unsigned k = 0; k + 1 < n_ex; k++)
+            ex[k].flags = XEN_NETIF_EXTRA_FLAG_MORE;
         unsigned data_slots = (pkt->len + NB_PAGE - 1) / NB_PAGE;
-        unsigned need = data_slots + (gso ? 1 : 0);
+        unsigned need = data_slots + n_ex;
         if (prod - cons < need) {
             q->st.rx_drop_nobuf++;
             continue;
@@ -457,14 +497,11 @@ static unsigned nb_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts,
             struct nb_rx_rsp *rr = &q->rx_rsp[n_seg];
             xengnttab_grant_copy_segment_t *sg = &q->rx_seg[n_seg];
             n_seg++;
-            if (gso && s == 1) {
-                /* The extra info goes in the slot after the first; its
-                 * request's buffer stays unused (the frontend recycles it). */
+            if (s >= 1 && s <= n_ex) {
+                /* Extra info goes in the slots after the first; their
+                 * requests' buffers stay unused (the frontend recycles them). */
                 rr->extra = true;
-                memset(&rr->ex, 0, sizeof(rr->ex));
-                rr->ex.type = XEN_NETIF_EXTRA_TYPE_GSO;
-                rr->ex.u.gso.type = gso;
-                rr->ex.u.gso.size = pkt->vnet.gso_size;
+                rr->ex = ex[s - 1];
                 sg->len = 0; /* no copy */
                 continue;
             }
@@ -476,7 +513,7 @@ static unsigned nb_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts,
             rr->rsp.flags = 0;
             if (s == 0) {
                 rr->rsp.flags = flags;
-                if (gso)
+                if (n_ex)
                     rr->rsp.flags |= NETRXF_extra_info;
             }
             if (off + chunk < pkt->len)
@@ -490,6 +527,7 @@ static unsigned nb_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts,
             sg->status = GNTST_okay;
             off += chunk;
         }
+        frame_gso[n_frames] = gso != 0;
         frame_n[n_frames++] = need;
         if (flush_now || n_frames == XBR_BURST)
             break; /* the rest of the burst is counted as not sent */
@@ -543,7 +581,7 @@ static unsigned nb_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts,
         }
         if (!bad) {
             sent++;
-            if (q->rx_rsp[frame_first[f]].rsp.flags & NETRXF_extra_info)
+            if (frame_gso[f])
                 q->st.rx_gso++;
         }
     }
@@ -560,6 +598,57 @@ static unsigned nb_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts,
 out:
     if (dp->rx_shared)
         pthread_spin_unlock(&q->rx_lock);
+    return sent;
+}
+
+/* Frames towards the guest: multicast control's filter, then the queue. A
+ * frontend that selected Toeplitz on its control ring gets each frame on the
+ * queue its hash maps to (Linux xenvif_select_queue) with the hash as extra
+ * info; every other vif gets worker w's frames on queue w % nq. */
+static unsigned nb_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts, unsigned n)
+{
+    struct nb_dp *dp = p->priv;
+    if (dp_dead(dp))
+        return 0;
+    struct pkt *pass[XBR_BURST];
+    if (dp->mcast_ctrl) {
+        unsigned m = 0;
+        for (unsigned i = 0; i < n; i++) {
+            if (nb_mcast_pass(dp, pkts[i]->data))
+                pass[m++] = pkts[i];
+            else
+                dp->ws[w].rx_mcast_filtered++;
+        }
+        pkts = pass;
+        n = m;
+    }
+    const struct nb_hash *h = nb_ctrl_hash(dp);
+    if (!h)
+        return tx_queue(dp, &dp->q[w % dp->nq], w, pkts, n, NULL);
+
+    unsigned qof[XBR_BURST], sent = 0;
+    struct nb_rx_hash hx[XBR_BURST];
+    for (unsigned i = 0; i < n; i++) {
+        hx[i].type = nb_hash_frame(h, pkts[i]->data, pkts[i]->len, &hx[i].value);
+        qof[i] = nb_hash_queue(h, hx[i].value, dp->nq);
+    }
+    dp->ws[w].rx_hashed += n;
+    /* One sub-burst per queue, in the order queues first appear. */
+    bool done[XBR_BURST] = {false};
+    for (unsigned i = 0; i < n; i++) {
+        if (done[i])
+            continue;
+        struct pkt *sub[XBR_BURST];
+        struct nb_rx_hash subh[XBR_BURST];
+        unsigned m = 0;
+        for (unsigned j = i; j < n; j++)
+            if (!done[j] && qof[j] == qof[i]) {
+                sub[m] = pkts[j];
+                subh[m++] = hx[j];
+                done[j] = true;
+            }
+        sent += tx_queue(dp, &dp->q[qof[i]], w, sub, m, subh);
+    }
     return sent;
 }
 
@@ -663,6 +752,7 @@ static void nb_show(struct port *p, struct ctl_out *o)
     ctl_out_u64(o, "to_guest_gso_unsupported", " gso-unsupported %llu", st.rx_drop_gso);
     ctl_out_u64(o, "to_guest_too_big", " too-big %llu\n", st.rx_drop_big);
     ctl_out_close_object(o);
+    nb_ctrl_show(dp, o);
 }
 
 const struct port_class nb_port_class = {

@@ -30,7 +30,13 @@
  * w and go to guest queue w % nq; when the guest has fewer queues than there
  * are workers (dp->rx_shared) the RX side of a queue is taken under that
  * queue's spinlock, held only for one burst. With as many guest queues as
- * workers no lock is ever taken.
+ * workers no lock is ever taken. A guest with a control ring may turn on
+ * Toeplitz hashing, which sends any worker's frames to any queue: its RX
+ * side is always locked (rx_shared), decided at connect.
+ *
+ * The control ring (one more shared page, nb-ctrl.c) follows the same rules
+ * as the TX ring: requests copied out once, req_prod more than a ring ahead
+ * is fatal, responses 1:1 in order; it is served by the control thread.
  */
 #ifndef XBR_NB_PRIVATE_H
 #define XBR_NB_PRIVATE_H
@@ -68,8 +74,11 @@
 /* Data slots a frame may have at most (first + NB_FATAL_SLOTS followers). */
 #define NB_TX_MAX_DATA (NB_FATAL_SLOTS + 1u)
 #define NB_TX_MAX_SLOTS (NB_TX_MAX_DATA + NB_MAX_EXTRAS)
-/* A 64 KiB frame in page-sized RX buffers, plus a GSO extra slot. */
-#define NB_RX_MAX_SLOTS 18u
+/* A 64 KiB frame in page-sized RX buffers, plus its extra-info slots (GSO,
+ * and the hash for a frontend that enabled hashing on its control ring). */
+#define NB_RX_MAX_DATA 17u
+#define NB_RX_MAX_EXTRAS 2u
+#define NB_RX_MAX_SLOTS (NB_RX_MAX_DATA + NB_RX_MAX_EXTRAS)
 
 /* ---- TX request parsing (nb-tx.c) ---- */
 
@@ -77,6 +86,7 @@ enum nb_tx_verdict {
     NB_TX_OK = 0,   /* a well-formed frame: copy it */
     NB_TX_DROP,     /* answer its slots with NETIF_RSP_ERROR, keep going */
     NB_TX_FATAL,    /* protocol violation: disconnect the vif */
+    NB_TX_MCAST,    /* a multicast-control request (mcast_op), not a frame */
 };
 
 /* One frame's requests, copied out of the ring. */
@@ -90,6 +100,11 @@ struct nb_tx_frame {
     uint16_t flags;                    /* NETTXF_* of the first request */
     uint8_t gso_type;                  /* XEN_NETIF_GSO_TYPE_*, 0 = none */
     uint16_t gso_size;
+    /* NB_TX_MCAST: XEN_NETIF_EXTRA_TYPE_MCAST_ADD or _DEL and its address.
+     * As Linux netback: the request carrying it is a dummy (its data and any
+     * NETTXF_more_data chain are not looked at), ADD wins over DEL. */
+    uint8_t mcast_op;
+    uint8_t mcast_addr[6];
     const char *why;                   /* reason, for DROP and FATAL */
 };
 
@@ -105,9 +120,46 @@ enum nb_tx_verdict nb_tx_parse(const union netif_tx_sring_entry *ring, unsigned 
  * and *proto (IPPROTO_TCP / UDP), or -1. */
 int nb_l4_offset(const uint8_t *d, uint32_t len, uint16_t *l4, uint8_t *proto);
 
+/* ---- receive-side hashing (nb-hash.c, pure) ---- */
+
+/* Linux netback's limits (XEN_NETBK_MAX_HASH_KEY_SIZE / _MAPPING_SIZE). */
+#define NB_HASH_KEY_MAX 40u
+#define NB_HASH_MAPPING_MAX 128u
+
+/* What a frontend set on its control ring. Published to the workers as an
+ * immutable snapshot (nb-ctrl.c). */
+struct nb_hash {
+    uint32_t alg;                         /* XEN_NETIF_CTRL_HASH_ALGORITHM_* */
+    uint32_t flags;                       /* XEN_NETIF_CTRL_HASH_TYPE_* enabled */
+    uint32_t size;                        /* mapping entries in use, 0 = modulo */
+    uint8_t key[NB_HASH_KEY_MAX];         /* unset octets are 0 */
+    uint32_t mapping[NB_HASH_MAPPING_MAX]; /* each < the vif's queue count */
+};
+
+uint32_t nb_toeplitz(const uint8_t *key, unsigned keylen, const uint8_t *buf, unsigned len);
+/* The hash of an Ethernet frame (one VLAN tag allowed): returns the
+ * _XEN_NETIF_CTRL_HASH_TYPE_* bit number of the type used and the value in
+ * *hash, or -1 (no enabled type applies, *hash = 0) as Linux netback does. */
+int nb_hash_frame(const struct nb_hash *h, const uint8_t *frame, uint32_t len, uint32_t *hash);
+/* The guest queue for a hash (xenvif_select_queue with Toeplitz). */
+unsigned nb_hash_queue(const struct nb_hash *h, uint32_t hash, unsigned nq);
+
 /* ---- datapath state of one connected vif (nb-port.c) ---- */
 
 struct nb_vif;
+struct nb_ctrl;
+
+/* Linux netback's XEN_NETBK_MCAST_MAX: addresses a frontend may subscribe. */
+#define NB_MCAST_MAX 64u
+#define NB_MCAST_VALID (1ull << 48)
+
+/* Per-worker counters of the control-plane features on the datapath; worker
+ * w writes ws[w] only. */
+struct nb_wstats {
+    uint64_t rx_mcast_filtered;   /* multicast towards the guest not subscribed */
+    uint64_t rx_hashed;           /* frames steered by the frontend's hash */
+    uint64_t tx_mcast_add, tx_mcast_del, tx_mcast_full; /* MCAST_* requests */
+} __attribute__((aligned(64)));
 
 struct nb_qstats {
     uint64_t tx_frames, tx_gso, tx_drop_bad, tx_drop_spoof, tx_drop_csum;
@@ -159,6 +211,21 @@ struct nb_dp {
     bool sg, gso4, gso6, csum, ipv6_csum, rx_notify;
     bool antispoof;
     uint8_t mac[6];
+    /* feature-ctrl-ring (nb-ctrl.c): ctrl is the control thread's; hash is
+     * what workers read, an RCU pointer (NULL: no hashing, frames go to
+     * queue w % nq). A vif with a control ring always locks its RX side
+     * (rx_shared), since hashing sends any worker's frames to any queue. */
+    struct nb_ctrl *ctrl;
+    struct nb_hash *hash;
+    /* feature-multicast-control: filter multicast towards the guest to the
+     * addresses it subscribed (request-multicast-control, sampled at
+     * connect). Workers on the TX side add and remove under mcast_lock;
+     * entries (MAC | NB_MCAST_VALID) are read without it. */
+    bool mcast_ctrl;
+    pthread_spinlock_t mcast_lock;
+    unsigned mcast_n;
+    _Atomic uint64_t mcast[NB_MCAST_MAX];
+    struct nb_wstats ws[XBR_MAX_WORKERS];
     xengnttab_handle *map_gt; /* the control thread's (mapped the rings) */
     xengnttab_handle **copy_gt; /* per worker */
     atomic_int fatal;               /* 0, or 1 once: reason in why */
@@ -185,5 +252,28 @@ int nb_dp_map(struct nb_dp *dp, char *err, size_t errlen);
 
 /* Called by the port class's close() (control thread): the port is gone. */
 void nb_vif_port_closed(struct nb_vif *vif);
+
+/* ---- control ring and multicast control (nb-ctrl.c) ---- */
+
+/* [control] After nb_dp_alloc: the multicast list's lock. */
+void nb_ctrl_init(struct nb_dp *dp);
+/* [control] Maps the frontend's control ring, binds its event channel and
+ * serves it from the control thread's loop. -errno with err filled. */
+int nb_ctrl_map(struct nb_dp *dp, uint32_t ref, uint32_t rport, char *err, size_t errlen);
+/* [control] Undoes nb_ctrl_map and nb_ctrl_init (no worker may be inside:
+ * called from nb_dp_free). Safe on a dp without a control ring. */
+void nb_ctrl_free(struct nb_dp *dp);
+/* [control] Every NB_TICK_MS: continues requests the per-tick budget left. */
+void nb_ctrl_tick(struct nb_dp *dp);
+/* [worker] The published hash settings, or NULL (QSBR read side). */
+const struct nb_hash *nb_ctrl_hash(const struct nb_dp *dp);
+/* [worker w, TX side] Applies an NB_TX_MCAST request; returns the
+ * NETIF_RSP_* status for its first slot. */
+int16_t nb_mcast_request(struct nb_dp *dp, unsigned w, const struct nb_tx_frame *f);
+/* [any worker] Whether a frame to dst may go to the guest (always, without
+ * multicast control; broadcast always). */
+bool nb_mcast_pass(const struct nb_dp *dp, const uint8_t *dst);
+/* [control] show: the control ring's and multicast control's state. */
+void nb_ctrl_show(const struct nb_dp *dp, struct ctl_out *o);
 
 #endif

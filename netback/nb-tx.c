@@ -17,7 +17,10 @@
  *   - extra info of type NONE or >= XEN_NETIF_EXTRA_TYPE_MAX, or more than
  *     one per type: fatal; GSO with size 0 or a type other than TCPv4/v6:
  *     fatal;
- *   - a frame shorter than an Ethernet header: dropped.
+ *   - a frame shorter than an Ethernet header: dropped;
+ *   - extra info of type MCAST_ADD/DEL makes the request a multicast-control
+ *     request (NB_TX_MCAST): it ends after its extras, as in Linux netback,
+ *     whatever its size and flags say.
  */
 #include "netback/nb-private.h"
 
@@ -50,6 +53,7 @@ enum nb_tx_verdict nb_tx_parse(const union netif_tx_sring_entry *ring, unsigned 
     f->n_slots = f->n_data = 0;
     f->gso_type = 0;
     f->gso_size = 0;
+    f->mcast_op = 0;
     f->why = NULL;
     if (i == prod)
         return fatal(f, "empty ring parsed"); /* caller bug; never reached */
@@ -87,9 +91,17 @@ enum nb_tx_verdict nb_tx_parse(const union netif_tx_sring_entry *ring, unsigned 
                 f->gso_type = ex.u.gso.type;
                 f->gso_size = ex.u.gso.size;
             }
-            /* MCAST_ADD/DEL and HASH are accepted and ignored: the bridge
-             * floods multicast anyway and computes no hashes. */
+            if ((ex.type == XEN_NETIF_EXTRA_TYPE_MCAST_ADD ||
+                 ex.type == XEN_NETIF_EXTRA_TYPE_MCAST_DEL) &&
+                f->mcast_op != XEN_NETIF_EXTRA_TYPE_MCAST_ADD) {
+                f->mcast_op = ex.type;
+                memcpy(f->mcast_addr, ex.u.mcast.addr, 6);
+            }
+            /* HASH is accepted and ignored: frames from a guest are not
+             * steered by their hash. */
         } while (ex.flags & XEN_NETIF_EXTRA_FLAG_MORE);
+        if (f->mcast_op)
+            return NB_TX_MCAST; /* Linux: answered before the data is counted */
     }
 
     f->data[0] = first;

@@ -3,12 +3,28 @@
  *
  * One watch on /local/domain/<self>/backend/vif finds vifs (toolstack
  * writes) and sees toolstack requests (online=0, state 5); one watch per
- * vif on its frontend directory follows the guest; @releaseDomain catches
+ * vif on its frontend's state node follows the guest; @releaseDomain catches
  * dying domains. Every event ends in vif_evaluate(), which reads the whole
  * state again and acts; it is idempotent, so our own writes echoing back
  * as watch events are harmless. A 100 ms timer (NB_TICK_MS) picks up
  * datapath verdicts (a hostile frontend: dp->fatal) and retries vifs whose
  * bridge does not exist yet.
+ *
+ * A guest owns its frontend directory and may write it in a loop (the
+ * XSA-349 class: a backend's watch turned into a work queue without end).
+ * So: only the frontend's "state" node is watched (the other keys are read
+ * when the state says Connected, as Linux netback does); an event costs O(1)
+ * (its token names the vif); at most NB_XS_EVENTS_PER_WAKE events are taken
+ * per wake-up so the control socket and the other vifs are served in
+ * between; evaluations of one vif are rate-limited by a token bucket
+ * (NB_EVAL_BURST, NB_EVAL_RATE a second) and the rest are coalesced into one
+ * deferred evaluation; a vif whose frontend fires more than NB_XS_FLOOD
+ * events in a second has its watch removed (events still queued for it
+ * carry an older token generation and cost one comparison each) for a
+ * back-off that doubles up to
+ * NB_XS_BACKOFF_MAX_MS, while its state is polled once a second. Each of
+ * these is counted per vif (xbrctl vif show) and logged at most
+ * NB_LOG_BURST times per NB_LOG_WINDOW_MS per vif.
  *
  * Backend states we write: InitWait (2) with our features; Connected (4)
  * once the rings are mapped and the port is on its bridge; Closing (5)
@@ -40,6 +56,16 @@
 #define NB_TICK_MS 100u
 #define NB_RETRY_MS 1000u
 #define NB_PATH 160
+/* xenstore work bounds (see the top of this file). */
+#define NB_XS_EVENTS_PER_WAKE 128u
+#define NB_EVAL_BURST 64u
+#define NB_EVAL_RATE 32u
+#define NB_XS_FLOOD 256u
+#define NB_XS_BACKOFF_MS 5000u
+#define NB_XS_BACKOFF_MAX_MS 60000u
+#define NB_XS_POLL_MS 1000u
+#define NB_LOG_BURST 20u
+#define NB_LOG_WINDOW_MS 10000u
 
 struct nb_vif {
     struct nb_vif *next;
@@ -47,9 +73,12 @@ struct nb_vif {
     char name[IF_NAMESIZE];
     char be[NB_PATH], fe[NB_PATH];
     char bridge[IF_NAMESIZE];
+    bool bad_bridge;           /* the backend names one longer than IF_NAMESIZE */
     uint8_t mac[6];
     uint32_t mtu;
     bool fe_watched;
+    char fe_token[48];         /* "nb-fe:<domid>:<devid>:<gen>", unique per watch */
+    unsigned watch_gen;        /* bumped by every fe_watch() */
     struct nb_dp *dp;          /* non-NULL while the port exists */
     bool tearing_down;
     bool port_lost;            /* someone removed our port (del-port, del-br) */
@@ -57,6 +86,22 @@ struct nb_vif {
     uint64_t retry_at;
     uint64_t connects, violations;
     char last_error[160];
+    /* xenstore work accounting and bounds */
+    uint64_t xs_events;        /* frontend watch events */
+    uint64_t xs_evals;         /* evaluations run */
+    uint64_t xs_deferred;      /* events folded into a later evaluation */
+    uint64_t xs_suspends;      /* times the frontend watch was suspended */
+    unsigned tokens;           /* evaluations allowed now */
+    uint64_t tokens_at;        /* when the bucket was last refilled (ms) */
+    bool eval_pending;         /* an evaluation the bucket held back */
+    unsigned win_events;       /* frontend events in the current second */
+    uint64_t win_start;
+    uint64_t suspended_until;  /* 0, or when the frontend is watched again */
+    uint64_t next_poll;        /* while suspended */
+    unsigned backoff_ms;
+    unsigned log_n;            /* log lines in the current window */
+    uint64_t log_window;
+    uint64_t log_suppressed;
 };
 
 static struct {
@@ -70,6 +115,7 @@ static struct {
     int tfd;
     struct nb_vif *vifs;
     uint64_t violations, connects;
+    uint64_t xs_events;        /* every watch event taken, all vifs */
     bool antispoof;
 } nb = {.tfd = -1};
 
@@ -134,6 +180,34 @@ static struct nb_vif *vif_find(unsigned domid, unsigned devid)
     return NULL;
 }
 
+/* One line about a vif, at most NB_LOG_BURST per NB_LOG_WINDOW_MS: a guest
+ * that makes us refuse, connect or disconnect it in a loop must not flood
+ * the log. What was held back is counted and announced. */
+static void vif_log(struct nb_vif *v, enum xbr_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void vif_log(struct nb_vif *v, enum xbr_log_level level, const char *fmt, ...)
+{
+    uint64_t now = xbr_now_ms();
+    char line[512];
+    va_list ap;
+
+    if (now - v->log_window >= NB_LOG_WINDOW_MS) {
+        if (v->log_n > NB_LOG_BURST)
+            xbr_warn("netback: %s: %u log lines suppressed in the last %u s", v->name,
+                     v->log_n - NB_LOG_BURST, NB_LOG_WINDOW_MS / 1000);
+        v->log_window = now;
+        v->log_n = 0;
+    }
+    if (++v->log_n > NB_LOG_BURST) {
+        v->log_suppressed++;
+        return;
+    }
+    va_start(ap, fmt);
+    (void)vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    xbr_log(level, "netback: %s%s", v->name, line);
+}
+
 void nb_vif_port_closed(struct nb_vif *vif)
 {
     vif->dp = NULL;
@@ -157,14 +231,36 @@ static void vif_teardown(struct nb_vif *v)
         v->dp = NULL;
     }
     v->tearing_down = false;
-    xbr_info("netback: %s disconnected", v->name);
+    vif_log(v, XBR_LOG_INFO, " disconnected");
+}
+
+static bool fe_watch(struct nb_vif *v)
+{
+    char path[NB_PATH + 8];
+    snprintf(path, sizeof(path), "%s/state", v->fe);
+    snprintf(v->fe_token, sizeof(v->fe_token), "nb-fe:%u:%u:%u", v->domid, v->devid,
+             ++v->watch_gen);
+    v->fe_watched = xs_watch(nb.xs, path, v->fe_token);
+    return v->fe_watched;
+}
+
+static void fe_unwatch(struct nb_vif *v)
+{
+    char path[NB_PATH + 8];
+    if (!v->fe_watched)
+        return;
+    snprintf(path, sizeof(path), "%s/state", v->fe);
+    /* Events still queued for this watch are dropped on arrival: their token
+     * has an older generation. (libxenstore's XS_UNWATCH_FILTER would drop
+     * them here, but leaks each message body it drops.) */
+    (void)xs_unwatch(nb.xs, path, v->fe_token);
+    v->fe_watched = false;
 }
 
 static void vif_free(struct nb_vif *v)
 {
     vif_teardown(v);
-    if (v->fe_watched)
-        (void)xs_unwatch(nb.xs, v->fe, "nb-fe");
+    fe_unwatch(v);
     for (struct nb_vif **pp = &nb.vifs; *pp; pp = &(*pp)->next)
         if (*pp == v) {
             *pp = v->next;
@@ -190,6 +286,9 @@ static struct nb_vif *vif_create(unsigned domid, unsigned devid)
     v->domid = domid;
     v->devid = devid;
     snprintf(v->name, sizeof(v->name), "vif%u.%u", domid, devid);
+    v->tokens = NB_EVAL_BURST;
+    v->tokens_at = v->win_start = v->log_window = xbr_now_ms();
+    v->backoff_ms = NB_XS_BACKOFF_MS;
     (void)xbr_strlcpy(v->be, be, sizeof(v->be));
     (void)xbr_strlcpy(v->fe, fe, sizeof(v->fe));
     free(fe);
@@ -197,19 +296,20 @@ static struct nb_vif *vif_create(unsigned domid, unsigned devid)
     if (xs_get_uint(be, "frontend-id", 0x7fef, &fid) && fid != domid)
         xbr_warn("netback: %s: frontend-id %llu differs from the path's domain %u; using %u",
                  v->name, (unsigned long long)fid, domid, domid);
-    char *s = xs_get(be, "mac");
-    if (s && xbr_mac_parse(s, v->mac) < 0)
-        xbr_warn("netback: %s: bad mac '%s'", v->name, s);
-    free(s);
-    s = xs_get(be, "bridge");
-    if (!s || !s[0] || xbr_strlcpy(v->bridge, s, sizeof(v->bridge)) < 0)
+    char *s = xs_get(be, "bridge");
+    /* No bridge named: xenbr0, as libxl's default. A name no interface can
+     * have is refused at connect, not quietly replaced by another bridge. */
+    if (!s || !s[0])
         (void)xbr_strlcpy(v->bridge, "xenbr0", sizeof(v->bridge));
+    else if (xbr_strlcpy(v->bridge, s, sizeof(v->bridge)) < 0)
+        v->bad_bridge = true;
     free(s);
     v->mtu = (uint32_t)xs_get_uint_def(be, "mtu", 65535, 1500);
     if (v->mtu < 68)
         v->mtu = 1500;
-    if (xs_watch(nb.xs, v->fe, "nb-fe"))
-        v->fe_watched = true;
+    if (!fe_watch(v))
+        xbr_warn("netback: %s: cannot watch %s/state (%s); its state is polled",
+                 v->name, v->fe, strerror(errno));
     v->next = nb.vifs;
     nb.vifs = v;
     xbr_info("netback: %s found (frontend %s, bridge %s)", v->name, v->fe, v->bridge);
@@ -227,10 +327,10 @@ static void vif_fail(struct nb_vif *v, bool violation, const char *fmt, ...)
     if (violation) {
         v->violations++;
         nb.violations++;
-        xbr_err("netback: %s: frontend protocol violation, disconnecting: %s", v->name,
+        vif_log(v, XBR_LOG_ERR, ": frontend protocol violation, disconnecting: %s",
                 v->last_error);
     } else {
-        xbr_err("netback: %s: cannot connect: %s", v->name, v->last_error);
+        vif_log(v, XBR_LOG_ERR, ": cannot connect: %s", v->last_error);
     }
     vif_teardown(v);
     set_be_state(v, XenbusStateClosing);
@@ -246,6 +346,11 @@ static void write_features(struct nb_vif *v)
     xs_put(v->be, "feature-rx-flip", "0");
     xs_put(v->be, "feature-split-event-channels", "1");
     xs_put(v->be, "multi-queue-max-queues", "%u", nb.n_workers);
+    xs_put(v->be, "feature-ctrl-ring", "1");
+    /* Static multicast control only: request-multicast-control is sampled at
+     * connect (no feature-dynamic-multicast-control, so no second watch on a
+     * node the guest owns). */
+    xs_put(v->be, "feature-multicast-control", "1");
 }
 
 static bool read_queue(struct nb_vif *v, const char *dir, struct nb_queue *q)
@@ -273,6 +378,11 @@ static bool read_queue(struct nb_vif *v, const char *dir, struct nb_queue *q)
 
 static void vif_connect(struct nb_vif *v)
 {
+    if (v->bad_bridge) {
+        vif_fail(v, false, "the backend's bridge name is longer than %u characters",
+                 IF_NAMESIZE - 1);
+        return;
+    }
     struct xbr_bridge *br = xbr_bridge_find(v->bridge);
     if (!br) {
         if (!v->waiting_bridge)
@@ -298,8 +408,35 @@ static void vif_connect(struct nb_vif *v)
         return;
     }
 
+    /* The toolstack's mac (backend directory, not the guest's copy): as in
+     * Linux netback, a vif without a valid one does not connect. */
+    char *mac = xs_get(v->be, "mac");
+    if (!mac || xbr_mac_parse(mac, v->mac) < 0) {
+        vif_fail(v, false, "backend mac %s%.40s%s is missing or not a MAC address",
+                 mac ? "'" : "", mac ? mac : "", mac ? "'" : "");
+        free(mac);
+        return;
+    }
+    free(mac);
+
+    /* feature-ctrl-ring: both keys or neither. */
+    uint64_t ctrl_ref = 0, ctrl_port = 0;
+    char *cr = xs_get(v->fe, "ctrl-ring-ref");
+    bool have_ctrl = cr != NULL;
+    free(cr);
+    if (have_ctrl && (!xs_get_uint(v->fe, "ctrl-ring-ref", UINT32_MAX, &ctrl_ref) ||
+                      !xs_get_uint(v->fe, "event-channel-ctrl", UINT32_MAX, &ctrl_port))) {
+        vif_fail(v, false, "missing or bad ctrl-ring-ref / event-channel-ctrl");
+        return;
+    }
+
     struct nb_dp *dp = nb_dp_alloc((unsigned)nq, nb.n_workers);
+    nb_ctrl_init(dp);
     dp->domid = (uint16_t)v->domid;
+    /* Hashing sends any worker's frames to any queue: lock the RX side. */
+    if (have_ctrl)
+        dp->rx_shared = true;
+    dp->mcast_ctrl = xs_get_uint_def(v->fe, "request-multicast-control", 1, 0);
     dp->sg = xs_get_uint_def(v->fe, "feature-sg", 1, 0);
     dp->gso4 = xs_get_uint_def(v->fe, "feature-gso-tcpv4", 1, 0);
     dp->gso6 = xs_get_uint_def(v->fe, "feature-gso-tcpv6", 1, 0);
@@ -323,8 +460,27 @@ static void vif_connect(struct nb_vif *v)
             return;
         }
     }
+    /* One grant for two rings would make us answer into our own requests:
+     * refuse it before mapping anything. */
+    uint32_t refs[2 * 64 + 1];
+    unsigned nrefs = 0;
+    for (unsigned i = 0; i < nq; i++) {
+        refs[nrefs++] = dp->q[i].tx_ref;
+        refs[nrefs++] = dp->q[i].rx_ref;
+    }
+    if (have_ctrl)
+        refs[nrefs++] = (uint32_t)ctrl_ref;
+    for (unsigned i = 0; i < nrefs; i++)
+        for (unsigned j = i + 1; j < nrefs; j++)
+            if (refs[i] == refs[j]) {
+                nb_dp_free(dp);
+                vif_fail(v, true, "grant %u is given for two rings", refs[i]);
+                return;
+            }
     char err[256];
-    if (nb_dp_map(dp, err, sizeof(err)) < 0) {
+    if (nb_dp_map(dp, err, sizeof(err)) < 0 ||
+        (have_ctrl &&
+         nb_ctrl_map(dp, (uint32_t)ctrl_ref, (uint32_t)ctrl_port, err, sizeof(err)) < 0)) {
         nb_dp_free(dp);
         vif_fail(v, true, "%s", err); /* refs or ports the guest gave are bad */
         return;
@@ -343,8 +499,9 @@ static void vif_connect(struct nb_vif *v)
     nb.connects++;
     v->last_error[0] = 0;
     set_be_state(v, XenbusStateConnected);
-    xbr_info("netback: %s connected to %s: %u queue(s)%s%s%s", v->name, v->bridge, dp->nq,
-             dp->sg ? ", sg" : "", dp->gso4 ? ", gso" : "", dp->rx_shared ? ", shared rx" : "");
+    vif_log(v, XBR_LOG_INFO, " connected to %s: %u queue(s)%s%s%s%s%s", v->bridge, dp->nq,
+            dp->sg ? ", sg" : "", dp->gso4 ? ", gso" : "", dp->rx_shared ? ", shared rx" : "",
+            dp->ctrl ? ", ctrl ring" : "", dp->mcast_ctrl ? ", multicast control" : "");
 }
 
 /* Reads everything again and does what the states ask. May free v. */
@@ -398,6 +555,64 @@ static void vif_evaluate(struct nb_vif *v)
     }
 }
 
+/* ---- bounded work per vif ---- */
+
+static bool take_token(struct nb_vif *v, uint64_t now)
+{
+    uint64_t add = (now - v->tokens_at) * NB_EVAL_RATE / 1000u;
+    if (add) {
+        v->tokens = (unsigned)XBR_MIN((uint64_t)v->tokens + add, (uint64_t)NB_EVAL_BURST);
+        v->tokens_at += add * 1000u / NB_EVAL_RATE;
+        if (v->tokens == NB_EVAL_BURST)
+            v->tokens_at = now;
+    }
+    if (!v->tokens)
+        return false;
+    v->tokens--;
+    return true;
+}
+
+/* Something about v changed: evaluate now if its budget allows, else once
+ * later (on_tick). May free v. */
+static void vif_kick(struct nb_vif *v)
+{
+    if (take_token(v, xbr_now_ms())) {
+        v->eval_pending = false;
+        v->xs_evals++;
+        vif_evaluate(v);
+    } else {
+        v->eval_pending = true;
+        v->xs_deferred++;
+    }
+}
+
+/* An event from the frontend's own node (guest-controlled). May free v. */
+static void vif_fe_event(struct nb_vif *v)
+{
+    uint64_t now = xbr_now_ms();
+    v->xs_events++;
+    if (now - v->win_start >= 1000u) {
+        if (v->win_events <= NB_XS_FLOOD / 4)
+            v->backoff_ms = NB_XS_BACKOFF_MS; /* a calm second forgives */
+        v->win_start = now;
+        v->win_events = 0;
+    }
+    if (++v->win_events > NB_XS_FLOOD && v->fe_watched) {
+        fe_unwatch(v);
+        v->xs_suspends++;
+        v->suspended_until = now + v->backoff_ms;
+        v->next_poll = now + NB_XS_POLL_MS;
+        vif_log(v, XBR_LOG_WARN,
+                ": frontend fired %u xenstore events within a second; not watching it for "
+                "%u s (its state is polled every %u ms meanwhile)",
+                v->win_events, v->backoff_ms / 1000, NB_XS_POLL_MS);
+        v->backoff_ms = XBR_MIN(v->backoff_ms * 2, NB_XS_BACKOFF_MAX_MS);
+        v->eval_pending = true; /* look once more at what it left */
+        return;
+    }
+    vif_kick(v);
+}
+
 static void scan_all(void)
 {
     unsigned nd = 0;
@@ -418,7 +633,7 @@ static void scan_all(void)
             if (!v)
                 v = vif_create((unsigned)domid, (unsigned)devid);
             if (v)
-                vif_evaluate(v);
+                vif_kick(v);
         }
         free(devs);
     }
@@ -440,7 +655,7 @@ static void on_backend_event(const char *path)
         if (!v)
             v = vif_create(domid, devid);
         if (v)
-            vif_evaluate(v);
+            vif_kick(v);
         return;
     }
     scan_all(); /* the root or a domain directory: look at everything */
@@ -451,7 +666,7 @@ static void evaluate_all(void)
     struct nb_vif *v = nb.vifs, *next;
     for (; v; v = next) {
         next = v->next;
-        vif_evaluate(v);
+        vif_kick(v);
     }
 }
 
@@ -459,18 +674,20 @@ static void on_xs(int fd, uint32_t events, void *aux)
 {
     (void)fd, (void)events, (void)aux;
     char **vec;
-    while ((vec = xs_check_watch(nb.xs))) {
+    /* Bounded per wake-up: the watch fd stays readable while events are
+     * queued, so the loop comes back after serving everything else. */
+    for (unsigned k = 0; k < NB_XS_EVENTS_PER_WAKE && (vec = xs_check_watch(nb.xs)); k++) {
         const char *path = vec[XS_WATCH_PATH], *token = vec[XS_WATCH_TOKEN];
+        unsigned domid, devid, gen;
+        int used = 0;
+        nb.xs_events++;
         if (!strcmp(token, "nb-be")) {
             on_backend_event(path);
-        } else if (!strcmp(token, "nb-fe")) {
-            for (struct nb_vif *v = nb.vifs; v; v = v->next) {
-                size_t l = strlen(v->fe);
-                if (!strncmp(path, v->fe, l) && (path[l] == 0 || path[l] == '/')) {
-                    vif_evaluate(v);
-                    break;
-                }
-            }
+        } else if (sscanf(token, "nb-fe:%u:%u:%u%n", &domid, &devid, &gen, &used) == 3 &&
+                   !token[used]) {
+            struct nb_vif *v = vif_find(domid, devid);
+            if (v && v->fe_watched && gen == v->watch_gen)
+                vif_fe_event(v);
         } else if (!strcmp(token, "nb-rel")) {
             evaluate_all(); /* a frontend gone with its domain reads as Unknown */
         }
@@ -488,6 +705,8 @@ static void on_tick(int fd, uint32_t events, void *aux)
     struct nb_vif *v = nb.vifs, *next;
     for (; v; v = next) {
         next = v->next;
+        if (v->dp)
+            nb_ctrl_tick(v->dp); /* control-ring work the budget held back */
         if (v->dp && atomic_load_explicit(&v->dp->fatal, memory_order_acquire) == 2) {
             char why[sizeof(v->dp->why)];
             memcpy(why, v->dp->why, sizeof(why));
@@ -498,7 +717,16 @@ static void on_tick(int fd, uint32_t events, void *aux)
                      v->name);
             set_be_state(v, XenbusStateClosing);
         } else if (v->waiting_bridge && now >= v->retry_at) {
-            vif_evaluate(v);
+            vif_kick(v);
+        } else if (v->suspended_until && now >= v->suspended_until) {
+            v->suspended_until = 0;
+            if (!fe_watch(v)) /* the watch's first event evaluates it */
+                v->suspended_until = now + NB_XS_POLL_MS;
+        } else if (v->suspended_until && now >= v->next_poll) {
+            v->next_poll = now + NB_XS_POLL_MS;
+            vif_kick(v);
+        } else if (v->eval_pending) {
+            vif_kick(v);
         }
     }
 }
@@ -516,7 +744,8 @@ static int cmd_vif_show(int argc, char **argv, struct ctl_out *o, char *err, siz
     }
     ctl_out_open_object(o, NULL);
     ctl_out_u64(o, "violations", "netback: violations %llu", nb.violations);
-    ctl_out_u64(o, "connects", " connects %llu\n", nb.connects);
+    ctl_out_u64(o, "connects", " connects %llu", nb.connects);
+    ctl_out_u64(o, "xenstore_events", " xenstore-events %llu\n", nb.xs_events);
     ctl_out_open_array(o, "vifs");
     for (struct nb_vif *v = nb.vifs; v; v = v->next) {
         if (argc == 1 && strcmp(argv[0], v->name) != 0)
@@ -537,6 +766,14 @@ static int cmd_vif_show(int argc, char **argv, struct ctl_out *o, char *err, siz
         ctl_out_u64(o, "violations", " violations %llu", v->violations);
         ctl_out_str_or_null(o, "last_error", " error %s\n",
                             v->last_error[0] ? v->last_error : NULL);
+        ctl_out_open_object(o, "xenstore");
+        ctl_out_u64(o, "events", "    xenstore: events %llu", v->xs_events);
+        ctl_out_u64(o, "evaluations", " evaluations %llu", v->xs_evals);
+        ctl_out_u64(o, "deferred", " deferred %llu", v->xs_deferred);
+        ctl_out_u64(o, "watch_suspensions", " watch-suspensions %llu", v->xs_suspends);
+        ctl_out_bool(o, "watched", " watched %s", v->fe_watched);
+        ctl_out_u64(o, "log_suppressed", " log-suppressed %llu\n", v->log_suppressed);
+        ctl_out_close_object(o);
         ctl_out_close_object(o);
     }
     ctl_out_close_array(o);
@@ -683,8 +920,7 @@ void nb_stop(void)
     while (nb.vifs) {
         struct nb_vif *v = nb.vifs;
         vif_teardown(v);
-        if (v->fe_watched)
-            (void)xs_unwatch(nb.xs, v->fe, "nb-fe");
+        fe_unwatch(v);
         nb.vifs = v->next;
         free(v);
     }

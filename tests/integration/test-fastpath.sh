@@ -88,6 +88,12 @@ scenario() {
         [ "$(xc -j show br0 | jq -r '.[0].ports[] | select(.name == "v2") | .stp_state')" = disabled ] && break
         sleep 0.1
     done
+    # Spanning tree flushes the shut port's entries (a topology change):
+    # wait for that, so that both runs send into the same state.
+    for _ in $(seq 30); do
+        xc -j fdb show br0 | jq -e --arg m "$MAC2" 'any(.[]; .mac == $m)' >/dev/null || break
+        sleep 0.1
+    done
     send_count 3 1 "$MAC2" 500
     rec "$mode" gate "$C1/$C2/$C3 state $(xc -j show br0 | jq -r '.[0].ports[] | select(.name == "v2") | .stp_state')"
     xc port enable br0 v2

@@ -3,6 +3,8 @@
 # backend, and xensim-netfront processes as guests.
 #   nb-test.sh ping|sizes|cycles|destroy|restart|bridge-wait|multiqueue
 #   nb-test.sh attack NAME
+#   nb-test.sh workers-default|ctrl-ring|ctrl-attack|mcast|xs-write-loop
+#   nb-test.sh xs CASE        (hostile xenstore values, see t_xs)
 set -euo pipefail
 
 : "${XBRD:?}" "${XBRCTL:?}" "${XS_SIM:?}" "${XENSIM_CTL:?}" "${NETFRONT:?}"
@@ -383,6 +385,271 @@ t_attack() {
     "$XENSIM_CTL" reap >/dev/null 2>&1 || true
 }
 
+# ---- control plane: worker default, control ring, multicast control, xenstore ----
+# (nb-test.sh ctrl-* / xs-* / workers-default / mcast; one function per test.)
+
+# Traffic guest 1 -> guest 2 that must flow while something else goes on.
+bg_traffic_start() { # count
+    "$NETFRONT" --domid 2 recv --count "$1" --wait 60000 >"$WORK/bg.recv" 2>&1 &
+    BG_R=$!
+    wait_port vif2.0 1 || fail "vif2.0"
+    "$NETFRONT" --domid 1 send --count "$1" --size 60:1514 --dst "$(mac_of 2)" \
+        --interval-us 5000 >"$WORK/bg.send" 2>&1 &
+    BG_S=$!
+    # Both connected before anything else starts: xs-sim fails every
+    # transaction that overlaps any commit (xenstored only those touching the
+    # same nodes), and a flood of writes would starve a later handshake.
+    wait_port vif1.0 1 || fail "vif1.0"
+}
+bg_traffic_check() {
+    wait "$BG_S" || { cat "$WORK/bg.send" >&2; fail "guest 1 could not send meanwhile"; }
+    wait "$BG_R" || { cat "$WORK/bg.recv" >&2; fail "guest 2 lost traffic meanwhile"; }
+    local s
+    s=$(grep SUMMARY "$WORK/bg.recv")
+    [ "$(echo "$s" | summary_field bad)" = 0 ] || fail "corruption meanwhile: $s"
+    ok "other guests kept forwarding ($(echo "$s" | grep -o 'ok [0-9]* bad [0-9]*'))"
+}
+# vif_json VIF PATH — a field of the vif in `xbrctl -j vif show` (jq path, e.g.
+# .connects or .xenstore.events); port_json PORT PATH — of the port in `-j show`.
+vif_json() { ctl -j vif show "$1" | jq -r ".vifs[] | select(.name == \"$1\") | $2"; }
+port_json() { ctl -j show | jq -r ".[].ports[] | select(.name == \"$1\") | $2"; }
+proc_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+proc_rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+
+# Without -w, xbrd runs one worker per CPU it may use (capped at 8): a guest
+# asking for 8 queues gets that many; -w still decides when given.
+t_workers_default() {
+    local n want
+    start_sim
+    want=$(nproc); [ "$want" -gt 8 ] && want=8
+    for run in affinity-1 default w3; do
+        case $run in
+        affinity-1) XENSTORED_PATH="$XENSIM_XS_DIR/dom0" XENSIM_DOMID=0 \
+                        taskset -c 0 "$XBRD" -s "$SOCK" >>"$WORK/xbrd.log" 2>&1 &
+                    XBRD_PID=$!; want1=1 ;;
+        default) start_xbrd; want1=$want ;;
+        w3) start_xbrd -w 3; want1=3 ;;
+        esac
+        for _ in $(seq 100); do grep -q "netback: serving" "$WORK/xbrd.log" && break; sleep 0.05; done
+        ctl add-br xenbr0 >/dev/null || fail "add-br ($run)"
+        grep -q "xbrd .*: $want1 worker(s)" "$WORK/xbrd.log" || fail "$run: xbrd did not start $want1 worker(s)"
+        attach 1
+        n=$(nf --domid 1 --queues 8 connect --hold 0 | sed -n 's/^CONNECTED .* queues \([0-9]*\)$/\1/p')
+        [ "$n" = "$want1" ] || fail "$run: a guest asking for 8 queues got '$n', expected $want1"
+        ok "$run: $want1 worker(s), a guest asking for 8 queues gets $n"
+        kill -TERM "$XBRD_PID"; wait "$XBRD_PID" || fail "xbrd exit status"
+        XBRD_PID=""; : >"$WORK/xbrd.log"; rm -f "$SOCK"
+    done
+}
+
+# feature-ctrl-ring: every request against Linux netback's answers, then a
+# 4-queue guest with Toeplitz on: each frame's hash extra is the hash of its
+# own headers and it arrives on the queue the guest's table names.
+t_ctrl_ring() {
+    start_sim
+    start_xbrd --workers 4
+    ctl add-br xenbr0 >/dev/null
+    attach 1
+    attach 2
+    nf --domid 2 --ctrl-ring --queues 4 ctrl-check >"$WORK/ctrl" 2>&1 || { cat "$WORK/ctrl" >&2; fail "ctrl-check"; }
+    grep -q " ctrl_ok 25 ctrl_wrong 0" "$WORK/ctrl" || { cat "$WORK/ctrl" >&2; fail "control ring answers"; }
+    ok "25 control-ring requests answered as Linux netback answers them"
+    "$NETFRONT" --domid 2 --ctrl-ring --queues 4 recv --hash --count 501 --wait 40000 >"$WORK/r2" 2>&1 &
+    local r=$!
+    wait_port vif2.0 1 || fail "vif2.0"
+    for _ in $(seq 50); do [ "$(port_json vif2.0 .ctrl_ring.hash)" = toeplitz ] && break; sleep 0.1; done
+    [ "$(port_json vif2.0 .ctrl_ring.hash)" = toeplitz ] || fail "vif2.0 never showed hash toeplitz: $(ctl show)"
+    [ "$(port_json vif2.0 .ctrl_ring.present)" = true ] || fail "no control ring shown"
+    nf --domid 1 send --count 400 --size 70:1514 --flows 64 --dst "$(mac_of 2)" --interval-us 300 >/dev/null ||
+        fail "send TCP flows"
+    nf --domid 1 send --count 100 --size 60:1514 --dst "$(mac_of 2)" --interval-us 300 >/dev/null ||
+        fail "send raw frames"
+    local hashed
+    sleep 0.5
+    hashed=$(port_json vif2.0 .ctrl_ring.hashed)
+    # the 501st frame, once the counter is read (the guest leaves after it)
+    nf --domid 1 send --count 1 --size 60 --dst "$(mac_of 2)" >/dev/null || fail "last frame"
+    wait "$r" || { cat "$WORK/r2" >&2; fail "recv with hashing"; }
+    local s
+    s=$(grep SUMMARY "$WORK/r2")
+    [ "$(echo "$s" | summary_field hash_ok)" = 501 ] && [ "$(echo "$s" | summary_field hash_bad)" = 0 ] ||
+        fail "hash or queue wrong: $s"
+    [ "$(echo "$s" | summary_field queues_used)" -ge 3 ] || fail "64 flows used fewer than 3 of 4 queues: $s"
+    [ "${hashed:-0}" -ge 500 ] || fail "xbrd counted ${hashed:-0} hashed frames, expected >= 500"
+    ok "501 frames: hash extra = Toeplitz of their headers (TCP 4-tuple; none for non-IP), queue = table entry; $(echo "$s" | summary_field queues_used) queues used"
+    dom0_clean
+}
+
+# A control ring flooded with requests gets a bounded share of the control
+# thread; one whose req_prod jumps is a protocol violation.
+t_ctrl_attack() {
+    setup_two
+    attach 3
+    bg_traffic_start 300
+    local c0 t0 c1 t1 s
+    c0=$(proc_cpu_ticks "$XBRD_PID"); t0=$(date +%s%N)
+    nf --domid 3 --ctrl-ring --attack ctrl-flood=2000 attack --hold 0 >"$WORK/attack" 2>&1 ||
+        { cat "$WORK/attack" >&2; fail "ctrl-flood attacker"; }
+    c1=$(proc_cpu_ticks "$XBRD_PID"); t1=$(date +%s%N)
+    s=$(grep SUMMARY "$WORK/attack")
+    local sent got ms cpu_ms
+    sent=$(echo "$s" | summary_field ctrl_requests) got=$(echo "$s" | summary_field ctrl_responses)
+    ms=$(( (t1 - t0) / 1000000 )) cpu_ms=$(( (c1 - c0) * 1000 / $(getconf CLK_TCK) ))
+    echo "ctrl-flood: $sent requests posted, $got answered in ${ms} ms; xbrd CPU ${cpu_ms} ms"
+    [ "$got" -gt 100 ] || fail "a flooded control ring got $got answers: starved"
+    [ "$got" -le $(( ms * 1000 / 1000 + 256 )) ] || fail "$got answers in $ms ms: more than the budget (640/s)"
+    [ "$cpu_ms" -lt $(( ms / 5 )) ] || fail "xbrd used ${cpu_ms} ms of CPU in ${ms} ms of control-ring flood"
+    [ "$(echo "$s" | summary_field backend_state)" = 4 ] || fail "flooding its own control ring disconnected the guest: $s"
+    ok "ctrl-flood: answered at the budget's pace ($got in $ms ms), xbrd CPU ${cpu_ms} ms, guest still connected"
+    nf --domid 3 --ctrl-ring --attack ctrl-req-prod-jump attack --hold 1 >"$WORK/attack" 2>&1 || true
+    s=$(grep "^SUMMARY cmd attack" "$WORK/attack")
+    case "$(echo "$s" | summary_field backend_state)" in
+    5|6) ;;
+    *) cat "$WORK/attack" >&2; fail "ctrl-req-prod-jump: backend not Closing/Closed: $s" ;;
+    esac
+    [ "$(vif_json vif3.0 .violations)" = 1 ] || fail "ctrl-req-prod-jump not counted as a violation"
+    grep -q "vif3.0: frontend protocol violation, disconnecting: control ring req_prod" "$WORK/xbrd.log" ||
+        fail "no log line for ctrl-req-prod-jump"
+    ok "ctrl-req-prod-jump: disconnected, counted, logged"
+    bg_traffic_check
+}
+
+# feature-multicast-control: a guest that asked for it gets only the groups
+# it subscribed (and broadcast); 64 addresses at most; one without it gets
+# everything.
+t_mcast() {
+    start_sim
+    start_xbrd --workers 2
+    ctl add-br xenbr0 >/dev/null
+    ctl stp set xenbr0 enabled no >/dev/null   # no BPDUs: the counts below are exact
+    attach 1; attach 2; attach 3
+    "$NETFRONT" --domid 2 --mcast-control recv --count 31 --wait 30000 \
+        --mcast-add 01:00:5e:01:02:03 --mcast-add 01:00:5e:01:02:04 --mcast-del 01:00:5e:01:02:04 \
+        --mcast-fill 70 >"$WORK/r2" 2>&1 &
+    local r2=$!
+    "$NETFRONT" --domid 3 recv --count 51 --wait 30000 >"$WORK/r3" 2>&1 &
+    local r3=$!
+    wait_port vif2.0 1 && wait_port vif3.0 1 || fail "vifs"
+    for _ in $(seq 50); do [ "$(port_json vif2.0 .multicast_control.addresses)" = 64 ] && break; sleep 0.1; done
+    [ "$(port_json vif2.0 .multicast_control.filtering)" = true ] || fail "vif2.0 does not filter"
+    local d
+    for d in 01:00:5e:09:09:09:10 01:00:5e:01:02:04:10 01:00:5e:01:02:03:20 ff:ff:ff:ff:ff:ff:10; do
+        nf --domid 1 send --count "${d##*:}" --size 60 --dst "${d%:*}" --interval-us 500 >/dev/null ||
+            fail "send to ${d%:*}"
+    done
+    sleep 0.5
+    local filtered refused addrs
+    filtered=$(port_json vif2.0 .multicast_control.filtered) refused=$(port_json vif2.0 .multicast_control.refused) addrs=$(port_json vif2.0 .multicast_control.addresses)
+    [ "$(port_json vif3.0 .multicast_control.filtered)" = 0 ] || fail "vif3.0 (no multicast control) filtered frames"
+    nf --domid 1 send --count 1 --size 60 --dst ff:ff:ff:ff:ff:ff >/dev/null || fail "last broadcast"
+    wait "$r2" || { cat "$WORK/r2" >&2; fail "guest 2"; }
+    wait "$r3" || { cat "$WORK/r3" >&2; fail "guest 3"; }
+    local s2 s3
+    s2=$(grep SUMMARY "$WORK/r2") s3=$(grep SUMMARY "$WORK/r3")
+    echo "$s2" | grep -q " ok 31 bad 0 " || fail "guest 2 received: $s2"
+    [ "$(echo "$s2" | summary_field mcast_unwanted)" = 0 ] || fail "unsubscribed groups reached guest 2: $s2"
+    [ "$(echo "$s2" | summary_field mcast_ok)" = 66 ] && [ "$(echo "$s2" | summary_field mcast_err)" = 7 ] ||
+        fail "subscriptions: expected 66 accepted (63 + 3 ops) and 7 refused past 64: $s2"
+    [ "$filtered" = 20 ] && [ "$refused" = 7 ] && [ "$addrs" = 64 ] ||
+        fail "xbrd: filtered '$filtered' (20), refused '$refused' (7), addresses '$addrs' (64)"
+    echo "$s3" | grep -q " ok 51 bad 0 " || fail "guest 3 (no multicast control) received: $s3"
+    ok "multicast control: subscribed group and broadcast delivered (31), 20 frames to other groups filtered, 64 addresses kept, 7 refused; a guest without it got all 51"
+}
+
+# Hostile xenstore values, one test each: the attacker (guest 3) is refused
+# with the right reason and counted as it should be; guests 1 and 2 keep
+# forwarding meanwhile.
+t_xs() {
+    local name=$1 reason violation=0 connects=0
+    local -a opt=()
+    local bridge=xenbr0 huge
+    huge=$(printf '7%.0s' $(seq 2000))
+    case $name in
+    queues-zero) opt=(--xs-set multi-queue-num-queues=0); reason="bad number of queues" ;;
+    queues-huge) opt=(--xs-set multi-queue-num-queues=99999999999999999999999); reason="bad number of queues" ;;
+    queues-garbage) opt=(--xs-set multi-queue-num-queues=2x); reason="bad number of queues" ;;
+    queues-no-dirs) opt=(--xs-set multi-queue-num-queues=2); reason="queue-0: missing or bad tx-ring-ref" ;;
+    ring-ref-garbage) opt=(--xs-set tx-ring-ref=-1); reason="missing or bad tx-ring-ref" ;;
+    ring-ref-absurd) opt=(--xs-set rx-ring-ref=4294967295); reason="cannot map rx-ring-ref 4294967295"; violation=1 ;;
+    ring-ref-twice) opt=(--xs-set rx-ring-ref=@tx-ring-ref); reason="is given for two rings"; violation=1 ;;
+    evtchn-garbage) opt=(--no-split --xs-set event-channel=0x10); reason="missing or bad event-channel" ;;
+    evtchn-missing) opt=(--no-split --xs-rm event-channel); reason="missing or bad event-channel" ;;
+    evtchn-unbound) opt=(--no-split --xs-set event-channel=999); reason="cannot bind event channel 999"; violation=1 ;;
+    evtchn-foreign) opt=(--attack foreign-evtchn); reason="cannot bind event channel"; violation=1 ;;
+    no-rx-copy) opt=(--xs-set request-rx-copy=0); reason="does not support request-rx-copy" ;;
+    ctrl-no-evtchn) opt=(--ctrl-ring --xs-rm event-channel-ctrl); reason="missing or bad ctrl-ring-ref / event-channel-ctrl" ;;
+    ctrl-ref-absurd) opt=(--ctrl-ring --xs-set ctrl-ring-ref=4294967295); reason="cannot map ctrl-ring-ref"; violation=1 ;;
+    huge-strings) opt=(--xs-set "tx-ring-ref=$huge" --xs-set "feature-sg=$huge" --xs-set "xbr-junk=$huge")
+                  reason="missing or bad tx-ring-ref" ;;
+    huge-queues) opt=(--xs-set "multi-queue-num-queues=$huge"); reason="bad number of queues" ;;
+    mac-backend) reason="backend mac 'not-a-mac' is missing or not a MAC address" ;;
+    mac-frontend) opt=(--xs-set mac=zz:zz:zz --xs-set "feature-gso-tcpv4=$huge"); reason=""; connects=1 ;;
+    bridge-long) bridge=xenbr0-but-much-too-long-for-ifnamsiz; reason="bridge name is longer than 15 characters" ;;
+    *) fail "unknown xenstore case $name" ;;
+    esac
+    setup_two
+    nf --domid 3 --mac "$(mac_of 3)" attach --bridge "$bridge" >/dev/null || fail "attach dom3"
+    [ "$name" = mac-backend ] && { nf --domid 3 backend-set mac not-a-mac || fail "backend-set"; }
+    bg_traffic_start 200
+    local out rc=0
+    out=$(nf --domid 3 --timeout 4000 "${opt[@]}" connect --hold 1 2>&1) || rc=$?
+    if [ "$connects" = 1 ]; then
+        [ $rc = 0 ] || { echo "$out" >&2; fail "$name: a legal frontend was refused"; }
+        [ "$(vif_json vif3.0 .mac)" = "$(mac_of 3)" ] || fail "$name: vif3.0 took mac '$(vif_json vif3.0 .mac)', not the backend's"
+        [ "$(vif_json vif3.0 .connects)" = 1 ] || fail "$name: connects $(vif_json vif3.0 .connects)"
+        ok "$name: values xbrd does not use changed nothing: connected with the backend's mac"
+    else
+        [ $rc != 0 ] || { echo "$out" >&2; fail "$name: the frontend connected"; }
+        [ "$(vif_json vif3.0 .connected)" = false ] || fail "$name: vif3.0 connected"
+        [ "$(vif_json vif3.0 .connects)" = 0 ] || fail "$name: vif3.0 connected at some point"
+        local le
+        le=$(vif_json vif3.0 .last_error)
+        case "$le" in *"$reason"*) ;; *) fail "$name: last_error '$le', expected '$reason'" ;; esac
+        [ "$(vif_json vif3.0 .violations)" = "$violation" ] ||
+            fail "$name: violations $(vif_json vif3.0 .violations), expected $violation"
+        local what="cannot connect"
+        [ "$violation" = 1 ] && what="frontend protocol violation, disconnecting"
+        [ "$(grep -c "vif3.0: $what: .*$reason" "$WORK/xbrd.log")" = 1 ] ||
+            fail "$name: expected one log line 'vif3.0: $what: ...$reason'"
+        case "$(vif_json vif3.0 .backend_state)" in 5|6) ;; *) fail "$name: backend state $(vif_json vif3.0 .backend_state)" ;; esac
+        ok "$name: refused ($what: $le), backend state $(vif_json vif3.0 .backend_state)"
+    fi
+    wait_port vif3.0 0 || fail "vif3.0 still a port"
+    bg_traffic_check
+    kill -0 "$XBRD_PID" || fail "xbrd died"
+}
+
+# XSA-349 class: a guest writing its xenstore directory in a loop. xbrd
+# watches its state node only, rate-limits evaluations and suspends the watch
+# of a flood: bounded CPU and memory, counted; the guest stays connected.
+t_xs_write_loop() {
+    setup_two
+    attach 3
+    bg_traffic_start 300
+    local c0 m0 t0 c1 m1 t1 s ms cpu_ms
+    c0=$(proc_cpu_ticks "$XBRD_PID") m0=$(proc_rss_kb "$XBRD_PID") t0=$(date +%s%N)
+    nf --domid 3 --attack xs-write-loop=4000 attack --hold 1 >"$WORK/attack" 2>&1 ||
+        { cat "$WORK/attack" >&2; fail "xs-write-loop attacker"; }
+    c1=$(proc_cpu_ticks "$XBRD_PID") m1=$(proc_rss_kb "$XBRD_PID") t1=$(date +%s%N)
+    s=$(grep SUMMARY "$WORK/attack")
+    ms=$(( (t1 - t0) / 1000000 )) cpu_ms=$(( (c1 - c0) * 1000 / $(getconf CLK_TCK) ))
+    local writes events susp deferred
+    writes=$(echo "$s" | summary_field xs_writes)
+    events=$(vif_json vif3.0 .xenstore.events) susp=$(vif_json vif3.0 .xenstore.watch_suspensions)
+    deferred=$(vif_json vif3.0 .xenstore.deferred)
+    echo "xs-write-loop: $writes writes; xbrd: $events events, $deferred deferred, $susp suspension(s), CPU ${cpu_ms} ms in ${ms} ms, RSS ${m0} -> ${m1} kB"
+    [ "$writes" -gt 5000 ] || fail "the attacker wrote only $writes times: no flood to defend against"
+    [ "$(echo "$s" | summary_field backend_state)" = 4 ] || fail "writing its own directory disconnected the guest: $s"
+    [ "$events" -gt 100 ] || fail "xbrd counted $events events for the flood"
+    [ "$susp" -ge 1 ] || fail "the flood never suspended the watch"
+    [ "$events" -lt $(( writes / 4 )) ] || fail "$events events for $writes writes: the watch was not suspended"
+    [ "$cpu_ms" -lt $(( ms / 10 )) ] || fail "xbrd used ${cpu_ms} ms of CPU in ${ms} ms of xenstore flood"
+    [ $(( m1 - m0 )) -lt 1536 ] || fail "xbrd grew by $(( m1 - m0 )) kB during the flood"
+    grep -q "vif3.0: frontend fired .* xenstore events within a second" "$WORK/xbrd.log" || fail "no log line"
+    ok "xs-write-loop: $writes writes cost xbrd ${cpu_ms} ms CPU and $(( m1 - m0 )) kB; $events events counted, watch suspended $susp time(s); guest stayed connected"
+    bg_traffic_check
+}
+
 [ "${NB_LIB:-}" = 1 ] && return 0
 case "${1:-}" in
 ping) t_ping ;;
@@ -393,5 +660,11 @@ restart) t_restart ;;
 bridge-wait) t_bridge_wait ;;
 multiqueue) t_multiqueue ;;
 attack) t_attack "${2:?attack name}" ;;
+workers-default) t_workers_default ;;
+ctrl-ring) t_ctrl_ring ;;
+ctrl-attack) t_ctrl_attack ;;
+mcast) t_mcast ;;
+xs) t_xs "${2:?xenstore case}" ;;
+xs-write-loop) t_xs_write_loop ;;
 *) echo "usage: $0 TEST" >&2; exit 2 ;;
 esac

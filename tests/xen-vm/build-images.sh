@@ -5,6 +5,9 @@
 #
 #   build-images.sh [CACHE_DIR]        (default: tests/xen-vm/cache)
 #
+# $XBRVM_DOWNLOAD_BUDGET (seconds, default 900) bounds the apt-get steps together, retry
+# included, so that run-vm.sh's deadline holds whatever the mirror does.
+#
 # Idempotent: the .debs are downloaded once into CACHE_DIR/debs (delete the folder to refresh),
 # unpacked once, and the initramfs images are rebuilt only when the rig's own files change.
 # Outputs, in CACHE_DIR/out: xen, vmlinux, dom0.cpio, domU.cpio (see README.md).
@@ -30,9 +33,17 @@ need_cmds apt-get:apt dpkg-deb:dpkg cpio:cpio xz:xz-utils gzip:gzip ldd:libc-bin
 
 # ---- 1. download the packages (re-used when present) -------------------------------------------
 mkdir -p "$DEBS"
+DL_END=$(( $(date +%s) + ${XBRVM_DOWNLOAD_BUDGET:-900} ))
+# bounded SECS CMD... — CMD under `timeout`, at most SECS and at most what the budget has left.
+bounded() {
+    local t=$1 rest=$(( DL_END - $(date +%s) )); shift
+    [ "$rest" -lt "$t" ] && t=$rest
+    [ "$t" -ge 5 ] || { echo "download budget spent" >&2; return 124; }
+    timeout "$t" "$@"
+}
 if [ ! -s "$DEBS/MANIFEST" ]; then
     apt_lists_ok() { apt-cache show linux-image-amd64 >/dev/null 2>&1; }
-    apt_lists_ok || timeout 300 apt-get update -q >/dev/null || die "apt-get update failed"
+    apt_lists_ok || bounded 300 apt-get update -q >/dev/null || die "apt-get update failed"
     kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
     [ -n "$kpkg" ] || die "cannot resolve linux-image-amd64 to a versioned kernel package"
     pkgs="xen-hypervisor-$XENVER-amd64 xen-utils-$XENVER xenstore-utils $kpkg busybox-static
@@ -43,11 +54,11 @@ if [ ! -s "$DEBS/MANIFEST" ]; then
     # apt-get download runs as _apt when it can; let it write into the cache folder.
     chmod 0777 "$DEBS" 2>/dev/null || true
     # shellcheck disable=SC2086
-    (cd "$DEBS" && timeout 600 apt-get download -q $pkgs >/dev/null 2>"$DEBS/download.err") || {
-        # Stale lists: update once and retry.
-        timeout 300 apt-get update -q >/dev/null || true
-        (cd "$DEBS" && timeout 600 apt-get download -q $pkgs >/dev/null 2>"$DEBS/download.err") \
-            || die "apt-get download failed: $(tail -3 "$DEBS/download.err")"
+    (cd "$DEBS" && bounded 600 apt-get download -q $pkgs >/dev/null 2>"$DEBS/download.err") || {
+        # Stale lists: update once and retry, in what is left of the budget.
+        bounded 300 apt-get update -q >/dev/null || true
+        (cd "$DEBS" && bounded 600 apt-get download -q $pkgs >/dev/null 2>"$DEBS/download.err") \
+            || die "apt-get download failed (budget ${XBRVM_DOWNLOAD_BUDGET:-900} s): $(tail -3 "$DEBS/download.err")"
     }
     (cd "$DEBS" && ls -1 ./*.deb | sed 's|^\./||') > "$DEBS/MANIFEST.tmp"
     [ "$(wc -l < "$DEBS/MANIFEST.tmp")" -eq "$(echo $pkgs | wc -w)" ] \

@@ -11,16 +11,21 @@
 #     --expect NAME       a RESULT that must appear, besides the scenario's EXPECT lines
 #     --log FILE          console log (default CACHE/logs/SCENARIO-DATE.log); FILE.results
 #                         gets the RESULT/METRIC lines
-#     --timeout SECS      hard bound on the VM (default 420); the scenario gets SECS-60
+#     --timeout SECS      hard bound on one VM run (default 420); the scenario gets SECS-60
 #     --boot-timeout SECS dom0 must print XBRVM-DOM0-UP by then (default 180), else QEMU is
 #                         killed and the boot retried, --boot-retries N times (default 1)
+#     --deadline EPOCH    everything, image download and retries included, ends by then
+#                         (default: $XBRVM_DEADLINE, else none): a retry starts only if a
+#                         whole --timeout run still fits, and the download gets what is
+#                         left after one such run
 #     --cache DIR         image cache (default tests/xen-vm/cache or $XBRVM_CACHE)
 #     --no-build          do not (re)run build-images.sh
 #     --verbose           stream the console to stderr while it runs
 #
 # Network: QEMU's e1000 (dom0's peth0) is wired to a tap inside a network namespace created for
-# this run (deleted afterwards); the namespace holds 10.99.0.1/24 and the host-side services
-# (lib/host-services.py: a TCP sink on 5002). No address is configured outside the namespace.
+# this run (deleted afterwards); the namespace holds 10.99.0.1/24 and fd00:99::1/64 and the
+# host-side services (lib/host-services.py: a TCP sink on 5002, both families). No address is
+# configured outside the namespace.
 # Exit status: 0 when the scenario finished, printed at least one RESULT, all of them PASS and
 # every expected one present; 1 otherwise (the console tail is printed); 77 when it cannot run
 # here (not root).
@@ -31,6 +36,7 @@ XBRVM_DIR=$(cd "$(dirname "$0")" && pwd)
 SCENARIO="" LOG="" TIMEOUT=420 CACHE=${XBRVM_CACHE:-$XBRVM_DIR/cache} BUILD=1 VERBOSE=0
 EXTRAS=() BINS=() ENVS=() EXPECTS=()
 QEMU_MEM=2048 QEMU_SMP=2 DOM0_MEM=768 BOOT_TIMEOUT=180 BOOT_RETRIES=1
+DEADLINE=${XBRVM_DEADLINE:-}
 while [ $# -gt 0 ]; do
     case $1 in
     --scenario) SCENARIO=$2; shift 2 ;;
@@ -42,6 +48,7 @@ while [ $# -gt 0 ]; do
     --timeout) TIMEOUT=$2; shift 2 ;;
     --boot-timeout) BOOT_TIMEOUT=$2; shift 2 ;;
     --boot-retries) BOOT_RETRIES=$2; shift 2 ;;
+    --deadline) DEADLINE=$2; shift 2 ;;
     --cache) CACHE=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --verbose) VERBOSE=1; shift ;;
@@ -53,12 +60,21 @@ done
 [ -f "$SCENARIO" ] || die "no scenario file $SCENARIO"
 case $TIMEOUT in ''|*[!0-9]*) die "--timeout wants seconds" ;; esac
 [ "$TIMEOUT" -ge 120 ] || die "--timeout below 120 s cannot boot Xen under emulation"
+case $DEADLINE in ''|*[!0-9]*) [ -z "$DEADLINE" ] || die "--deadline wants seconds since the epoch" ;; esac
+# left — seconds until the deadline (a large number without one)
+left() { if [ -n "$DEADLINE" ]; then echo $((DEADLINE - $(date +%s))); else echo 999999; fi; }
+[ "$(left)" -ge "$TIMEOUT" ] || die "only $(left) s left before the deadline, a run needs $TIMEOUT"
 if [ "$(id -u)" -ne 0 ]; then echo "xen-vm: FAIL: needs root (network namespace, tap)" >&2; exit 1; fi
 need_cmds qemu-system-x86_64:qemu-system-x86 python3:python3-minimal ip:iproute2 cpio:cpio \
           timeout:coreutils tar:tar
 
 mkdir -p "$CACHE"; CACHE=$(cd "$CACHE" && pwd)
-if [ "$BUILD" = 1 ]; then "$XBRVM_DIR/build-images.sh" "$CACHE" || die "build-images.sh failed"; fi
+# The download may use what a run leaves of the budget, less a margin.
+if [ "$BUILD" = 1 ]; then
+    XBRVM_DOWNLOAD_BUDGET=$(( $(left) - TIMEOUT - 10 )) "$XBRVM_DIR/build-images.sh" "$CACHE" \
+        || die "build-images.sh failed"
+fi
+[ "$(left)" -ge "$TIMEOUT" ] || die "images took until $(left) s before the deadline; a run needs $TIMEOUT"
 OUT=$CACHE/out
 for f in xen vmlinux dom0.cpio; do [ -s "$OUT/$f" ] || die "missing $OUT/$f (run build-images.sh)"; done
 
@@ -108,24 +124,29 @@ case "$OUT$RUN" in *,*|*' '*) die "image paths may not contain commas or spaces 
 # ---- network namespace with the tap QEMU attaches to, and the host-side services --------------
 ip netns add "$NS" || die "cannot create network namespace $NS"
 ip -n "$NS" link set lo up
+# IPv6 only on the tap (fd00:99::1, no DAD): no router solicitations or MLD from other
+# interfaces in the namespace.
 ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
 ip -n "$NS" tuntap add dev xbrtap0 mode tap || die "cannot create tap in $NS"
+ip netns exec "$NS" sysctl -qw net.ipv6.conf.xbrtap0.disable_ipv6=0 net.ipv6.conf.xbrtap0.accept_dad=0 \
+    || die "cannot enable IPv6 on the tap"
 ip -n "$NS" addr add 10.99.0.1/24 dev xbrtap0
+ip -n "$NS" -6 addr add fd00:99::1/64 dev xbrtap0 nodad
 ip -n "$NS" link set xbrtap0 up
-ip netns exec "$NS" timeout $((TIMEOUT + 30)) python3 "$XBRVM_DIR/lib/host-services.py" \
-    --addr 10.99.0.1 --lifetime $((TIMEOUT + 20)) --log "$LOG.host" &
+ip netns exec "$NS" timeout $((TIMEOUT * (BOOT_RETRIES + 1) + 30)) python3 "$XBRVM_DIR/lib/host-services.py" \
+    --addr 10.99.0.1 --addr6 fd00:99::1 --lifetime $((TIMEOUT * (BOOT_RETRIES + 1) + 20)) --log "$LOG.host" &
 SVC_PID=$!
 
 # ---- QEMU -------------------------------------------------------------------------------------
 # qemu64: `-cpu max` gave random dom0 crashes under TCG. Dom0's command line travels inside the
 # multiboot module string and therefore must not contain commas.
 XEN_CMDLINE="console=com1 com1=115200,8n1 dom0_mem=${DOM0_MEM}M,max:${DOM0_MEM}M dom0_max_vcpus=$QEMU_SMP"
-DOM0_CMDLINE="console=hvc0 earlyprintk=xen xbrvm.timeout=$((TIMEOUT - 60))"
 # One boot attempt: QEMU in the background, watched. Under TCG a boot very rarely hangs before
 # dom0's init runs (seen once: no output after "Poking KASLR"); that is not the code under test,
 # so a boot that shows no XBRVM-DOM0-UP within BOOT_TIMEOUT seconds is killed and retried.
 run_qemu() {
     local waited=0 booted=0
+    local DOM0_CMDLINE="console=hvc0 earlyprintk=xen xbrvm.timeout=$((TIMEOUT - 60))"
     : > "$LOG"
     if [ "$VERBOSE" = 1 ]; then tail -n +1 -f "$LOG" >&2 & TAIL_PID=$!; fi
     ip netns exec "$NS" timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
@@ -163,6 +184,10 @@ while :; do
     set +e; run_qemu; qrc=$?; set -e
     if [ -n "$TAIL_PID" ]; then sleep 0.5; kill "$TAIL_PID" 2>/dev/null; TAIL_PID=""; fi
     [ $qrc -eq 200 ] && [ $attempt -le "$BOOT_RETRIES" ] || break
+    if [ "$(left)" -lt "$TIMEOUT" ]; then
+        log "boot hang, and only $(left) s left before the deadline: no retry (a run needs $TIMEOUT)"
+        break
+    fi
     mv "$LOG" "$LOG.hang$attempt"
     log "retrying the boot (attempt $((attempt + 1)); the hung console is in $LOG.hang$attempt)"
     attempt=$((attempt + 1))

@@ -4,7 +4,10 @@
 # hypervisor and the stock xen-netfront can answer: GSO end to end, MTU-sized and fragmented
 # ICMP, destroy/create and a guest's own reboot without leaked grant mappings or event-channel
 # bindings, xbrd killed with SIGKILL and restarted under running guests, and the seed's loop
-# (dom0's eth0 bridged twice). Part 2: xbrd stops and the same workload runs through the kernel's
+# (dom0's eth0 bridged twice), IPv6 (ICMPv6 and TCP, guest to guest and to the host), and
+# `xl network-detach` / `network-attach` of a running guest's vif. Throughout, xbrd's log and
+# counters are checked at every step: an error line, a protocol violation, a refused connect, a
+# disconnect nobody asked for or a drop counter that moved fails the run. Part 2: xbrd stops and the same workload runs through the kernel's
 # xen-netback and a kernel bridge, so that the xbr/kernel throughput ratio comes from one VM run.
 #
 # Needs in dom0 (run-xbr.sh puts them there): /usr/sbin/xbrd, /usr/sbin/xbrctl,
@@ -55,6 +58,73 @@ port_gone() { ! xbr_has_port "$1"; }
 port_forwarding() { for p in "$@"; do [ "$(xbr_port_state "$p")" = forwarding ] || return 1; done; }
 no_holdings() { [ "$(xbr_maps)" = 0 ] && [ "$(xbr_evtchns)" = 0 ]; }
 
+# xbr_unexpected_drops — "port:counter=N" for every drop counter of every port that should
+# never move on this rig: frames lost by the bridge or by netback (runts, bad sources, the
+# port's own drops, full BPDU queues, MTU, a full TX, bad/spoofed/bad-offload frames from a
+# guest, frames to a guest without buffers, unsegmented GSO, too big). Not counted: STP's
+# discarding and link-local drops, and frames whose destination is their ingress port
+# (filtered): the bridge is meant to drop those.
+xbr_unexpected_drops() {
+    xbrctl stats xenbr0 2>/dev/null | awk '
+        NF >= 3 && ($2 == "afpacket" || $2 == "tap" || $2 == "netback") { port = $1; next }
+        /rx drops:|tx drops:|from-guest|to-guest/ {
+            for (i = 1; i < NF; i++) {
+                k = $i; v = $(i + 1)
+                if (k == "dropped" || v !~ /^[0-9]+$/) continue
+                if ($0 ~ /tx drops:/ && k == "full") k = "tx-full"
+                if (k ~ /^(runt|bad-source|port|bpdu-queue|mtu|tx-full|bad|spoofed|bad-offload|no-buffers|gso-unsupported|too-big)$/ && v > 0)
+                    printf "%s:%s=%s\n", port, k, v
+            }
+        }'
+}
+# xbr_new_drops — what xbr_unexpected_drops shows beyond the last call's figures (the same
+# port and counter; a port that is new starts from 0), as "port:counter=+N ".
+XBR_DROPS_SEEN=$XBRVM_RUN/drops.seen
+xbr_new_drops() {
+    mkdir -p $XBRVM_RUN; touch $XBR_DROPS_SEEN
+    xbr_unexpected_drops > $XBR_DROPS_SEEN.now
+    awk -F= 'NR == FNR { seen[$1] = $2; next } $2 - seen[$1] > 0 { printf "%s=+%d ", $1, $2 - seen[$1] }' \
+        $XBR_DROPS_SEEN $XBR_DROPS_SEEN.now
+    mv $XBR_DROPS_SEEN.now $XBR_DROPS_SEEN
+}
+# The same for the kernel's tx_dropped of every interface (a send the kernel refused).
+XBR_KDROPS_SEEN=$XBRVM_RUN/kdrops.seen
+xbr_new_kernel_drops() {
+    mkdir -p $XBRVM_RUN; touch $XBR_KDROPS_SEEN
+    for v in /sys/class/net/*/statistics/tx_dropped; do
+        n=${v#/sys/class/net/}; echo "${n%%/*}=$(cat $v)"
+    done > $XBR_KDROPS_SEEN.now
+    awk -F= 'NR == FNR { seen[$1] = $2; next } $2 - seen[$1] > 0 { printf "%s:tx_dropped=+%d ", $1, $2 - seen[$1] }' \
+        $XBR_KDROPS_SEEN $XBR_KDROPS_SEEN.now
+    mv $XBR_KDROPS_SEEN.now $XBR_KDROPS_SEEN
+}
+# xbr_check NAME [VIF...] — RESULT xbr.clean-NAME: since the last check xbrd logged no error
+# (<3>), no protocol violation and no refused connect, disconnected no vif but the VIFs named
+# (the step's planned lifecycle), and no drop counter above moved; netback counts no violation.
+# A failure also shows which interfaces' kernel tx_dropped moved.
+XBR_LOG_MARK=0
+xbr_check() {
+    local name=$1 total new bad="" v disc drops kdrops viol; shift
+    total=$(wc -l < $XBRD_LOG)
+    new=$(tail -n +$((XBR_LOG_MARK + 1)) $XBRD_LOG | head -n $((total - XBR_LOG_MARK)))
+    XBR_LOG_MARK=$total
+    bad=$(echo "$new" | grep -E '^<[0-3]>|protocol violation|cannot connect' | head -3 | tr '\n' ' ')
+    disc=$(echo "$new" | sed -n 's/.*netback: \(vif[0-9.]*\) disconnected.*/\1/p' | tr '\n' ' ')
+    for v in $disc; do
+        case " $* " in *" $v "*) ;; *) bad="$bad unplanned disconnect of $v;" ;; esac
+    done
+    drops=$(xbr_new_drops) kdrops=$(xbr_new_kernel_drops)
+    viol=$(xbrctl vif show 2>/dev/null | sed -n 's/^netback: violations \([0-9]*\).*/\1/p')
+    [ "${viol:-x}" = 0 ] || bad="$bad netback violations ${viol:-?};"
+    [ -z "$drops" ] || bad="$bad drops: $drops"
+    if [ -z "$bad" ]; then
+        result xbr.clean-$name PASS "$(echo "$new" | grep -c .) new log lines, disconnects: ${disc:-none}(planned: ${*:-none}), no drop counter moved"
+    else
+        result xbr.clean-$name FAIL "$bad${kdrops:+ kernel: $kdrops}"
+        xbrctl stats xenbr0; echo "$new" | tail -20
+    fi
+}
+
 expect xbr.no-kernel-netback xbr.xbrd-up xbr.dom0-ping-host
 DP=xbr; wl_expect
 expect xbr.gso-end-to-end xbr.ping-mtu xbr.ping-fragmented \
@@ -62,7 +132,11 @@ expect xbr.gso-end-to-end xbr.ping-mtu xbr.ping-fragmented \
        xbr.reboot-port-back xbr.reboot-traffic xbr.holdings-after-lifecycle \
        xbr.restart-pickup xbr.restart-guests-untouched xbr.restart-traffic \
        xbr.loop-refused xbr.loop-blocked xbr.loop-no-storm \
-       xbr.holdings-released xbr.xbrd-stop
+       xbr.holdings-released xbr.xbrd-stop \
+       xbr.ping6-gA-gB xbr.ping6-gB-host xbr.tcp6-gA-gB xbr.tcp6-gB-host \
+       xbr.net-detach-port-leaves xbr.net-detach-released xbr.net-attach-port-back \
+       xbr.net-attach-ping xbr.net-attach-tcp xbr.net-attach-holdings \
+       xbr.clean-workload xbr.clean-lifecycle xbr.clean-restart xbr.clean-end
 DP=kernel; wl_expect; expect kernel.dom0-bridge kernel.dom0-ping-host
 
 # ---- part 1: xbr ------------------------------------------------------------------------------
@@ -104,6 +178,16 @@ fi
 wl_ping_check xbr.ping-mtu gA $WL_B_IP "-s 1472"          # 1500-byte IP packets, unfragmented
 wl_ping_check xbr.ping-fragmented gA $WL_HOST "-s 4000"   # 3 fragments each way, via peth0
 
+# IPv6: neighbour discovery (multicast through the bridge), ICMPv6 and TCP with the stock
+# netfront's IPv6 checksum and TSO offloads, guest to guest and to the host through peth0.
+wl_ping_check xbr.ping6-gA-gB gA $WL_B_IP6
+wl_ping_check xbr.ping6-gB-host gB $WL_HOST6
+TCP_REPEAT_SAVED=$TCP_REPEAT TCP_REPEAT=1
+wl_tcp_guest gA gB $WL_B_IP6 tcp6-gA-gB
+wl_tcp_host gB $WL_HOST6 tcp6-gB-host
+TCP_REPEAT=$TCP_REPEAT_SAVED
+xbr_check workload
+
 # What a healthy xbrd holds with both guests up: 2 mappings and 2 bindings per queue.
 nq=$(xbr_queues) maps0=$(xbr_maps) ev0=$(xbr_evtchns)
 if [ "$nq" -gt 0 ] && [ "$maps0" = $((2 * nq)) ] && [ "$ev0" = $((2 * nq)) ]; then
@@ -136,6 +220,7 @@ fi
 
 # -- lifecycle: gA reboots itself; xl (on_reboot=restart) builds a new domain
 dA=$(guest_domid gA) || dA=none
+dA_old=$dA
 gexec gA 20 "(sleep 1; reboot -f) >/dev/null 2>&1 &"
 _new_gA() { d=$(xl domid gA 2>/dev/null) && [ -n "$d" ] && [ "$d" != "$dA" ]; }
 if wait_for 90 _new_gA && guest_refresh_domid gA && guest_wait_ready gA 120; then
@@ -159,6 +244,42 @@ else
     result xbr.holdings-after-lifecycle FAIL "$(xbr_holdings); before: gntdev maps $maps0, evtchn bindings $ev0"
 fi
 
+# -- toolstack lifecycle: xl network-detach and network-attach of gA's running vif
+dA=$(guest_domid gA) || dA=none
+maps1=$(xbr_maps) ev1=$(xbr_evtchns)
+nqA=$(xbrctl show xenbr0 | awk -v p=vif$dA.0 '$1 == p { f = 1; next } f && /queues/ { sub(/.*queues /, ""); print $1; exit }')
+_detached() { port_gone vif$dA.0 && ! xenstore-read /local/domain/0/backend/vif/$dA/0/state >/dev/null 2>&1; }
+if [ "$dA" != none ] && timeout 60 xl network-detach gA 0 > /var/log/xen/xl-detach.log 2>&1 && wait_for 30 _detached; then
+    result xbr.net-detach-port-leaves PASS "xl network-detach gA 0: vif$dA.0 left xenbr0, backend directory gone"
+else
+    result xbr.net-detach-port-leaves FAIL "vif$dA.0: $(xbr_port_line vif$dA.0); $(tail -3 /var/log/xen/xl-detach.log | tr '\n' ' ')"
+fi
+_released() { [ "$(xbr_maps)" = $((maps1 - 2 * ${nqA:-0})) ] && [ "$(xbr_evtchns)" = $((ev1 - 2 * ${nqA:-0})) ]; }
+if [ -n "$nqA" ] && wait_for 10 _released; then
+    result xbr.net-detach-released PASS "gA's $nqA queue(s) released: $(xbr_holdings) (was $maps1 / $ev1)"
+else
+    result xbr.net-detach-released FAIL "gA had ${nqA:-?} queue(s); now $(xbr_holdings), before $maps1 / $ev1"
+fi
+gexec gA 20 "ls /sys/class/net"; say "gA's interfaces after the detach: $(echo $GOUT)"
+_attached() { xbr_has_port vif$dA.0 && xs_is /local/domain/0/backend/vif/$dA/0/state 4; }
+# (xl network-attach takes the vif spec as separate KEY=VALUE arguments)
+if timeout 60 xl network-attach gA mac=$WL_A_MAC bridge=xenbr0 script=vif-xbr > /var/log/xen/xl-attach.log 2>&1 \
+   && wait_for 30 _attached && gexec gA 60 "xbr-ifup"; then
+    result xbr.net-attach-port-back PASS "xl network-attach: vif$dA.0 on xenbr0 again, $(xbr_port_line vif$dA.0 | awk '{print $3}'); guest: $GOUT"
+else
+    result xbr.net-attach-port-back FAIL "vif$dA.0: $(xbr_port_line vif$dA.0); guest: $GOUT; $(tail -3 /var/log/xen/xl-attach.log | tr '\n' ' ')"
+fi
+wait_for 15 port_forwarding vif$dA.0
+wl_ping_check xbr.net-attach-ping gA $WL_B_IP
+wl_payloads        # gA and gB are new domains since the first transfers: new payloads
+TCP_REPEAT=1 wl_tcp_guest gA gB $WL_B_IP net-attach-tcp; TCP_REPEAT=$TCP_REPEAT_SAVED
+if [ "$(xbr_maps)" = "$maps1" ] && [ "$(xbr_evtchns)" = "$ev1" ]; then
+    result xbr.net-attach-holdings PASS "$(xbr_holdings), as before the detach"
+else
+    result xbr.net-attach-holdings FAIL "$(xbr_holdings); before the detach: $maps1 / $ev1"
+fi
+xbr_check lifecycle vif$dB.0 vif$dA_old.0 vif$dA.0
+
 # -- xbrd killed with SIGKILL under running guests, started again
 # (gexec must run in this shell, not in $(...): it counts its requests)
 gexec gA 20 "cat /sys/class/net/eth0/carrier_changes"; cc0=$GOUT
@@ -175,6 +296,10 @@ else
 fi
 wait_for 15 port_forwarding peth0
 wl_ping_check xbr.restart-traffic gA $WL_B_IP
+XBR_LOG_MARK=$(grep -n 'xbrd .*worker(s), control socket' $XBRD_LOG | tail -1 | cut -d: -f1)
+XBR_LOG_MARK=$((XBR_LOG_MARK - 1))   # the new xbrd's log from its first line
+: > $XBR_DROPS_SEEN                   # and its counters from zero
+xbr_check restart
 fe_states=""
 for g in $WL_UP; do fe_states="$fe_states $g:$(xenstore-read /local/domain/$(guest_domid $g)/device/vif/0/state)"; done
 gexec gA 20 "cat /sys/class/net/eth0/carrier_changes"; cc1=$GOUT
@@ -221,6 +346,7 @@ fi
 for p in eth0 vif0.0 probe count; do xbrctl del-port xenbr0 $p; done
 ip link del eth0; ip link del probe; ip link del count
 
+xbr_check end
 [ $XBRVM_FAILS -gt 0 ] && { dump_diag; xbrctl show; tail -30 $XBRD_LOG; }
 wl_destroy
 metric xbr.workload.secs "$(awk -v a="$t_run" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }')" s

@@ -59,6 +59,7 @@ struct nf_queue {
     uint16_t tx_free[NF_TX_RING_SIZE];
     unsigned tx_nfree;
     bool tx_inflight[NF_TX_RING_SIZE];
+    int16_t tx_status[NF_TX_RING_SIZE];      /* last response per id */
     uint8_t *rx_pages;                       /* NF_RX_RING_SIZE pages */
     uint32_t rx_refs[NF_RX_RING_SIZE];
     unsigned rx_target;
@@ -80,6 +81,13 @@ struct netfront {
     unsigned nq;
     struct nf_queue q[NETFRONT_MAX_QUEUES];
     unsigned rx_rr;
+    /* control ring and multicast control */
+    bool be_ctrl, be_mcast;
+    void *ctrl_sring, *ctrl_data;
+    uint32_t ctrl_ref, ctrl_data_ref;
+    evtchn_port_t ctrl_port;
+    xen_netif_ctrl_front_ring_t ctrl;
+    uint16_t ctrl_id;
     bool connected, broken;
     struct netfront_stats st;
     /* A guest's RX path never waits for its TX path: frames that arrive while
@@ -321,6 +329,16 @@ static const struct {
     [NF_ATTACK_VANISH] = {"vanish",
         "the domain dies without closing: grants revoked, ports closed, xenstore home removed, "
         "@releaseDomain"},
+    [NF_ATTACK_FOREIGN_EVTCHN] = {"foreign-evtchn",
+        "event channels offered to the guest's own domain, not the backend: the backend "
+        "cannot bind them and must refuse the vif"},
+    [NF_ATTACK_XS_WRITE_LOOP] = {"xs-write-loop",
+        "after connecting, write the frontend's state node (same value), nodes below it and "
+        "other keys of its directory in a loop for N ms (default 3000) (XSA-349 class)"},
+    [NF_ATTACK_CTRL_REQ_PROD_JUMP] = {"ctrl-req-prod-jump",
+        "control ring req_prod moved 2 rings ahead (needs --ctrl-ring): fatal"},
+    [NF_ATTACK_CTRL_FLOOD] = {"ctrl-flood",
+        "keep the control ring full of requests for N ms (default 2000) (needs --ctrl-ring)"},
 };
 
 const char *netfront_attack_name(enum netfront_attack a)
@@ -406,12 +424,14 @@ static int queue_setup(struct netfront *nf, struct nf_queue *q, unsigned id, boo
     q->tx_nfree = NF_TX_RING_SIZE;
     q->rx_target = nf->o.rx_buffers ? XBR_MIN(nf->o.rx_buffers, NF_RX_RING_SIZE)
                                     : NF_RX_RING_SIZE;
-    port = xenevtchn_bind_unbound_port(nf->ev, nf->be_domid);
+    /* foreign-evtchn: ports the backend's domain may not bind. */
+    uint32_t evdom = nf->o.attack == NF_ATTACK_FOREIGN_EVTCHN ? nf->domid : nf->be_domid;
+    port = xenevtchn_bind_unbound_port(nf->ev, evdom);
     if (port < 0)
         goto fail;
     q->port_tx = q->port_rx = (evtchn_port_t)port;
     if (split) {
-        port = xenevtchn_bind_unbound_port(nf->ev, nf->be_domid);
+        port = xenevtchn_bind_unbound_port(nf->ev, evdom);
         if (port < 0)
             goto fail;
         q->port_rx = (evtchn_port_t)port;
@@ -512,6 +532,7 @@ static void tx_gc(struct netfront *nf, struct nf_queue *q)
                 continue;
             }
             q->tx_inflight[rsp.id] = false;
+            q->tx_status[rsp.id] = rsp.status;
             q->tx_free[q->tx_nfree++] = rsp.id;
             if (rsp.status == NETIF_RSP_OKAY)
                 nf->st.tx_rsp_okay++;
@@ -566,10 +587,13 @@ static void rx_backlog_fill(struct netfront *nf)
 
 /* ---- open / connect / close -------------------------------------------- */
 
+static void ctrl_teardown(struct netfront *nf);
+
 static void nf_free(struct netfront *nf)
 {
     if (!nf)
         return;
+    ctrl_teardown(nf);
     for (unsigned i = 0; i < NETFRONT_MAX_QUEUES; i++)
         if (nf->q[i].set_up)
             queue_teardown(nf, &nf->q[i]);
@@ -719,6 +743,50 @@ static void remove_stale_keys(struct netfront *nf, xs_transaction_t t)
     }
 }
 
+/* The control ring's keys, request-multicast-control, then the caller's
+ * hostile overrides; in the handshake transaction. */
+static int publish_ctrl(struct netfront *nf, xs_transaction_t t)
+{
+    int r = 0;
+
+    xs_rmf(nf->xs, t, "%s/ctrl-ring-ref", nf->fe_path);
+    xs_rmf(nf->xs, t, "%s/event-channel-ctrl", nf->fe_path);
+    xs_rmf(nf->xs, t, "%s/request-multicast-control", nf->fe_path);
+    if (nf->ctrl_sring) {
+        r = xs_printf(nf->xs, t, nf->fe_path, "ctrl-ring-ref", "%u", nf->ctrl_ref);
+        if (!r)
+            r = xs_printf(nf->xs, t, nf->fe_path, "event-channel-ctrl", "%u", nf->ctrl_port);
+    }
+    if (!r && nf->o.mcast_control && nf->be_mcast)
+        r = xs_printf(nf->xs, t, nf->fe_path, "request-multicast-control", "1");
+    for (unsigned i = 0; !r && i < nf->o.n_xs_overrides; i++) {
+        const char *kv = nf->o.xs_overrides[i], *eq = strchr(kv, '=');
+        char path[512];
+        if (!eq) {
+            xs_rmf(nf->xs, t, "%s/%s", nf->fe_path, kv);
+            continue;
+        }
+        if (snprintf(path, sizeof(path), "%s/%.*s", nf->fe_path, (int)(eq - kv), kv) >=
+            (int)sizeof(path))
+            return -ENAMETOOLONG;
+        /* "KEY=@OTHER": the value just written for OTHER (a ring ref given
+         * twice, say). */
+        char *ref = NULL;
+        if (eq[1] == '@') {
+            char other[512];
+            unsigned len;
+            (void)snprintf(other, sizeof(other), "%s/%s", nf->fe_path, eq + 2);
+            if (!(ref = xs_read(nf->xs, t, other, &len)))
+                return -ENOENT;
+        }
+        const char *val = ref ? ref : eq + 1;
+        if (!xs_write(nf->xs, t, path, val, (unsigned)strlen(val)))
+            r = -(errno ? errno : EIO);
+        free(ref);
+    }
+    return r;
+}
+
 /* talk_to_netback(): all keys in one transaction, retried on EAGAIN. */
 static int publish(struct netfront *nf)
 {
@@ -757,6 +825,8 @@ static int publish(struct netfront *nf)
         if (!r)
             r = xs_printf(nf->xs, t, nf->fe_path, "feature-ipv6-csum-offload", "%d",
                           !nf->o.no_csum_offload);
+        if (!r)
+            r = publish_ctrl(nf, t);
         if (r) {
             (void)xs_transaction_end(nf->xs, t, true);
             return r;
@@ -768,6 +838,8 @@ static int publish(struct netfront *nf)
     }
     return -EAGAIN;
 }
+
+static int ctrl_setup(struct netfront *nf);
 
 int netfront_connect(struct netfront *nf)
 {
@@ -812,8 +884,12 @@ int netfront_connect(struct netfront *nf)
     nf->be_sg = xs_read_uint(nf->xs, nf->be_path, "feature-sg", 0);
     nf->be_gso4 = xs_read_uint(nf->xs, nf->be_path, "feature-gso-tcpv4", 0);
     nf->be_gso6 = xs_read_uint(nf->xs, nf->be_path, "feature-gso-tcpv6", 0);
+    nf->be_ctrl = xs_read_uint(nf->xs, nf->be_path, "feature-ctrl-ring", 0);
+    nf->be_mcast = xs_read_uint(nf->xs, nf->be_path, "feature-multicast-control", 0);
     nq = XBR_MIN(nf->o.queues, XBR_MAX(nf->be_max_queues, 1u));
     if ((r = setup_queues(nf, nq, nf->be_split)) < 0)
+        return r;
+    if (nf->o.ctrl_ring && nf->be_ctrl && (r = ctrl_setup(nf)) < 0)
         return r;
     if ((r = publish(nf)) < 0)
         return r;
@@ -1123,6 +1199,9 @@ static ssize_t rx_take(struct netfront *nf, struct nf_queue *q, uint8_t *buf, si
     bool bad = false, err = false;
     uint8_t gso_type = 0;
     uint16_t gso_size = 0;
+    int hash_type = -1;
+    uint8_t hash_alg = 0;
+    uint32_t hash = 0;
 
     prod = __atomic_load_n(&q->rx.sring->rsp_prod, __ATOMIC_ACQUIRE);
     if (prod == cons)
@@ -1146,6 +1225,11 @@ static ssize_t rx_take(struct netfront *nf, struct nf_queue *q, uint8_t *buf, si
             if (ex.type == XEN_NETIF_EXTRA_TYPE_GSO) {
                 gso_type = ex.u.gso.type;
                 gso_size = ex.u.gso.size;
+            } else if (ex.type == XEN_NETIF_EXTRA_TYPE_HASH) {
+                hash_type = ex.u.hash.type;
+                hash_alg = ex.u.hash.algorithm;
+                hash = (uint32_t)ex.u.hash.value[0] | (uint32_t)ex.u.hash.value[1] << 8 |
+                       (uint32_t)ex.u.hash.value[2] << 16 | (uint32_t)ex.u.hash.value[3] << 24;
             } else if (ex.type == XEN_NETIF_EXTRA_TYPE_NONE ||
                        ex.type >= XEN_NETIF_EXTRA_TYPE_MAX) {
                 bad = true;
@@ -1203,6 +1287,9 @@ static ssize_t rx_take(struct netfront *nf, struct nf_queue *q, uint8_t *buf, si
         info->gso_size = gso_size;
         info->slots = slots;
         info->len = total;
+        info->hash_type = hash_type;
+        info->hash_alg = hash_alg;
+        info->hash = hash;
     }
     return (ssize_t)total;
 }
@@ -1453,6 +1540,9 @@ static int attack_packet(struct netfront *nf)
     return 0;
 }
 
+static int xs_write_loop(struct netfront *nf);
+static int ctrl_attack(struct netfront *nf);
+
 int netfront_run_attack(struct netfront *nf)
 {
     struct nf_queue *q;
@@ -1497,6 +1587,13 @@ int netfront_run_attack(struct netfront *nf)
     case NF_ATTACK_VANISH:
         netfront_vanish(nf);
         return 0;
+    case NF_ATTACK_FOREIGN_EVTCHN:
+        return 0; /* the handshake itself */
+    case NF_ATTACK_XS_WRITE_LOOP:
+        return xs_write_loop(nf);
+    case NF_ATTACK_CTRL_REQ_PROD_JUMP:
+    case NF_ATTACK_CTRL_FLOOD:
+        return ctrl_attack(nf);
     default:
         return attack_packet(nf);
     }
@@ -1815,4 +1912,295 @@ int netfront_test_frame_check(const uint8_t *buf, size_t len, uint32_t *seq)
     if (seq)
         *seq = get_be32(buf + off + 4);
     return 0;
+}
+
+/* ---- control ring, multicast control, xenstore misbehaviour --------------- */
+
+#define NF_CTRL_WAIT_MS 2000
+
+static int ctrl_setup(struct netfront *nf)
+{
+    int port;
+
+    nf->ctrl_sring = xengntshr_share_pages(nf->gs, nf->be_domid, 1, &nf->ctrl_ref, 1);
+    /* The key and mapping tables: a page the backend may only read. */
+    nf->ctrl_data = xengntshr_share_pages(nf->gs, nf->be_domid, 1, &nf->ctrl_data_ref, 0);
+    if (!nf->ctrl_sring || !nf->ctrl_data)
+        goto fail;
+    SHARED_RING_INIT((xen_netif_ctrl_sring_t *)nf->ctrl_sring);
+    FRONT_RING_INIT(&nf->ctrl, (xen_netif_ctrl_sring_t *)nf->ctrl_sring, NF_PAGE);
+    port = xenevtchn_bind_unbound_port(nf->ev, nf->be_domid);
+    if (port < 0)
+        goto fail;
+    nf->ctrl_port = (evtchn_port_t)port;
+    return 0;
+fail:
+    port = -(errno ? errno : EIO);
+    ctrl_teardown(nf);
+    return port;
+}
+
+static void ctrl_teardown(struct netfront *nf)
+{
+    if (nf->ctrl_port)
+        (void)xenevtchn_unbind(nf->ev, nf->ctrl_port);
+    if (nf->ctrl_sring)
+        (void)xengntshr_unshare(nf->gs, nf->ctrl_sring, 1);
+    if (nf->ctrl_data)
+        (void)xengntshr_unshare(nf->gs, nf->ctrl_data, 1);
+    nf->ctrl_port = 0;
+    nf->ctrl_sring = nf->ctrl_data = NULL;
+}
+
+bool netfront_has_ctrl(const struct netfront *nf)
+{
+    return nf && nf->ctrl_sring && nf->connected;
+}
+
+int netfront_ctrl_page(struct netfront *nf, const void *data, size_t len, uint32_t *ref)
+{
+    if (!netfront_has_ctrl(nf))
+        return -ENOTSUP;
+    if (len > NF_PAGE)
+        return -EINVAL;
+    memset(nf->ctrl_data, 0, NF_PAGE);
+    memcpy(nf->ctrl_data, data, len);
+    *ref = nf->ctrl_data_ref;
+    return 0;
+}
+
+/* Posts one request (no wait). */
+static void ctrl_post(struct netfront *nf, uint16_t id, uint16_t type, uint32_t d0, uint32_t d1,
+                      uint32_t d2)
+{
+    struct xen_netif_ctrl_request *req = RING_GET_REQUEST(&nf->ctrl, nf->ctrl.req_prod_pvt);
+    int notify;
+
+    req->id = id;
+    req->type = type;
+    req->data[0] = d0;
+    req->data[1] = d1;
+    req->data[2] = d2;
+    nf->ctrl.req_prod_pvt++;
+    nf->st.ctrl_requests++;
+    RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&nf->ctrl, notify);
+    if (notify)
+        notify_port(nf, nf->ctrl_port);
+}
+
+int netfront_ctrl(struct netfront *nf, uint16_t type, uint32_t d0, uint32_t d1, uint32_t d2,
+                  uint32_t *data)
+{
+    uint64_t deadline = xbr_now_ms() + NF_CTRL_WAIT_MS;
+    uint16_t id;
+
+    if (!netfront_has_ctrl(nf))
+        return -ENOTSUP;
+    if (RING_FULL(&nf->ctrl))
+        return -EBUSY;
+    id = ++nf->ctrl_id;
+    ctrl_post(nf, id, type, d0, d1, d2);
+    for (;;) {
+        RING_IDX prod = __atomic_load_n(&nf->ctrl.sring->rsp_prod, __ATOMIC_ACQUIRE);
+        if (prod - nf->ctrl.rsp_cons > RING_SIZE(&nf->ctrl)) {
+            nf->broken = true;
+            return -EPROTO;
+        }
+        while (nf->ctrl.rsp_cons != prod) {
+            struct xen_netif_ctrl_response rsp;
+            RING_COPY_RESPONSE(&nf->ctrl, nf->ctrl.rsp_cons, &rsp);
+            nf->ctrl.rsp_cons++;
+            nf->st.ctrl_responses++;
+            if (rsp.id == id) {
+                if (rsp.type != type)
+                    return -EPROTO;
+                if (data)
+                    *data = rsp.data;
+                return (int)rsp.status;
+            }
+        }
+        if (now_ms_left(deadline) == 0)
+            return -ETIMEDOUT;
+        (void)wait_events(nf, XBR_MIN(now_ms_left(deadline), 10));
+        rx_backlog_fill(nf);
+    }
+}
+
+int netfront_set_toeplitz(struct netfront *nf, const uint8_t *key, unsigned keylen,
+                          uint32_t flags, const uint32_t *mapping, unsigned n,
+                          uint16_t *failed_type)
+{
+    uint32_t ref, data = 0;
+    int r;
+#define NF_CTRL_STEP(type_, d0_, d1_, d2_)                                       \
+    do {                                                                         \
+        r = netfront_ctrl(nf, (type_), (d0_), (d1_), (d2_), &data);              \
+        if (r != XEN_NETIF_CTRL_STATUS_SUCCESS) {                                \
+            if (failed_type)                                                     \
+                *failed_type = (type_);                                          \
+            return r < 0 ? r : -EPROTO;                                          \
+        }                                                                        \
+    } while (0)
+
+    NF_CTRL_STEP(XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM, XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ,
+                 0, 0);
+    NF_CTRL_STEP(XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS, 0, 0, 0);
+    if ((flags & data) != flags) {
+        if (failed_type)
+            *failed_type = XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS;
+        return -EPROTO;
+    }
+    NF_CTRL_STEP(XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS, flags, 0, 0);
+    if ((r = netfront_ctrl_page(nf, key, keylen, &ref)) < 0)
+        return r;
+    NF_CTRL_STEP(XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, ref, keylen, 0);
+    if (n) {
+        NF_CTRL_STEP(XEN_NETIF_CTRL_TYPE_GET_HASH_MAPPING_SIZE, 0, 0, 0);
+        if (data < n) {
+            if (failed_type)
+                *failed_type = XEN_NETIF_CTRL_TYPE_GET_HASH_MAPPING_SIZE;
+            return -EPROTO;
+        }
+        NF_CTRL_STEP(XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING_SIZE, n, 0, 0);
+        if ((r = netfront_ctrl_page(nf, mapping, n * sizeof(uint32_t), &ref)) < 0)
+            return r;
+        NF_CTRL_STEP(XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, ref, n, 0);
+    }
+#undef NF_CTRL_STEP
+    return 0;
+}
+
+bool netfront_mcast_filtering(const struct netfront *nf)
+{
+    return nf && nf->o.mcast_control && nf->be_mcast;
+}
+
+int netfront_mcast(struct netfront *nf, bool add, const uint8_t mac[6], int16_t *status)
+{
+    struct nf_queue *q;
+    struct nf_slot plan[2];
+    uint64_t deadline;
+    uint16_t id;
+    int r;
+
+    if (!nf || !nf->connected || !nf->nq)
+        return -ENOTCONN;
+    q = &nf->q[0];
+    if ((r = tx_wait_space(nf, q, 2, 1)) < 0)
+        return r;
+    id = q->tx_free[--q->tx_nfree];
+    /* A dummy request: no data, one extra slot (netif.h). */
+    memset(plan, 0, sizeof(plan));
+    plan[0].id = id;
+    plan[0].gref = q->tx_refs[id];
+    plan[0].flags = NETTXF_extra_info;
+    plan[1].extra = true;
+    plan[1].id = -1;
+    plan[1].ex.type = add ? XEN_NETIF_EXTRA_TYPE_MCAST_ADD : XEN_NETIF_EXTRA_TYPE_MCAST_DEL;
+    memcpy(plan[1].ex.u.mcast.addr, mac, 6);
+    commit_plan(nf, q, plan, 2, true);
+    deadline = xbr_now_ms() + NF_SEND_WAIT_MS;
+    while (q->tx_inflight[id]) {
+        tx_gc(nf, q);
+        if (nf->broken)
+            return -EPROTO;
+        if (!q->tx_inflight[id])
+            break;
+        if (now_ms_left(deadline) == 0)
+            return -ETIMEDOUT;
+        (void)wait_events(nf, XBR_MIN(now_ms_left(deadline), 10));
+        rx_backlog_fill(nf);
+    }
+    *status = q->tx_status[id];
+    return 0;
+}
+
+/* xs-write-loop: what a guest can do to its own xenstore directory, as fast
+ * as xenstore takes it: rewrite "state" with the value it has (a watch fires
+ * on every write), create and rewrite nodes below it, and write other keys.
+ * Everything it created is removed at the end; the vif stays Connected. */
+static int xs_write_loop(struct netfront *nf)
+{
+    uint64_t end = xbr_now_ms() + (nf->o.attack_arg ? nf->o.attack_arg : 3000);
+    char path[256], val[16];
+    int r = 0;
+
+    for (unsigned i = 0; xbr_now_ms() < end; i++) {
+        unsigned k = i % 32;
+        switch (i % 3) {
+        case 0:
+            (void)snprintf(path, sizeof(path), "%s/state", nf->fe_path);
+            (void)snprintf(val, sizeof(val), "%d", XenbusStateConnected);
+            break;
+        case 1:
+            (void)snprintf(path, sizeof(path), "%s/state/xbr-junk-%u", nf->fe_path, k);
+            (void)snprintf(val, sizeof(val), "%u", i);
+            break;
+        default:
+            (void)snprintf(path, sizeof(path), "%s/xbr-junk-%u", nf->fe_path, k);
+            (void)snprintf(val, sizeof(val), "%u", i);
+            break;
+        }
+        if (!xs_write(nf->xs, XBT_NULL, path, val, (unsigned)strlen(val))) {
+            r = -(errno ? errno : EIO);
+            break;
+        }
+        nf->st.xs_writes++;
+        if ((i & 255) == 0) { /* keep the rings serviced meanwhile */
+            gc_all(nf);
+            rx_backlog_fill(nf);
+        }
+    }
+    for (unsigned k = 0; k < 32; k++) {
+        xs_rmf(nf->xs, XBT_NULL, "%s/state/xbr-junk-%u", nf->fe_path, k);
+        xs_rmf(nf->xs, XBT_NULL, "%s/xbr-junk-%u", nf->fe_path, k);
+    }
+    return r;
+}
+
+static int ctrl_attack(struct netfront *nf)
+{
+    if (!netfront_has_ctrl(nf))
+        return -ENOTSUP;
+    if (nf->o.attack == NF_ATTACK_CTRL_REQ_PROD_JUMP) {
+        __atomic_store_n(&nf->ctrl.sring->req_prod,
+                         nf->ctrl.rsp_cons + 2 * RING_SIZE(&nf->ctrl), __ATOMIC_RELEASE);
+        notify_port(nf, nf->ctrl_port);
+        (void)wait_events(nf, 50);
+        return 0;
+    }
+    /* ctrl-flood: keep every free slot filled with a cheap request. */
+    uint64_t end = xbr_now_ms() + (nf->o.attack_arg ? nf->o.attack_arg : 2000);
+    while (xbr_now_ms() < end) {
+        RING_IDX prod = __atomic_load_n(&nf->ctrl.sring->rsp_prod, __ATOMIC_ACQUIRE);
+        if (prod - nf->ctrl.rsp_cons > RING_SIZE(&nf->ctrl))
+            return -EPROTO;
+        nf->st.ctrl_responses += prod - nf->ctrl.rsp_cons;
+        nf->ctrl.rsp_cons = prod;
+        while (!RING_FULL(&nf->ctrl))
+            ctrl_post(nf, ++nf->ctrl_id, XEN_NETIF_CTRL_TYPE_GET_HASH_MAPPING_SIZE, 0, 0, 0);
+        notify_port(nf, nf->ctrl_port);
+        drain_events(nf);
+        gc_all(nf);
+        rx_backlog_fill(nf);
+    }
+    return 0;
+}
+
+int netfront_toolstack_set_backend(uint32_t backend_domid, uint32_t domid, uint32_t devid,
+                                   const char *key, const char *value)
+{
+    struct xs_handle *h = xs_open_as(0);
+    char path[256];
+    int r = 0;
+
+    if (!h)
+        return -(errno ? errno : EIO);
+    if (snprintf(path, sizeof(path), "/local/domain/%u/backend/vif/%u/%u/%s", backend_domid,
+                 domid, devid, key) >= (int)sizeof(path))
+        r = -ENAMETOOLONG;
+    else if (!xs_write(h, XBT_NULL, path, value, (unsigned)strlen(value)))
+        r = -(errno ? errno : EIO);
+    xs_close(h);
+    return r;
 }

@@ -16,7 +16,9 @@
  *              event-channel (or event-channel-tx/-rx), or
  *              multi-queue-num-queues and queue-N/..., plus request-rx-copy,
  *              feature-rx-notify, feature-sg, feature-gso-tcpv4/6,
- *              feature-ipv6-csum-offload, all in one transaction; switches
+ *              feature-ipv6-csum-offload (and with opts.ctrl_ring a control
+ *              ring, with opts.mcast_control request-multicast-control, then
+ *              opts.xs_overrides), all in one transaction; switches
  *              Initialising -> Connected directly (as Linux does); waits for
  *              the backend's Connected.
  *   TX         a frame of 14..65535 bytes becomes page-bounded slots (never more
@@ -87,6 +89,11 @@ enum netfront_attack {
     NF_ATTACK_NO_RX_BUFFERS,    /* no-rx-buffers */
     NF_ATTACK_EVTCHN_FLOOD,     /* evtchn-flood */
     NF_ATTACK_VANISH,           /* vanish */
+    /* xenstore and control-ring misbehaviour */
+    NF_ATTACK_FOREIGN_EVTCHN,   /* foreign-evtchn */
+    NF_ATTACK_XS_WRITE_LOOP,    /* xs-write-loop */
+    NF_ATTACK_CTRL_REQ_PROD_JUMP, /* ctrl-req-prod-jump */
+    NF_ATTACK_CTRL_FLOOD,       /* ctrl-flood */
     NF_ATTACK__COUNT
 };
 
@@ -104,6 +111,16 @@ struct netfront_opts {
     uint8_t mac[6];         /* ring-only mode; otherwise read from xenstore */
     enum netfront_attack attack;
     unsigned attack_arg;    /* attack-specific number, 0 = its default */
+    /* feature-ctrl-ring: grant a control ring (when the backend offers it). */
+    bool ctrl_ring;
+    /* feature-multicast-control: write request-multicast-control=1. */
+    bool mcast_control;
+    /* Hostile xenstore values: applied last in the handshake transaction,
+     * relative to the frontend directory: "KEY=VALUE" writes, "KEY=@OTHER"
+     * writes the value just written for OTHER, "KEY" alone removes. The
+     * strings must outlive netfront_connect(). */
+    const char *const *xs_overrides;
+    unsigned n_xs_overrides;
 };
 
 struct netfront_tx_opts {
@@ -124,6 +141,9 @@ struct netfront_rx_info {
     uint16_t gso_size;
     unsigned slots;         /* data responses the frame took */
     size_t len;             /* frame length (more than cap means truncated) */
+    int hash_type;          /* _XEN_NETIF_CTRL_HASH_TYPE_* of a HASH extra, or -1 */
+    uint8_t hash_alg;
+    uint32_t hash;          /* its value */
 };
 
 struct netfront_queue_info {
@@ -143,6 +163,8 @@ struct netfront_stats {
     uint64_t rx_dropped;    /* received but dropped: the backlog (512 frames kept while
                                the caller sends or polls instead of receiving) was full */
     uint64_t events, notifies;
+    uint64_t ctrl_requests, ctrl_responses; /* control ring */
+    uint64_t xs_writes;     /* xs-write-loop */
 };
 
 struct netfront;
@@ -175,6 +197,27 @@ int netfront_flush(struct netfront *nf, int timeout_ms);
  * this is a no-op; evtchn-flood floods for attack_arg ms. vanish destroys
  * the domain and FREES nf: do not use it afterwards. */
 int netfront_run_attack(struct netfront *nf);
+
+/* Control ring (opts.ctrl_ring and the backend's feature-ctrl-ring).
+ * netfront_ctrl: one request, waits up to 2 s for its response; returns its
+ * XEN_NETIF_CTRL_STATUS_* (>= 0, data in *data) or -errno (-ENOTSUP without
+ * a control ring). netfront_ctrl_page: copies len bytes (<= 4096) into the
+ * page granted read-only for SET_HASH_KEY / SET_HASH_MAPPING and gives its
+ * ref. netfront_set_toeplitz: what a Windows PV driver does to turn RSS on
+ * (algorithm, flags, key, mapping size and table); 0 or -EPROTO with the
+ * failed request's type in *failed_type. */
+bool netfront_has_ctrl(const struct netfront *nf);
+int netfront_ctrl(struct netfront *nf, uint16_t type, uint32_t d0, uint32_t d1, uint32_t d2,
+                  uint32_t *data);
+int netfront_ctrl_page(struct netfront *nf, const void *data, size_t len, uint32_t *ref);
+int netfront_set_toeplitz(struct netfront *nf, const uint8_t *key, unsigned keylen,
+                          uint32_t flags, const uint32_t *mapping, unsigned n,
+                          uint16_t *failed_type);
+/* Multicast control: an MCAST_ADD (add) or MCAST_DEL dummy request on TX
+ * queue 0; 0 with the backend's NETIF_RSP_* answer in *status, or -errno.
+ * Whether the backend filters: netfront_mcast_filtering(). */
+int netfront_mcast(struct netfront *nf, bool add, const uint8_t mac[6], int16_t *status);
+bool netfront_mcast_filtering(const struct netfront *nf);
 
 void netfront_get_stats(const struct netfront *nf, struct netfront_stats *st);
 unsigned netfront_num_queues(const struct netfront *nf);
@@ -219,5 +262,9 @@ int netfront_toolstack_attach(uint32_t backend_domid, uint32_t domid, uint32_t d
 int netfront_toolstack_detach(uint32_t backend_domid, uint32_t domid, uint32_t devid,
                               int timeout_ms);
 int netfront_toolstack_destroy_domain(uint32_t domid);
+/* The toolstack (dom0) writes KEY=VALUE into the vif's backend directory:
+ * for values only a broken or hostile toolstack would write. */
+int netfront_toolstack_set_backend(uint32_t backend_domid, uint32_t domid, uint32_t devid,
+                                   const char *key, const char *value);
 
 #endif

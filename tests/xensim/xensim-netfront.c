@@ -15,6 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The reference Toeplitz function of netif.h: the guest's own check of the
+ * hashes a backend hands it. */
+#define XEN_NETIF_DEFINE_TOEPLITZ
 #include <xen/io/netif.h>
 
 #include "netfront.h"
@@ -41,6 +44,10 @@ static const char usage_text[] =
     "  --no-split --no-sg --no-gso --no-csum   features not used / advertised\n"
     "  --timeout MS         handshake / close waits (default 10000)\n"
     "  --attack NAME[=N]    misbehave (list-attacks shows them)\n"
+    "  --ctrl-ring          provide a control ring (feature-ctrl-ring)\n"
+    "  --mcast-control      ask for multicast filtering (request-multicast-control)\n"
+    "  --xs-set KEY=VALUE   write KEY (below the frontend directory) last in the handshake\n"
+    "  --xs-rm KEY          remove KEY last in the handshake (both repeatable)\n"
     "commands:\n"
     "  attach [--backend-domid N] [--bridge NAME]   toolstack: create the vif in xenstore\n"
     "  detach [--backend-domid N]                   toolstack: remove it as libxl does\n"
@@ -48,8 +55,18 @@ static const char usage_text[] =
     "  connect [--hold SEC]        connect, stay SEC seconds (0: none; default: until\n"
     "                              SIGTERM/SIGINT), close\n"
     "  send --count N --size S|--size MIN:MAX [--dst MAC] [--gso MSS] [--slot-bytes B]\n"
-    "       [--first-offset O] [--interval-us U] [--queue Q]   send test frames\n"
-    "  recv --count N [--wait MS]  receive N test frames and check them (--wait: total, ms)\n"
+    "       [--first-offset O] [--interval-us U] [--queue Q] [--tcp] [--flows N]\n"
+    "                              send test frames (--tcp: TCP/IPv4 ones; --flows: N source\n"
+    "                              ports in turn)\n"
+    "  recv --count N [--wait MS] [--hash] [--mcast-add MAC] [--mcast-del MAC]\n"
+    "       [--mcast-fill N]       receive N test frames and check them (--wait: total, ms);\n"
+    "                              --hash: turn on Toeplitz (needs --ctrl-ring) and check each\n"
+    "                              frame's hash and queue; --mcast-*: subscribe / unsubscribe\n"
+    "                              (in order; --mcast-fill: N more addresses) and count frames\n"
+    "                              to groups not subscribed\n"
+    "  ctrl-check                  control-ring requests, valid and not, against Linux\n"
+    "                              netback's answers (needs --ctrl-ring)\n"
+    "  backend-set KEY VALUE [--backend-domid N]   toolstack: write the backend's KEY\n"
     "  echo [--count N] [--hold SEC] [--reflect]   answer ARP and ICMP echo for --ip\n"
     "       (until N answered, SEC passed, or SIGTERM);\n"
     "       --reflect also sends test frames back to their sender\n"
@@ -58,9 +75,12 @@ static const char usage_text[] =
     "                              close\n"
     "  list-attacks\n";
 
+#define CLI_MAX_XS 32
+
 struct cli {
     uint32_t domid, devid;
     struct netfront_opts o;
+    const char *xs[CLI_MAX_XS];
     uint8_t mac[6];
     bool have_mac;
     uint32_t ip;
@@ -93,11 +113,11 @@ static void print_stats(const char *cmd, const struct netfront_stats *st, const 
            " tx_rsp_okay %" PRIu64 " tx_rsp_error %" PRIu64 " tx_rsp_dropped %" PRIu64
            " tx_bad_rsp %" PRIu64 " rx %" PRIu64 " rx_bytes %" PRIu64 " rx_gso %" PRIu64
            " rx_errors %" PRIu64 " rx_bad %" PRIu64 " events %" PRIu64 " notifies %" PRIu64
-           "%s%s\n",
+           " ctrl_requests %" PRIu64 " ctrl_responses %" PRIu64 " xs_writes %" PRIu64 "%s%s\n",
            cmd, st->tx_packets, st->tx_bytes, st->tx_slots, st->tx_rsp_okay, st->tx_rsp_error,
            st->tx_rsp_dropped, st->tx_bad_rsp, st->rx_packets, st->rx_bytes, st->rx_gso,
-           st->rx_errors, st->rx_bad, st->events, st->notifies, extra ? " " : "",
-           extra ? extra : "");
+           st->rx_errors, st->rx_bad, st->events, st->notifies, st->ctrl_requests,
+           st->ctrl_responses, st->xs_writes, extra ? " " : "", extra ? extra : "");
     fflush(stdout);
 }
 
@@ -170,6 +190,8 @@ static uint32_t rng_next(uint32_t *s)
 static int cmd_send(struct cli *c, int argc, char **argv)
 {
     uint64_t count = 1, smin = 60, smax = 60, mss = 0, slot = 0, first = 0, interval = 0;
+    uint64_t flows = 0;
+    bool tcp_all = false;
     int queue = -1;
     uint8_t dst[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     static uint8_t frame[NETFRONT_MAX_FRAME];
@@ -181,6 +203,10 @@ static int cmd_send(struct cli *c, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t q;
+        if (!strcmp(a, "--tcp")) {
+            tcp_all = true;
+            continue;
+        }
         if (!v)
             goto usage;
         i++;
@@ -222,6 +248,10 @@ static int cmd_send(struct cli *c, int argc, char **argv)
             if (parse_u(v, NETFRONT_MAX_QUEUES - 1, &q) < 0)
                 return 2;
             queue = (int)q;
+        } else if (!strcmp(a, "--flows")) {
+            if (parse_u(v, 50000, &flows) < 0)
+                return 2;
+            tcp_all = true;
         } else {
             goto usage;
         }
@@ -235,8 +265,9 @@ static int cmd_send(struct cli *c, int argc, char **argv)
         return 1;
     for (uint64_t i = 0; i < count && !stop; i++) {
         size_t len = smin + (smax > smin ? rng_next(&rng) % (smax - smin + 1) : 0);
-        bool tcp = mss && len >= 70; /* with --gso, TCP/IPv4 frames where they fit */
-        bool gso = tcp && len > 14 + 20 + 20 + mss;
+        /* with --gso or --tcp, TCP/IPv4 frames where they fit */
+        bool tcp = (mss || tcp_all) && len >= 70;
+        bool gso = mss && tcp && len > 14 + 20 + 20 + mss;
         struct netfront_tx_opts o = {
             .queue = queue,
             .gso_type = gso ? XEN_NETIF_GSO_TYPE_TCPV4 : 0,
@@ -248,6 +279,13 @@ static int cmd_send(struct cli *c, int argc, char **argv)
         int r;
 
         (void)netfront_test_frame(frame, len, (uint32_t)i, dst, netfront_mac(nf), tcp, tcp);
+        if (tcp && flows) {
+            /* Another source port per flow; the checksum is left partial
+             * (csum_blank), and the pseudo-header it holds has no ports. */
+            uint16_t sport = (uint16_t)(12345 + i % flows);
+            frame[34] = (uint8_t)(sport >> 8);
+            frame[35] = (uint8_t)sport;
+        }
         r = netfront_send(nf, frame, len, &o);
         if (r < 0) {
             fprintf(stderr, "xensim-netfront: send #%" PRIu64 " (%zu bytes): %s\n", i, len,
@@ -268,33 +306,133 @@ usage:
     return 2;
 }
 
+/* The Microsoft RSS verification key, as a Windows PV driver would set it. */
+static const uint8_t rss_key[40] = {
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+    0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+    0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+};
+#define RSS_TABLE 128u
+
+/* What the frame's hash must be, computed here from the frame's own bytes
+ * (IPv4 only: what this tool sends): the hash type, or -1 for none. */
+static int expected_hash(const uint8_t *f, size_t len, uint32_t *h)
+{
+    uint8_t in[12];
+    *h = 0;
+    if (len < 34 || f[12] != 0x08 || f[13] != 0x00 || (f[14] >> 4) != 4)
+        return -1;
+    size_t ihl = (size_t)(f[14] & 15) * 4;
+    bool frag = ((f[20] << 8 | f[21]) & 0x3fff) != 0;
+    memcpy(in, f + 26, 8);
+    if (f[23] == 6 && !frag && len >= 14 + ihl + 4) {
+        memcpy(in + 8, f + 14 + ihl, 4);
+        *h = xen_netif_toeplitz_hash(rss_key, sizeof(rss_key), in, 12);
+        return _XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP;
+    }
+    *h = xen_netif_toeplitz_hash(rss_key, sizeof(rss_key), in, 8);
+    return _XEN_NETIF_CTRL_HASH_TYPE_IPV4;
+}
+
+#define MAX_GROUPS 256
+
 static int cmd_recv(struct cli *c, int argc, char **argv)
 {
-    uint64_t count = 1, wait_ms = 10000, ok = 0, bad = 0, other = 0;
+    uint64_t count = 1, wait_ms = 10000, ok = 0, bad = 0, other = 0, fill = 0;
+    uint64_t hash_ok = 0, hash_bad = 0, mcast_ok = 0, mcast_err = 0, unwanted = 0;
     static uint8_t buf[NETFRONT_MAX_FRAME];
+    struct { bool add; uint8_t mac[6]; } ops[64];
+    unsigned nops = 0, queues_seen = 0;
+    uint8_t groups[MAX_GROUPS][6];
+    unsigned ngroups = 0;
+    bool hash = false;
+    uint32_t table[RSS_TABLE];
     struct netfront *nf;
     uint64_t deadline;
-    char extra[160];
+    char extra[400];
 
-    for (int i = 0; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--count")) {
-            if (parse_u(argv[i + 1], UINT32_MAX, &count) < 0)
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--hash")) {
+            hash = true;
+            continue;
+        }
+        if (!v)
+            goto usage;
+        i++;
+        if (!strcmp(a, "--count")) {
+            if (parse_u(v, UINT32_MAX, &count) < 0)
                 return 2;
-        } else if (!strcmp(argv[i], "--wait")) {
-            if (parse_u(argv[i + 1], UINT32_MAX, &wait_ms) < 0)
+        } else if (!strcmp(a, "--wait")) {
+            if (parse_u(v, UINT32_MAX, &wait_ms) < 0)
+                return 2;
+        } else if ((!strcmp(a, "--mcast-add") || !strcmp(a, "--mcast-del")) &&
+                   nops < XBR_ARRAY_SIZE(ops)) {
+            ops[nops].add = a[8] == 'a';
+            if (xbr_mac_parse(v, ops[nops].mac) < 0)
+                goto usage;
+            nops++;
+        } else if (!strcmp(a, "--mcast-fill")) {
+            if (parse_u(v, MAX_GROUPS - 64, &fill) < 0)
                 return 2;
         } else {
-            fputs(usage_text, stderr);
-            return 2;
+            goto usage;
         }
+    }
+    if (hash && !c->o.ctrl_ring) {
+        fputs("xensim-netfront: recv --hash needs --ctrl-ring\n", stderr);
+        return 2;
     }
     nf = open_connected(c);
     if (!nf)
         return 1;
+    if (hash) {
+        uint16_t failed = 0;
+        int r;
+        /* A table no modulo of the queue count reproduces. */
+        for (unsigned i = 0; i < RSS_TABLE; i++)
+            table[i] = (i * 7 + 3) % netfront_num_queues(nf);
+        r = netfront_set_toeplitz(nf, rss_key, sizeof(rss_key), 0xf, table, RSS_TABLE, &failed);
+        if (r < 0) {
+            fprintf(stderr, "xensim-netfront: turning Toeplitz on failed at request type %u: %s\n",
+                    failed, strerror(-r));
+            return finish(nf, "recv", 0, "hash_setup failed");
+        }
+    }
+    /* Subscriptions, in order; what the backend accepted is the list. */
+    for (unsigned k = 0; k < nops + fill; k++) {
+        uint8_t mac[6] = {0x33, 0x33, 0xff, 0x00, (uint8_t)((k - nops) >> 8), (uint8_t)(k - nops)};
+        bool add = k < nops ? ops[k].add : true;
+        if (k < nops)
+            memcpy(mac, ops[k].mac, 6);
+        int16_t st = 0;
+        int r = netfront_mcast(nf, add, mac, &st);
+        if (r < 0) {
+            fprintf(stderr, "xensim-netfront: multicast request: %s\n", strerror(-r));
+            return finish(nf, "recv", 0, "mcast failed");
+        }
+        if (st == NETIF_RSP_OKAY) {
+            mcast_ok++;
+            if (add && ngroups < MAX_GROUPS) {
+                memcpy(groups[ngroups++], mac, 6);
+            } else if (!add) {
+                for (unsigned g = 0; g < ngroups; g++)
+                    if (!memcmp(groups[g], mac, 6)) {
+                        memmove(groups[g], groups[g + 1], (ngroups - g - 1) * 6);
+                        ngroups--;
+                        break;
+                    }
+            }
+        } else {
+            mcast_err++;
+        }
+    }
     deadline = xbr_now_ms() + wait_ms;
     while (ok + bad < count && !stop && xbr_now_ms() < deadline) {
         uint64_t left = deadline - xbr_now_ms();
-        ssize_t n = netfront_recv(nf, buf, sizeof(buf), (int)XBR_MIN(left, 200u), NULL);
+        struct netfront_rx_info info;
+        ssize_t n = netfront_recv(nf, buf, sizeof(buf), (int)XBR_MIN(left, 200u), &info);
+        size_t got;
         uint32_t seq;
         if (n == -ETIMEDOUT)
             continue;
@@ -302,15 +440,130 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
             fprintf(stderr, "xensim-netfront: recv: %s\n", strerror((int)-n));
             break;
         }
-        switch (netfront_test_frame_check(buf, (size_t)XBR_MIN((size_t)n, sizeof(buf)), &seq)) {
+        got = (size_t)XBR_MIN((size_t)n, sizeof(buf));
+        queues_seen |= 1u << info.queue;
+        if (netfront_mcast_filtering(nf) && got >= 6 && (buf[0] & 1) &&
+            memcmp(buf, "\xff\xff\xff\xff\xff\xff", 6)) {
+            bool sub = false;
+            for (unsigned g = 0; g < ngroups && !sub; g++)
+                sub = !memcmp(groups[g], buf, 6);
+            unwanted += !sub;
+        }
+        int tf = netfront_test_frame_check(buf, got, &seq);
+        /* Hashes are checked on test frames: anything else may have come
+         * before the hash was on (a BPDU at connect). */
+        if (hash && tf == 0) {
+            uint32_t want;
+            int type = expected_hash(buf, got, &want);
+            unsigned q = table[want % RSS_TABLE];
+            if (info.hash_type == type && (type < 0 || (info.hash == want &&
+                info.hash_alg == XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ)) && info.queue == q) {
+                hash_ok++;
+            } else {
+                hash_bad++;
+                if (hash_bad <= 5)
+                    fprintf(stderr, "xensim-netfront: hash: got type %d value 0x%08x on queue %u, "
+                            "expected type %d value 0x%08x on queue %u\n", info.hash_type,
+                            info.hash, info.queue, type, want, q);
+            }
+        }
+        switch (tf) {
         case 0: ok++; break;
         case -EBADMSG: bad++; break;
         default: other++; break;
         }
     }
-    (void)snprintf(extra, sizeof(extra), "ok %" PRIu64 " bad %" PRIu64 " other %" PRIu64, ok,
-                   bad, other);
-    return finish(nf, "recv", ok == count && bad == 0, extra);
+    (void)snprintf(extra, sizeof(extra),
+                   "ok %" PRIu64 " bad %" PRIu64 " other %" PRIu64 " hash_ok %" PRIu64
+                   " hash_bad %" PRIu64 " queues_used %d mcast_ok %" PRIu64 " mcast_err %" PRIu64
+                   " mcast_unwanted %" PRIu64,
+                   ok, bad, other, hash_ok, hash_bad, __builtin_popcount(queues_seen), mcast_ok,
+                   mcast_err, unwanted);
+    return finish(nf, "recv", ok == count && bad == 0 && hash_bad == 0 && unwanted == 0, extra);
+usage:
+    fputs(usage_text, stderr);
+    return 2;
+}
+
+/* ctrl-check: each request Linux netback's control ring answers, with the
+ * status it gives, in an order where each result depends on the earlier
+ * ones (the algorithm gates the flags; the size bounds the table). */
+static int cmd_ctrl_check(struct cli *c, int argc, char **argv)
+{
+    enum { S = XEN_NETIF_CTRL_STATUS_SUCCESS, NS = XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED,
+           INV = XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER };
+    struct netfront *nf;
+    uint64_t good = 0, wrong = 0;
+    uint32_t ref = 0, data, table[RSS_TABLE + 1];
+    char extra[96];
+    (void)argv;
+
+    if (argc || !c->o.ctrl_ring) {
+        fputs("xensim-netfront: ctrl-check needs --ctrl-ring and no arguments\n", stderr);
+        return 2;
+    }
+    nf = open_connected(c);
+    if (!nf)
+        return 1;
+    if (!netfront_has_ctrl(nf)) {
+        fputs("xensim-netfront: the backend offered no control ring\n", stderr);
+        return finish(nf, "ctrl-check", 0, "no_ctrl_ring 1");
+    }
+    unsigned nq = netfront_num_queues(nf);
+#define CHECK(what, type, d0, d1, d2, want, want_data)                                      \
+    do {                                                                                    \
+        data = 0xdeadbeef;                                                                  \
+        int r_ = netfront_ctrl(nf, (type), (d0), (d1), (d2), &data);                        \
+        bool ok_ = r_ == (int)(want) && ((want_data) < 0 || data == (uint32_t)(want_data)); \
+        printf("CTRL %-40s status %d data 0x%x: %s\n", (what), r_, data, ok_ ? "ok" : "WRONG"); \
+        if (ok_)                                                                            \
+            good++;                                                                         \
+        else                                                                                \
+            wrong++;                                                                        \
+    } while (0)
+    CHECK("invalid type 0", XEN_NETIF_CTRL_TYPE_INVALID, 0, 0, 0, NS, -1);
+    CHECK("flags before an algorithm", XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS, 0, 0, 0, NS, -1);
+    CHECK("set flags before an algorithm", XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS, 1, 0, 0, INV, -1);
+    CHECK("unknown algorithm 7", XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM, 7, 0, 0, INV, -1);
+    CHECK("toeplitz", XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM,
+          XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ, 0, 0, S, -1);
+    CHECK("supported flags", XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS, 0, 0, 0, S, 0xf);
+    CHECK("unknown flag 0x10", XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS, 0x10, 0, 0, INV, -1);
+    CHECK("all flags", XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS, 0xf, 0, 0, S, -1);
+    (void)netfront_ctrl_page(nf, rss_key, sizeof(rss_key), &ref);
+    CHECK("key of 41 octets", XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, ref, 41, 0, INV, -1);
+    CHECK("key from a bad grant", XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, 1u << 20, 40, 0, INV, -1);
+    CHECK("key of 40 octets", XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, ref, 40, 0, S, -1);
+    CHECK("empty key", XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, ref, 0, 0, S, -1);
+    CHECK("mapping size", XEN_NETIF_CTRL_TYPE_GET_HASH_MAPPING_SIZE, 0, 0, 0, S, RSS_TABLE);
+    CHECK("mapping size 129", XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING_SIZE, RSS_TABLE + 1, 0, 0,
+          INV, -1);
+    CHECK("mapping size 128", XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING_SIZE, RSS_TABLE, 0, 0, S, -1);
+    for (unsigned i = 0; i <= RSS_TABLE; i++)
+        table[i] = i % nq;
+    table[5] = nq; /* one queue that does not exist */
+    (void)netfront_ctrl_page(nf, table, sizeof(table), &ref);
+    CHECK("mapping naming a queue past the last", XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, ref,
+          RSS_TABLE, 0, INV, -1);
+    CHECK("mapping past the size", XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, ref, 4, RSS_TABLE - 2,
+          INV, -1);
+    CHECK("mapping offset wrapping", XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, ref, 2, 0xffffffffu,
+          INV, -1);
+    CHECK("mapping longer than a page", XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, ref, 1025, 0, INV,
+          -1);
+    CHECK("mapping from a bad grant", XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, 1u << 20, 4, 0, INV,
+          -1);
+    CHECK("mapping of the good entries", XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, ref, 5, 0, S, -1);
+    CHECK("static grants (not offered)", XEN_NETIF_CTRL_TYPE_GET_GREF_MAPPING_SIZE, 0, 0, 0, NS,
+          -1);
+    CHECK("type 99", 99, 0, 0, 0, NS, -1);
+    CHECK("algorithm none", XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM,
+          XEN_NETIF_CTRL_HASH_ALGORITHM_NONE, 0, 0, S, -1);
+    CHECK("flags once off again", XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS, 0, 0, 0, NS, -1);
+#undef CHECK
+    (void)snprintf(extra, sizeof(extra), "ctrl_ok %" PRIu64 " ctrl_wrong %" PRIu64, good,
+                   wrong);
+    return finish(nf, "ctrl-check", wrong == 0, extra);
 }
 
 /* ---- ARP / ICMP --------------------------------------------------------------- */
@@ -632,6 +885,10 @@ int main(int argc, char **argv)
         {"no-sg", no_argument, NULL, 2},
         {"no-gso", no_argument, NULL, 3},
         {"no-csum", no_argument, NULL, 4},
+        {"ctrl-ring", no_argument, NULL, 5},
+        {"mcast-control", no_argument, NULL, 6},
+        {"xs-set", required_argument, NULL, 7},
+        {"xs-rm", required_argument, NULL, 8},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -695,6 +952,19 @@ int main(int argc, char **argv)
         case 2: c.o.no_sg = true; break;
         case 3: c.o.no_gso = true; break;
         case 4: c.o.no_csum_offload = true; break;
+        case 5: c.o.ctrl_ring = true; break;
+        case 6: c.o.mcast_control = true; break;
+        case 7:
+        case 8:
+            if (c.o.n_xs_overrides == CLI_MAX_XS || (opt == 7) != (strchr(optarg, '=') != NULL) ||
+                optarg[0] == '=' || !optarg[0]) {
+                fprintf(stderr, "xensim-netfront: --xs-set KEY=VALUE / --xs-rm KEY (at most %d)\n",
+                        CLI_MAX_XS);
+                return 2;
+            }
+            c.xs[c.o.n_xs_overrides++] = optarg;
+            c.o.xs_overrides = c.xs;
+            break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
@@ -750,6 +1020,22 @@ int main(int argc, char **argv)
         }
         return 0;
     }
+    if (!strcmp(cmd, "backend-set")) {
+        uint64_t be = 0;
+        int r;
+        if (argc < 2 || backend_arg(argc - 2, argv + 2, &be, NULL) < 0) {
+            fputs(usage_text, stderr);
+            return 2;
+        }
+        r = netfront_toolstack_set_backend((uint32_t)be, c.domid, c.devid, argv[0], argv[1]);
+        if (r < 0) {
+            fprintf(stderr, "xensim-netfront backend-set: %s\n", strerror(-r));
+            return 1;
+        }
+        return 0;
+    }
+    if (!strcmp(cmd, "ctrl-check"))
+        return cmd_ctrl_check(&c, argc, argv);
     if (!strcmp(cmd, "destroy")) {
         int r = netfront_toolstack_destroy_domain(c.domid);
         if (r < 0) {

@@ -82,17 +82,17 @@ xs_until() {
     return $rc
 }
 
-# guest_cfg NAME IP/PREFIX MAC MAXQUEUES [VIFSPEC_EXTRA] [MEMORY_MB] — print an xl config for a
-# PV guest that boots the dom0 kernel with the test initramfs. $XBRVM_ON_REBOOT: what xl does
-# when the guest reboots itself (default destroy; restart makes a new domain, new domid).
+# guest_cfg NAME IP/PREFIX MAC MAXQUEUES [VIFSPEC_EXTRA] [MEMORY_MB] [IP6/PREFIX] — print an xl
+# config for a PV guest that boots the dom0 kernel with the test initramfs. $XBRVM_ON_REBOOT:
+# what xl does when the guest reboots itself (default destroy; restart makes a new domain).
 guest_cfg() {
-    local name=$1 ip=$2 mac=$3 mq=$4 vifextra=${5:-} mem=${6:-160}
+    local name=$1 ip=$2 mac=$3 mq=$4 vifextra=${5:-} mem=${6:-160} ip6=${7:-}
     cat <<CFG
 name = "$name"
 type = "pv"
 kernel = "/boot/vmlinux"
 ramdisk = "/boot/domU.cpio"
-extra = "console=hvc0 xbr.name=$name xbr.ip=$ip xbr.mq=$mq"
+extra = "console=hvc0 xbr.name=$name xbr.ip=$ip${ip6:+ xbr.ip6=$ip6} xbr.mq=$mq"
 memory = $mem
 vcpus = 1
 on_crash = "destroy"

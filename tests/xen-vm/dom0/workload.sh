@@ -16,6 +16,7 @@
 WL_HOST=10.99.0.1
 WL_A_IP=10.99.0.11 WL_B_IP=10.99.0.12
 WL_A_MAC=00:16:3e:99:00:11 WL_B_MAC=00:16:3e:99:00:12
+WL_HOST6=fd00:99::1 WL_A_IP6=fd00:99::11 WL_B_IP6=fd00:99::12
 WL_UP=""
 
 command -v wl_port_ok >/dev/null 2>&1 || wl_port_ok() { return 0; }
@@ -39,8 +40,8 @@ wl_up() { case " $WL_UP " in *" $1 "*) return 0 ;; esac; return 1; }
 wl_guests() {
     local g t0 d be fe bs fs hs nq want
     WL_UP=""
-    guest_cfg gA $WL_A_IP/24 $WL_A_MAC 2 "$VIFEXTRA" > /etc/xbrvm/gA.cfg
-    guest_cfg gB $WL_B_IP/24 $WL_B_MAC 1 "$VIFEXTRA" > /etc/xbrvm/gB.cfg
+    guest_cfg gA $WL_A_IP/24 $WL_A_MAC 2 "$VIFEXTRA" 160 $WL_A_IP6/64 > /etc/xbrvm/gA.cfg
+    guest_cfg gB $WL_B_IP/24 $WL_B_MAC 1 "$VIFEXTRA" 160 $WL_B_IP6/64 > /etc/xbrvm/gB.cfg
     for g in gA gB; do
         t0=$(cut -d' ' -f1 /proc/uptime)
         if guest_create $g /etc/xbrvm/$g.cfg; then
@@ -104,13 +105,14 @@ wl_payloads() {
 _md5_of() { eval "echo \${WL_MD5_$1:-}"; }
 _bytes_of() { eval "echo \${WL_BYTES_$1:-0}"; }
 
-# wl_tcp_host NAME — guest → host sink; the sink measures bytes/md5/time on the host side.
+# wl_tcp_host NAME [DST TEST] — guest → host sink (default $WL_HOST, result tcp-NAME-host); the
+# sink measures bytes/md5/time on the host side.
 wl_tcp_host() {
-    local g=$1 test=tcp-$1-host i=0 sink bytes md5 bps all="" bad=""
+    local g=$1 dst=${2:-$WL_HOST} test=${3:-tcp-$1-host} i=0 sink bytes md5 bps all="" bad=""
     wl_up $g || { wl_result $test FAIL "guest $g not up"; return; }
     while [ $i -lt "$TCP_REPEAT" ]; do
         i=$((i + 1))
-        gexec $g 240 "xbr-send $WL_HOST 5002 200"
+        gexec $g 240 "xbr-send $dst 5002 200"
         say "$g: $(echo "$GOUT" | tr '\n' ' ')"
         sink=$(echo "$GOUT" | grep '^SINK')
         bytes=$(field bytes "$sink") md5=$(field md5 "$sink") bps=$(field Bps "$sink")
@@ -130,10 +132,10 @@ wl_tcp_host() {
     fi
 }
 
-# wl_tcp_guest FROM TO TO_IP — the receiver stores the stream, the sender times it (until the
-# receiver closes).
+# wl_tcp_guest FROM TO TO_IP [TEST] — the receiver stores the stream, the sender times it (until
+# the receiver closes). TEST: the result's name (default tcp-FROM-TO).
 wl_tcp_guest() {
-    local from=$1 to=$2 ip=$3 test=tcp-$1-$2 port=5003 i=0 sent rx bytes md5 bps all="" bad=""
+    local from=$1 to=$2 ip=$3 test=${4:-tcp-$1-$2} port=5003 i=0 sent rx bytes md5 bps all="" bad=""
     wl_up $from && wl_up $to || { wl_result $test FAIL "guests not up"; return; }
     while [ $i -lt "$TCP_REPEAT" ]; do
         i=$((i + 1))
