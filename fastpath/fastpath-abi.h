@@ -1,25 +1,38 @@
 /* The maps shared by fastpath.bpf.c and fastpath.c: their keys and values.
  * Included by BPF code and by C code, so only fixed-width types and no
- * padding the two compilers could lay out differently. */
+ * padding the two compilers could lay out differently.
+ *
+ * Every attached port has a slot (0 .. FP_MAX_SLOTS-1, unique across
+ * bridges): the per-port maps are arrays indexed by it, which the verifier
+ * turns into a plain address computation, so that a frame costs two hash
+ * lookups (its source and its destination in the FDB), as in the kernel
+ * bridge, and nothing else that searches. */
 #ifndef XBR_FASTPATH_ABI_H
 #define XBR_FASTPATH_ABI_H
 
 #include <linux/types.h>
 
-/* ports: ifindex -> the port behind it; egress: (bridge, port no) -> the
- * same record, for the destination found in the FDB. */
+#define FP_MAX_SLOTS 4096u
+/* Interfaces the fast path can attach: ifindex below this. */
+#define FP_MAX_IFINDEX 65536u
+
+/* ifslot: ifindex -> slot + 1 (0: not a fast-path port). */
+
+/* ports: slot -> the port behind it. */
 struct fp_port {
     __u32 ifindex;
-    __u32 bridge;     /* bridge id (fp_bridge_add) */
-    __u32 port_no;    /* the port's slot in its bridge, as the FDB stores it */
+    __u32 bridge;     /* bridge id (the FDB key's) */
     __u32 mtu;        /* egress MTU (L3) */
     __u32 forwarding; /* STP state is forwarding (1) or anything else (0) */
-    __u32 enabled;    /* the fast path may take this port's frames */
+    __u32 enabled;    /* the fast path may take this port's frames (0: free slot) */
+    __u32 pad_;
+    /* A source seen by the fast path tells the daemon so at least this often
+     * (its bridge's, copied to each port to spare a lookup per frame). */
+    __u64 refresh_ns;
 };
 
-static inline __u32 fp_port_key(__u32 bridge, __u32 port_no) { return bridge << 16 | port_no; }
-
-/* fdb: (bridge, VLAN, MAC) -> port: the daemon's FDB entries, mirrored. */
+/* fdb: (bridge, VLAN, MAC) -> the slot of its port: the daemon's FDB entries
+ * on fast-path ports, mirrored. */
 struct fp_fdb_key {
     __u32 bridge;
     __u16 vlan;
@@ -28,18 +41,11 @@ struct fp_fdb_key {
 
 struct fp_fdb_val {
     __u64 notified_ns; /* when the daemon was last told this source is active */
-    __u32 port_no;
+    __u32 slot;
     __u32 is_static;
 };
 
-/* bridges: bridge id -> settings. */
-struct fp_bridge {
-    /* A source refreshes its FDB entry in the daemon at least this often
-     * (a learn-only notification), so fast-pathed traffic keeps it alive. */
-    __u64 refresh_ns;
-};
-
-/* stats (per CPU): fp_port_key -> what the fast path forwarded. */
+/* stats (per CPU): slot -> what the fast path forwarded. */
 struct fp_stats {
     __u64 rx_packets, rx_bytes; /* taken in on this port */
     __u64 tx_packets, tx_bytes; /* sent out on this port */
@@ -52,7 +58,7 @@ struct fp_verdict {
     __u32 ifindex;     /* ingress device the decision was made for */
     __u32 len;         /* skb->len it was made for */
     __u32 out_ifindex; /* redirect here */
-    __u32 in_key, out_key; /* fp_port_key of both ports, for the counters */
+    __u32 in_slot, out_slot;
     __u32 valid;
     /* The frame's destination and source: a verdict left over (another tc
      * filter ran first and dropped its frame) can then only ever apply to

@@ -25,25 +25,18 @@
 #include "fastpath-abi.h"
 
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 4096);
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, FP_MAX_IFINDEX);
+    __type(key, __u32);
+    __type(value, __u32);
+} ifslot SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, FP_MAX_SLOTS);
     __type(key, __u32);
     __type(value, struct fp_port);
 } ports SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 4096);
-    __type(key, __u32);
-    __type(value, struct fp_port);
-} egress SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 256);
-    __type(key, __u32);
-    __type(value, struct fp_bridge);
-} bridges SEC(".maps");
 
 /* Sized by the loader (bpf_map__set_max_entries) from the FDB limits. */
 struct {
@@ -55,8 +48,8 @@ struct {
 } fdb SEC(".maps");
 
 struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-    __uint(max_entries, 4096);
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, FP_MAX_SLOTS);
     __type(key, __u32);
     __type(value, struct fp_stats);
 } stats SEC(".maps");
@@ -143,7 +136,11 @@ int fp_decide(struct __sk_buff *skb)
     if (pkt_type == PACKET_OUTGOING)
         return FP_SNAP_NONE;
 
-    struct fp_port *in = bpf_map_lookup_elem(&ports, &ifindex);
+    __u32 *slotp = bpf_map_lookup_elem(&ifslot, &ifindex);
+    if (!slotp || !*slotp)
+        return ACCEPT;
+    __u32 in_slot = *slotp - 1;
+    struct fp_port *in = bpf_map_lookup_elem(&ports, &in_slot);
     if (!in || !in->enabled || !in->forwarding)
         return ACCEPT;
     if (vlan_present || len < ETH_HLEN)
@@ -164,15 +161,15 @@ int fp_decide(struct __sk_buff *skb)
     __builtin_memcpy(k.mac, eth.src, 6);
     struct fp_fdb_val *src = bpf_map_lookup_elem(&fdb, &k);
     /* An unknown source, or one that moved here: the daemon learns it. */
-    if (!src || src->port_no != in->port_no)
+    if (!src || src->slot != in_slot)
         return ACCEPT;
     __builtin_memcpy(k.mac, eth.dst, 6);
     struct fp_fdb_val *dst = bpf_map_lookup_elem(&fdb, &k);
-    if (!dst || dst->port_no == in->port_no)
+    if (!dst || dst->slot == in_slot)
         return ACCEPT; /* flooded, or filtered (and counted) by the daemon */
-    __u32 okey = fp_port_key(in->bridge, dst->port_no);
-    struct fp_port *out = bpf_map_lookup_elem(&egress, &okey);
-    if (!out || !out->enabled || !out->forwarding)
+    __u32 out_slot = dst->slot;
+    struct fp_port *out = bpf_map_lookup_elem(&ports, &out_slot);
+    if (!out || !out->enabled || !out->forwarding || out->bridge != in->bridge)
         return ACCEPT;
     __u32 len3 = l3_len(skb, len, gso_size, eth.proto);
     if (!len3 || len3 > out->mtu)
@@ -181,15 +178,14 @@ int fp_decide(struct __sk_buff *skb)
     v->ifindex = ifindex;
     v->len = len;
     v->out_ifindex = out->ifindex;
-    v->in_key = fp_port_key(in->bridge, in->port_no);
-    v->out_key = okey;
+    v->in_slot = in_slot;
+    v->out_slot = out_slot;
     __builtin_memcpy(v->eth, &eth, 12);
     v->valid = 1;
 
     if (!src->is_static) {
-        struct fp_bridge *br = bpf_map_lookup_elem(&bridges, &in->bridge);
         __u64 now = bpf_ktime_get_coarse_ns();
-        if (br && now - src->notified_ns >= br->refresh_ns) {
+        if (now - src->notified_ns >= in->refresh_ns) {
             /* Tell the daemon the source is alive (it refreshes its FDB
              * entry); the frame itself still goes the fast path. */
             src->notified_ns = now;
@@ -197,20 +193,6 @@ int fp_decide(struct __sk_buff *skb)
         }
     }
     return FP_SNAP_NONE;
-}
-
-static __always_inline void count(__u32 key, int rx, __u32 len)
-{
-    struct fp_stats *s = bpf_map_lookup_elem(&stats, &key);
-    if (!s)
-        return;
-    if (rx) {
-        s->rx_packets++;
-        s->rx_bytes += len;
-    } else {
-        s->tx_packets++;
-        s->tx_bytes += len;
-    }
 }
 
 SEC("tc")
@@ -229,8 +211,16 @@ int fp_xmit(struct __sk_buff *skb)
     for (int i = 0; i < 12; i++)
         if (data[i] != v->eth[i])
             return TC_ACT_OK;
-    count(v->in_key, 1, len);
-    count(v->out_key, 0, len);
+    struct fp_stats *s = bpf_map_lookup_elem(&stats, &v->in_slot);
+    if (s) {
+        s->rx_packets++;
+        s->rx_bytes += len;
+    }
+    s = bpf_map_lookup_elem(&stats, &v->out_slot);
+    if (s) {
+        s->tx_packets++;
+        s->tx_bytes += len;
+    }
     return bpf_redirect(v->out_ifindex, 0);
 }
 

@@ -22,19 +22,28 @@
  * would in front of the kernel bridge. */
 #define FP_TC_HANDLE 0x7862u
 #define FP_TC_PRIORITY 0xfff0u
-/* Ports the maps hold (all bridges). */
-#define FP_MAX_PORTS 4096u
-
 struct fp_attached {
-    uint32_t key;     /* fp_port_key */
+    uint32_t bridge, port_no;
+    uint32_t slot;
     int ifindex;
     bool made_qdisc;  /* we created the clsact qdisc, and remove it */
     struct fp_port rec;
 };
 
+/* A bridge's refresh interval, for ports attached later. */
+struct fp_bridge_cfg {
+    uint32_t bridge;
+    uint64_t refresh_ns;
+};
+
 static struct fastpath_bpf *skel;
 static struct fp_attached *attached;
 static size_t n_attached;
+static struct fp_bridge_cfg *bridge_cfg;
+static size_t n_bridge_cfg;
+/* Slots are handed out round robin, so a slot is reused only after all the
+ * others: a mirror entry that outlived its port cannot point at a new one. */
+static uint32_t next_slot;
 static uint64_t fdb_errors;
 static uint32_t fdb_entries_now; /* entries in the mirror, kept as we write them */
 static unsigned n_cpus;
@@ -70,12 +79,6 @@ int fp_init(uint32_t fdb_entries, char *err, size_t errlen)
     }
     int r = bpf_map__set_max_entries(s->maps.fdb, XBR_MAX(fdb_entries, 1024u));
     if (!r)
-        r = bpf_map__set_max_entries(s->maps.ports, FP_MAX_PORTS);
-    if (!r)
-        r = bpf_map__set_max_entries(s->maps.egress, FP_MAX_PORTS);
-    if (!r)
-        r = bpf_map__set_max_entries(s->maps.stats, FP_MAX_PORTS);
-    if (!r)
         r = fastpath_bpf__load(s);
     if (r) {
         snprintf(err, errlen, "cannot load the BPF programs: %s", strerror(-r));
@@ -93,14 +96,46 @@ void fp_fini(void)
     free(attached);
     attached = NULL;
     n_attached = 0;
+    free(bridge_cfg);
+    bridge_cfg = NULL;
+    n_bridge_cfg = 0;
     fdb_entries_now = 0;
+}
+
+static int write_port(const struct fp_attached *a)
+{
+    return bpf_map_update_elem(bpf_map__fd(skel->maps.ports), &a->slot, &a->rec, BPF_ANY) ? -errno
+                                                                                         : 0;
+}
+
+static struct fp_bridge_cfg *find_bridge_cfg(uint32_t bridge)
+{
+    for (size_t i = 0; i < n_bridge_cfg; i++)
+        if (bridge_cfg[i].bridge == bridge)
+            return &bridge_cfg[i];
+    return NULL;
 }
 
 int fp_bridge_set(uint32_t bridge, uint64_t refresh_ns)
 {
-    struct fp_bridge b = {.refresh_ns = refresh_ns};
-    return bpf_map_update_elem(bpf_map__fd(skel->maps.bridges), &bridge, &b, BPF_ANY) ? -errno
-                                                                                      : 0;
+    struct fp_bridge_cfg *c = find_bridge_cfg(bridge);
+    if (!c) {
+        struct fp_bridge_cfg *n = realloc(bridge_cfg, (n_bridge_cfg + 1) * sizeof(*n));
+        if (!n)
+            abort();
+        bridge_cfg = n;
+        c = &bridge_cfg[n_bridge_cfg++];
+        c->bridge = bridge;
+    }
+    c->refresh_ns = refresh_ns;
+    int r = 0;
+    for (size_t i = 0; i < n_attached; i++)
+        if (attached[i].bridge == bridge && attached[i].rec.refresh_ns != refresh_ns) {
+            attached[i].rec.refresh_ns = refresh_ns;
+            if (write_port(&attached[i]) < 0)
+                r = -errno;
+        }
+    return r;
 }
 
 static bool keep_none(uint16_t vlan, const uint8_t mac[6], void *aux)
@@ -112,45 +147,63 @@ static bool keep_none(uint16_t vlan, const uint8_t mac[6], void *aux)
 void fp_bridge_del(uint32_t bridge)
 {
     (void)fp_fdb_prune(bridge, keep_none, NULL);
-    (void)bpf_map_delete_elem(bpf_map__fd(skel->maps.bridges), &bridge);
+    struct fp_bridge_cfg *c = find_bridge_cfg(bridge);
+    if (c)
+        *c = bridge_cfg[--n_bridge_cfg];
 }
 
-static struct fp_attached *find_attached(uint32_t key)
+static struct fp_attached *find_attached(uint32_t bridge, uint32_t port_no)
 {
     for (size_t i = 0; i < n_attached; i++)
-        if (attached[i].key == key)
+        if (attached[i].bridge == bridge && attached[i].port_no == port_no)
             return &attached[i];
     return NULL;
 }
 
-static int write_port(const struct fp_attached *a)
+static bool slot_used(uint32_t slot)
 {
-    int r = bpf_map_update_elem(bpf_map__fd(skel->maps.egress), &a->key, &a->rec, BPF_ANY);
-    if (!r)
-        r = bpf_map_update_elem(bpf_map__fd(skel->maps.ports), &a->ifindex, &a->rec, BPF_ANY);
-    return r ? -errno : 0;
+    for (size_t i = 0; i < n_attached; i++)
+        if (attached[i].slot == slot)
+            return true;
+    return false;
 }
 
 int fp_port_attach(uint32_t bridge, uint32_t port_no, int ifindex, const int *rx_fds,
                    unsigned n_fds, char *err, size_t errlen)
 {
-    uint32_t key = fp_port_key(bridge, port_no);
-    if (find_attached(key) || n_attached >= FP_MAX_PORTS) {
+    if (find_attached(bridge, port_no)) {
         snprintf(err, errlen, "fast path: port %u of bridge %u cannot be attached twice", port_no,
                  bridge);
         return -EEXIST;
     }
+    if (ifindex <= 0 || (uint32_t)ifindex >= FP_MAX_IFINDEX) {
+        snprintf(err, errlen, "fast path: interface index %d is beyond %u", ifindex,
+                 FP_MAX_IFINDEX - 1);
+        return -ERANGE;
+    }
+    if (n_attached >= FP_MAX_SLOTS) {
+        snprintf(err, errlen, "fast path: all %u slots taken", FP_MAX_SLOTS);
+        return -ENOSPC;
+    }
+    uint32_t slot = next_slot;
+    while (slot_used(slot))
+        slot = (slot + 1) % FP_MAX_SLOTS;
+    next_slot = (slot + 1) % FP_MAX_SLOTS;
+    const struct fp_bridge_cfg *bc = find_bridge_cfg(bridge);
     struct fp_attached a = {
-        .key = key,
+        .bridge = bridge,
+        .port_no = port_no,
+        .slot = slot,
         .ifindex = ifindex,
-        .rec = {.ifindex = (uint32_t)ifindex, .bridge = bridge, .port_no = port_no, .mtu = 1500},
+        .rec = {.ifindex = (uint32_t)ifindex, .bridge = bridge, .mtu = 1500,
+                .refresh_ns = bc ? bc->refresh_ns : 1000000000u},
     };
-    /* Counters first (the tc program only counts into existing entries),
-     * then the programs, and the port record, disabled, last. */
+    /* Zeroed counters, the programs, the port record (disabled), and the
+     * ifindex -> slot entry last: only then can the filter pick the port. */
     void *zero = calloc(n_cpus, sizeof(struct fp_stats));
     if (!zero)
         abort();
-    int r = bpf_map_update_elem(bpf_map__fd(skel->maps.stats), &key, zero, BPF_ANY);
+    int r = bpf_map_update_elem(bpf_map__fd(skel->maps.stats), &slot, zero, BPF_ANY);
     free(zero);
     if (r) {
         r = -errno;
@@ -183,31 +236,31 @@ int fp_port_attach(uint32_t bridge, uint32_t port_no, int ifindex, const int *rx
         }
         goto fail;
     }
-    r = write_port(&a);
-    if (r) {
-        snprintf(err, errlen, "fast path: port maps: %s", strerror(-r));
-        attached = realloc(attached, (n_attached + 1) * sizeof(*attached));
-        attached[n_attached++] = a;
-        fp_port_detach(bridge, port_no, rx_fds, n_fds);
-        return r;
-    }
     struct fp_attached *n = realloc(attached, (n_attached + 1) * sizeof(*attached));
     if (!n)
         abort();
     attached = n;
     attached[n_attached++] = a;
+    uint32_t one_based = slot + 1;
+    r = write_port(&a);
+    if (!r && bpf_map_update_elem(bpf_map__fd(skel->maps.ifslot), &ifindex, &one_based, BPF_ANY))
+        r = -errno;
+    if (r) {
+        snprintf(err, errlen, "fast path: port maps: %s", strerror(-r));
+        fp_port_detach(bridge, port_no, rx_fds, n_fds);
+        return r;
+    }
     return 0;
 fail:
     for (unsigned i = 0; i < n_fds; i++)
         (void)setsockopt(rx_fds[i], SOL_SOCKET, SO_DETACH_BPF, &prog, sizeof(prog));
-    (void)bpf_map_delete_elem(bpf_map__fd(skel->maps.stats), &key);
     return r;
 }
 
 int fp_port_update(uint32_t bridge, uint32_t port_no, uint32_t mtu, bool forwarding,
                    bool enabled)
 {
-    struct fp_attached *a = find_attached(fp_port_key(bridge, port_no));
+    struct fp_attached *a = find_attached(bridge, port_no);
     if (!a)
         return -ENOENT;
     if (a->rec.mtu == mtu && a->rec.forwarding == forwarding && a->rec.enabled == enabled)
@@ -220,13 +273,15 @@ int fp_port_update(uint32_t bridge, uint32_t port_no, uint32_t mtu, bool forward
 
 void fp_port_detach(uint32_t bridge, uint32_t port_no, const int *rx_fds, unsigned n_fds)
 {
-    uint32_t key = fp_port_key(bridge, port_no);
-    struct fp_attached *a = find_attached(key);
+    struct fp_attached *a = find_attached(bridge, port_no);
     if (!a)
         return;
-    /* The record goes first: the filter stops choosing the port at once. */
-    (void)bpf_map_delete_elem(bpf_map__fd(skel->maps.ports), &a->ifindex);
-    (void)bpf_map_delete_elem(bpf_map__fd(skel->maps.egress), &key);
+    /* The ifindex entry goes first: the filter stops choosing the port at
+     * once; then the record, so that no frame is sent to it either. */
+    uint32_t none = 0;
+    (void)bpf_map_update_elem(bpf_map__fd(skel->maps.ifslot), &a->ifindex, &none, BPF_ANY);
+    struct fp_port off = {0};
+    (void)bpf_map_update_elem(bpf_map__fd(skel->maps.ports), &a->slot, &off, BPF_ANY);
     int prog = 0;
     for (unsigned i = 0; i < n_fds; i++)
         (void)setsockopt(rx_fds[i], SOL_SOCKET, SO_DETACH_BPF, &prog, sizeof(prog));
@@ -238,20 +293,19 @@ void fp_port_detach(uint32_t bridge, uint32_t port_no, const int *rx_fds, unsign
         hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
         (void)bpf_tc_hook_destroy(&hook);
     }
-    (void)bpf_map_delete_elem(bpf_map__fd(skel->maps.stats), &key);
     *a = attached[--n_attached];
 }
 
 void fp_port_counts(uint32_t bridge, uint32_t port_no, struct fp_port_counts *c)
 {
     memset(c, 0, sizeof(*c));
-    uint32_t key = fp_port_key(bridge, port_no);
-    if (!skel || !find_attached(key))
+    const struct fp_attached *a = skel ? find_attached(bridge, port_no) : NULL;
+    if (!a)
         return;
     struct fp_stats *per = calloc(n_cpus, sizeof(*per));
     if (!per)
         abort();
-    if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.stats), &key, per) == 0) {
+    if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.stats), &a->slot, per) == 0) {
         for (unsigned i = 0; i < n_cpus; i++) {
             c->rx_packets += per[i].rx_packets;
             c->rx_bytes += per[i].rx_bytes;
@@ -275,13 +329,18 @@ static struct fp_fdb_key fdb_key(uint32_t bridge, uint16_t vlan, const uint8_t m
 int fp_fdb_set(uint32_t bridge, uint16_t vlan, const uint8_t mac[6], uint32_t port_no,
                bool is_static)
 {
+    const struct fp_attached *a = find_attached(bridge, port_no);
+    if (!a) {
+        fp_fdb_del(bridge, vlan, mac); /* only entries on fast-path ports are mirrored */
+        return -ENOENT;
+    }
     struct fp_fdb_key k = fdb_key(bridge, vlan, mac);
-    struct fp_fdb_val v = {.port_no = port_no, .is_static = is_static};
+    struct fp_fdb_val v = {.slot = a->slot, .is_static = is_static};
     /* Keep the notification clock of an entry that only changed port. */
     struct fp_fdb_val old;
     int fd = bpf_map__fd(skel->maps.fdb);
     if (bpf_map_lookup_elem(fd, &k, &old) == 0) {
-        if (old.port_no == port_no && old.is_static == is_static)
+        if (old.slot == a->slot && old.is_static == is_static)
             return 0;
         v.notified_ns = old.notified_ns;
         if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST) == 0)
