@@ -410,6 +410,10 @@ static int cmd_fastpath_show(int argc, char **argv, struct ctl_out *o, char *err
             ctl_out_open_object(o, NULL);
             ctl_out_str(o, "name", "  %-15s", p->name);
             ctl_out_bool(o, "attached", " attached %s", p->fastpath);
+#ifdef XBR_HAVE_FASTPATH
+            const char *hook = p->fastpath ? fp_port_hook(br->id, p->no) : NULL;
+            ctl_out_str_or_null(o, "hook", " hook %s", hook);
+#endif
             ctl_out_u64(o, "fast_rx_packets", " rx %llu", st.fast_rx_packets);
             ctl_out_u64(o, "fast_tx_packets", " tx %llu\n", st.fast_tx_packets);
             ctl_out_close_object(o);

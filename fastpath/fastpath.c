@@ -17,7 +17,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Our tc filter: last in the ingress chain (a high number is a low
+/* TCX (Linux 6.6): the ingress hook as a BPF link owned by our fd, so it
+ * goes away with xbrd whatever happens; not in Debian 12's uapi headers.
+ * Older kernels get a classic tc filter instead. */
+#ifndef BPF_TCX_INGRESS
+#define BPF_TCX_INGRESS 46
+#endif
+/* The classic tc filter: last in the ingress chain (a high number is a low
  * priority), so an admin's own ingress filters see frames first, as they
  * would in front of the kernel bridge. */
 #define FP_TC_HANDLE 0x7862u
@@ -26,6 +32,7 @@ struct fp_attached {
     uint32_t bridge, port_no;
     uint32_t slot;
     int ifindex;
+    int link_fd;      /* the TCX link, or -1 with a classic tc filter */
     bool made_qdisc;  /* we created the clsact qdisc, and remove it */
     struct fp_port rec;
 };
@@ -48,9 +55,14 @@ static uint64_t fdb_errors;
 static uint32_t fdb_entries_now; /* entries in the mirror, kept as we write them */
 static unsigned n_cpus;
 
+/* Set around calls whose failure is expected (best-effort clean-up). */
+static bool libbpf_quiet;
+
 /* libbpf's own messages: warnings and errors to our log, the rest at debug. */
 static int fp_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
+    if (libbpf_quiet)
+        level = LIBBPF_DEBUG;
     char line[512];
     vsnprintf(line, sizeof(line), fmt, ap);
     size_t n = strlen(line);
@@ -195,6 +207,7 @@ int fp_port_attach(uint32_t bridge, uint32_t port_no, int ifindex, const int *rx
         .port_no = port_no,
         .slot = slot,
         .ifindex = ifindex,
+        .link_fd = -1,
         .rec = {.ifindex = (uint32_t)ifindex, .bridge = bridge, .mtu = 1500,
                 .refresh_ns = bc ? bc->refresh_ns : 1000000000u},
     };
@@ -219,22 +232,38 @@ int fp_port_attach(uint32_t bridge, uint32_t port_no, int ifindex, const int *rx
         }
     }
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-    r = bpf_tc_hook_create(&hook);
-    if (r && r != -EEXIST) {
-        snprintf(err, errlen, "fast path: cannot add a clsact qdisc: %s", strerror(-r));
-        goto fail;
-    }
-    a.made_qdisc = r == 0;
-    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIORITY,
-                .prog_fd = bpf_program__fd(skel->progs.fp_xmit), .flags = BPF_TC_F_REPLACE);
-    r = bpf_tc_attach(&hook, &opts);
-    if (r) {
-        snprintf(err, errlen, "fast path: cannot attach to tc ingress: %s", strerror(-r));
-        if (a.made_qdisc) {
-            hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-            (void)bpf_tc_hook_destroy(&hook);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIORITY);
+    /* XBR_FASTPATH_HOOK=tc takes the path of kernels before 6.6 (tests). */
+    const char *force = getenv("XBR_FASTPATH_HOOK");
+    a.link_fd = force && !strcmp(force, "tc")
+                    ? -1
+                    : bpf_link_create(bpf_program__fd(skel->progs.fp_xmit), ifindex,
+                                      (enum bpf_attach_type)BPF_TCX_INGRESS, NULL);
+    if (a.link_fd >= 0) {
+        /* A classic filter that an xbrd on an older kernel left behind
+         * when it died: inert, but not worth running. Usually there is none. */
+        libbpf_quiet = true;
+        (void)bpf_tc_detach(&hook, &opts);
+        libbpf_quiet = false;
+    } else {
+        a.link_fd = -1;
+        r = bpf_tc_hook_create(&hook);
+        if (r && r != -EEXIST) {
+            snprintf(err, errlen, "fast path: cannot add a clsact qdisc: %s", strerror(-r));
+            goto fail;
         }
-        goto fail;
+        a.made_qdisc = r == 0;
+        opts.prog_fd = bpf_program__fd(skel->progs.fp_xmit);
+        opts.flags = BPF_TC_F_REPLACE;
+        r = bpf_tc_attach(&hook, &opts);
+        if (r) {
+            snprintf(err, errlen, "fast path: cannot attach to tc ingress: %s", strerror(-r));
+            if (a.made_qdisc) {
+                hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+                (void)bpf_tc_hook_destroy(&hook);
+            }
+            goto fail;
+        }
     }
     struct fp_attached *n = realloc(attached, (n_attached + 1) * sizeof(*attached));
     if (!n)
@@ -285,6 +314,11 @@ void fp_port_detach(uint32_t bridge, uint32_t port_no, const int *rx_fds, unsign
     int prog = 0;
     for (unsigned i = 0; i < n_fds; i++)
         (void)setsockopt(rx_fds[i], SOL_SOCKET, SO_DETACH_BPF, &prog, sizeof(prog));
+    if (a->link_fd >= 0) {
+        close(a->link_fd); /* detaches the TCX program */
+        *a = attached[--n_attached];
+        return;
+    }
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->ifindex, .attach_point = BPF_TC_INGRESS);
     LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIORITY);
     /* -ENOENT/-ENODEV: the interface is gone, and our filter with it. */
@@ -294,6 +328,12 @@ void fp_port_detach(uint32_t bridge, uint32_t port_no, const int *rx_fds, unsign
         (void)bpf_tc_hook_destroy(&hook);
     }
     *a = attached[--n_attached];
+}
+
+const char *fp_port_hook(uint32_t bridge, uint32_t port_no)
+{
+    const struct fp_attached *a = skel ? find_attached(bridge, port_no) : NULL;
+    return !a ? NULL : a->link_fd >= 0 ? "tcx" : "tc";
 }
 
 void fp_port_counts(uint32_t bridge, uint32_t port_no, struct fp_port_counts *c)

@@ -12,8 +12,8 @@
  *
  * How (fastpath.bpf.c)
  *   A socket filter on each of the port's AF_PACKET receive sockets makes
- *   the one decision: fast path, or the daemon's ring as before. A tc
- *   ingress program, which the kernel runs right after the taps for the
+ *   the one decision: fast path, or the daemon's ring as before. An
+ *   ingress program (TCX or tc), which the kernel runs right after the taps for the
  *   same frame on the same CPU, carries out what the filter decided
  *   (bpf_redirect) and counts it. Everything the daemon does beyond
  *   forwarding one unicast frame stays in the daemon: flooding, learning
@@ -31,11 +31,14 @@
  *   the previous state, like a hardware switch whose table is written by
  *   its CPU.
  *
- * Failure
- *   If the daemon dies, its sockets close and the filter with them; the tc
- *   program then finds no verdict and lets every frame pass: inert, and
- *   replaced by the next daemon's. Where BPF cannot be loaded (old kernel,
- *   no CAP_BPF) fp_init fails with a reason and the daemon runs without.
+ * Hooks and failure
+ *   The redirect hangs off TCX (Linux 6.6+), a BPF link owned by the
+ *   daemon's fd, or, on older kernels, a classic tc filter (clsact). If the
+ *   daemon dies, its sockets close and the socket filter with them, and a
+ *   TCX link goes too; a classic tc filter stays but finds no verdict and
+ *   lets every frame pass: inert, and replaced by the next daemon's. Where
+ *   BPF cannot be loaded (old kernel, no CAP_BPF) fp_init fails with a
+ *   reason and the daemon runs without.
  *
  * Threads: every function here runs on the control thread only. */
 #ifndef XBR_FASTPATH_H
@@ -68,6 +71,11 @@ int fp_port_update(uint32_t bridge, uint32_t port_no, uint32_t mtu, bool forward
                    bool enabled);
 /* Undoes fp_port_attach (the sockets may already be closed). */
 void fp_port_detach(uint32_t bridge, uint32_t port_no, const int *rx_fds, unsigned n_fds);
+
+/* How the port's redirect is hooked in: "tcx" (a link owned by xbrd, gone
+ * with it) or "tc" (a classic filter, inert without xbrd); NULL if the port
+ * is not attached. */
+const char *fp_port_hook(uint32_t bridge, uint32_t port_no);
 
 struct fp_port_counts {
     uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
