@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <sched.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <limits.h>
@@ -214,4 +216,63 @@ void xbr_netdev_driver(const char *ifname, char *out, size_t len)
     out[0] = '\0';
     if (xbr_if_ioctl(SIOCETHTOOL, &ifr) == 0)
         (void)xbr_strlcpy(out, info.driver, len);
+}
+
+/* Parses a sysfs CPU mask ("3", "00000000,00000002") into set. */
+static void parse_mask(const char *s, cpu_set_t *set)
+{
+    CPU_ZERO(set);
+    size_t len = strlen(s);
+    unsigned bit = 0;
+    for (size_t i = len; i-- > 0;) {
+        char c = s[i];
+        if (c == ',' || c == '\n')
+            continue;
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (v < 0)
+            return;
+        for (int b = 0; b < 4; b++, bit++)
+            if ((v >> b & 1) && bit < CPU_SETSIZE)
+                CPU_SET(bit, set);
+    }
+}
+
+void xbr_netdev_warn_rps(const struct port *p)
+{
+    cpu_set_t mine;
+    if (sched_getaffinity(0, sizeof(mine), &mine) < 0)
+        return;
+    char pat[128];
+    snprintf(pat, sizeof(pat), "/sys/class/net/%s/queues/rx-*/rps_cpus", p->name);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) != 0)
+        return;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        char buf[256] = "";
+        int fd = open(g.gl_pathv[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        cpu_set_t rps, both;
+        parse_mask(buf, &rps);
+        if (!CPU_COUNT(&rps))
+            continue;
+        CPU_AND(&both, &rps, &mine);
+        if (CPU_EQUAL(&both, &rps)) {
+            buf[strcspn(buf, "\n")] = '\0';
+            xbr_warn("%s: RPS (%s = %s) steers its receive processing only to CPUs xbrd's "
+                     "workers run on: frames xbr handles in user space then cost that core the "
+                     "kernel's receive work too, which starves the worker under load "
+                     "(receive livelock); the kernel fast path and AF_XDP ports are not "
+                     "affected. Give RPS other CPUs, or pin xbrd elsewhere (CPUAffinity=)",
+                     p->name, g.gl_pathv[i] + strlen("/sys/class/net/"), buf);
+            break;
+        }
+    }
+    globfree(&g);
 }

@@ -342,6 +342,7 @@ static int afp_open(struct port *p, const struct port_open_args *args, char *err
     }
     xbr_netdev_set_up(p, &ap->nd, true);
     (void)afp_refresh(p);
+    xbr_netdev_warn_rps(p);
     return 0;
 }
 

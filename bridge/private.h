@@ -149,6 +149,9 @@ int xbr_netdev_refresh(struct port *p, const struct xbr_netdev *nd);
 /* Whether the interface segments TCP/IPv4 and TCP/IPv6 in hardware (or, for
  * a veth, without needing the qdisc layer's software GSO). */
 bool xbr_netdev_segments_tcp(const char *ifname);
+/* Warns when the interface's RPS sends its receive work only to CPUs this
+ * process may run on (the user-space path then competes with it). */
+void xbr_netdev_warn_rps(const struct port *p);
 /* The interface's driver name (ethtool), "" if it tells none. */
 void xbr_netdev_driver(const char *ifname, char *out, size_t len);
 
