@@ -124,7 +124,9 @@ static void print_bridge(struct ctl_out *o, struct xbr_bridge *br)
     ctl_out_bool(o, "stp_enabled", " stp %s,", br->stp_enabled);
     ctl_out_bool(o, "fastpath", " fastpath %s,", br->fastpath);
     ctl_out_u64(o, "ageing", " ageing %llu s,", fdb_get_ageing(br->fdb));
-    ctl_out_u64(o, "fdb_entries", " %llu fdb entries\n", fs.entries);
+    ctl_out_u64(o, "fdb_entries", " %llu fdb entries", fs.entries);
+    ctl_out_u64(o, "fdb_limit", " (limit %llu", fs.max_entries);
+    ctl_out_u64(o, "fdb_limit_per_port", ", %llu per port)\n", fs.max_per_port);
     ctl_out_open_array(o, "ports");
     for (unsigned i = 0; i < t->n_ports; i++)
         print_port(o, t->slot[t->list[i]], false);
@@ -393,6 +395,79 @@ static int cmd_set_ageing(int argc, char **argv, struct ctl_out *o, char *err, s
     return 0;
 }
 
+/* set-fdb-limit BR N [--per-port M]  |  set-fdb-limit BR --per-port M
+ * The learned-entry limits of a bridge (a flood defence, and what the table
+ * is sized for).  Lowering one below what is held keeps the entries and
+ * stops learning until they age out; the reply says so. */
+static int cmd_set_fdb_limit(int argc, char **argv, struct ctl_out *o, char *err,
+                             size_t errlen, void *aux)
+{
+    (void)aux;
+    static const char usage[] = "usage: set-fdb-limit BR N [--per-port M] | "
+                                "set-fdb-limit BR --per-port M";
+    const char *total_s = NULL, *port_s = NULL;
+    uint64_t total = 0, per_port = 0;
+
+    struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
+    if (!br)
+        return -ENOENT;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--per-port") || !strncmp(argv[i], "--per-port=", 11)) {
+            if (port_s)
+                return ERR("%s", usage);
+            if (argv[i][10] == '=')
+                port_s = argv[i] + 11;
+            else if (i + 1 < argc)
+                port_s = argv[++i];
+            else
+                return ERR("--per-port needs a number (%s)", usage);
+        } else if (!total_s && strncmp(argv[i], "--", 2)) {
+            total_s = argv[i];
+        } else {
+            return ERR("%s", usage);
+        }
+    }
+    if (!total_s && !port_s)
+        return ERR("%s", usage);
+    if (total_s && xbr_parse_uint(total_s, 1, FDB_MAX_ENTRIES_LIMIT, &total) < 0)
+        return ERR("invalid FDB limit '%s' (1-%u learned entries)", total_s,
+                   FDB_MAX_ENTRIES_LIMIT);
+    if (port_s && xbr_parse_uint(port_s, 1, FDB_MAX_ENTRIES_LIMIT, &per_port) < 0)
+        return ERR("invalid per-port FDB limit '%s' (1-%u learned entries)", port_s,
+                   FDB_MAX_ENTRIES_LIMIT);
+    struct fdb_stats fs;
+    fdb_get_stats(br->fdb, &fs);
+    int r = fdb_set_limits(br->fdb, (uint32_t)total, (uint32_t)per_port);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot size %s's forwarding database for %llu entries: %s",
+                 br->name, total ? (unsigned long long)total : (unsigned long long)fs.max_entries,
+                 strerror(-r));
+        return r;
+    }
+    fdb_get_stats(br->fdb, &fs);
+    const uint32_t learned = fs.entries - fs.static_entries;
+    unsigned ports_over = 0;
+    const struct port_table *t = br->ports;
+    for (unsigned i = 0; i < t->n_ports; i++)
+        ports_over += fdb_port_count(br->fdb, t->list[i]) > fs.max_per_port;
+
+    ctl_out_open_object(o, NULL);
+    ctl_out_str(o, "bridge", "%s:", br->name);
+    ctl_out_u64(o, "fdb_limit", " fdb limit %llu learned entries,", fs.max_entries);
+    ctl_out_u64(o, "fdb_limit_per_port", " %llu per port;", fs.max_per_port);
+    ctl_out_u64(o, "fdb_buckets", " table of %llu buckets\n", fs.buckets);
+    ctl_out_u64(o, "fdb_learned", NULL, learned);
+    ctl_out_u64(o, "ports_over_limit", NULL, ports_over);
+    if (learned > fs.max_entries)
+        ctl_out_text(o, "  %u learned entries, over the limit, are kept until they age out; "
+                        "nothing new is learned meanwhile\n", learned);
+    if (ports_over)
+        ctl_out_text(o, "  %u port(s) hold more than %u entries: kept, and those ports learn "
+                        "nothing new until below\n", ports_over, fs.max_per_port);
+    ctl_out_close_object(o);
+    return 0;
+}
+
 /* ---- stats ---- */
 
 static int cmd_stats(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
@@ -418,6 +493,9 @@ static int cmd_stats(int argc, char **argv, struct ctl_out *o, char *err, size_t
     ctl_out_u64(o, "aged", ", aged %llu", fs.aged);
     ctl_out_u64(o, "limit_port_hits", ", port-limit hits %llu", fs.limit_port);
     ctl_out_u64(o, "limit_total_hits", ", table-limit hits %llu\n", fs.limit_total);
+    ctl_out_u64(o, "limit", "  limit %llu learned entries", fs.max_entries);
+    ctl_out_u64(o, "limit_per_port", ", %llu per port", fs.max_per_port);
+    ctl_out_u64(o, "buckets", "; table of %llu buckets\n", fs.buckets);
     ctl_out_close_object(o);
     ctl_out_open_array(o, "ports");
     const struct port_table *t = br->ports;
@@ -564,6 +642,7 @@ void xbr_ctl_register_commands(void)
         {"fdb del", 2, 4, "BR MAC [vlan VID]", cmd_fdb_del},
         {"fdb flush", 1, 3, "BR [PORT] [--static]", cmd_fdb_flush},
         {"set-ageing", 2, 2, "BR SECONDS", cmd_set_ageing},
+        {"set-fdb-limit", 2, 4, "BR N [--per-port M] | BR --per-port M", cmd_set_fdb_limit},
         {"stats", 1, 2, "BR [PORT]", cmd_stats},
         {"list-br", 0, 0, "", cmd_list_br},
         {"list-ports", 0, 1, "[BR]", cmd_list_ports},

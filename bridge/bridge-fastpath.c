@@ -59,10 +59,19 @@ static void sync_key(struct xbr_bridge *br, uint16_t vlan, const uint8_t mac[6])
 {
     struct fdb_entry_info e;
     struct port *p;
-    if (fdb_get(br->fdb, vlan, mac, 0, &e) == 0 && (p = port_at(br, e.port)) && p->fastpath)
-        (void)fp_fdb_set(br->id, vlan, mac, e.port, e.is_static);
-    else
+    if (fdb_get(br->fdb, vlan, mac, 0, &e) == 0 && (p = port_at(br, e.port)) && p->fastpath) {
+        static bool warned;
+        int r = fp_fdb_set(br->id, vlan, mac, e.port, e.is_static);
+        if (r < 0 && r != -ENOENT && !warned) {
+            warned = true;
+            xbr_warn("the kernel fast path's FDB mirror is full (%u entries): frames to and "
+                     "from addresses beyond it are forwarded in user space; raise "
+                     "xbrd --fastpath-entries (%s)",
+                     fp_fdb_count(), strerror(-r));
+        }
+    } else {
         fp_fdb_del(br->id, vlan, mac);
+    }
 }
 
 static void on_fdb_change(void *aux, uint16_t vlan, const uint8_t mac[6])
@@ -190,7 +199,7 @@ static void bridge_set(struct xbr_bridge *br, bool on)
 
 #endif /* XBR_HAVE_FASTPATH */
 
-void xbr_fastpath_init(bool enable)
+void xbr_fastpath_init(bool enable, uint32_t mirror_entries)
 {
     fdb_events = xbr_xzalloc(xbr_n_workers() * sizeof(*fdb_events));
 #ifdef XBR_HAVE_FASTPATH
@@ -199,9 +208,11 @@ void xbr_fastpath_init(bool enable)
         return;
     }
     char err[256];
-    /* The mirror holds at most what every bridge's FDB may hold; 1 M
-     * entries until the FDB limit is configurable per bridge. */
-    int r = fp_init(1u << 20, err, sizeof(err));
+    /* The kernel allocates the mirror's hash buckets up front (16 B per
+     * entry of capacity, rounded up to a power of two), so its capacity is
+     * an option, not every bridge's FDB limit; entries beyond it stay in
+     * user space (counted, logged once). */
+    int r = fp_init(mirror_entries, err, sizeof(err));
     if (r < 0) {
         snprintf(fp_why_not, sizeof(fp_why_not), "%s", err);
         xbr_warn("kernel fast path unavailable, all frames take the user-space path: %s", err);

@@ -62,8 +62,8 @@ static size_t n_forced;
 
 static const char *const bridge_keys[] = {
     /* in the order save writes them */
-    "ageing", "fastpath", "enabled", "priority", "forward-delay", "max-age", "hello-time",
-    "force-version", "tx-hold-count",
+    "ageing", "fastpath", "fdb-limit", "fdb-limit-per-port", "enabled", "priority",
+    "forward-delay", "max-age", "hello-time", "force-version", "tx-hold-count",
 };
 static const char *const port_keys[] = {
     "priority", "path-cost", "admin-edge", "auto-edge", "point-to-point",
@@ -353,6 +353,34 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
         kv_set(&b->kv, &b->n_kv, "ageing", val, line);
         return 0;
     }
+    if (!strcmp(cmd, "set-fdb-limit")) {
+        /* set-fdb-limit BR N [--per-port M] | set-fdb-limit BR --per-port M */
+        const char *total = NULL, *per_port = NULL;
+        uint64_t v;
+        if (argc < 3 || argc > 5)
+            return PERR("usage: set-fdb-limit BR N [--per-port M]");
+        if ((r = need_bridge(c, argv[1], &b, err, errlen)) < 0)
+            return r;
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--per-port") && i + 1 < argc && !per_port)
+                per_port = argv[++i];
+            else if (!total && strncmp(argv[i], "--", 2))
+                total = argv[i];
+            else
+                return PERR("usage: set-fdb-limit BR N [--per-port M]");
+        }
+        if (total && xbr_parse_uint(total, 1, FDB_MAX_ENTRIES_LIMIT, &v) < 0)
+            return PERR("invalid FDB limit '%s' (1-%u learned entries)", total,
+                        FDB_MAX_ENTRIES_LIMIT);
+        if (total)
+            kv_set(&b->kv, &b->n_kv, "fdb-limit", total, line);
+        if (per_port && xbr_parse_uint(per_port, 1, FDB_MAX_ENTRIES_LIMIT, &v) < 0)
+            return PERR("invalid per-port FDB limit '%s' (1-%u learned entries)", per_port,
+                        FDB_MAX_ENTRIES_LIMIT);
+        if (per_port)
+            kv_set(&b->kv, &b->n_kv, "fdb-limit-per-port", per_port, line);
+        return 0;
+    }
     if (!strcmp(cmd, "set-fastpath")) {
         if (argc != 3)
             return PERR("usage: set-fastpath BR on|off");
@@ -423,7 +451,7 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
         return 0;
     }
     return PERR("'%s%s%s' is not a configuration statement (add-br, add-port, set-ageing, "
-                "set-fastpath, stp set, port set, fdb add)",
+                "set-fastpath, set-fdb-limit, stp set, port set, fdb add)",
                 cmd, argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
 }
 
@@ -538,14 +566,25 @@ static void no_send(void *aux, unsigned port_no, const void *frame, size_t len)
     (void)aux, (void)port_no, (void)frame, (void)len;
 }
 
-static void bridge_values(const struct stp_bridge_status *bs, uint32_t ageing, bool fastpath,
+/* A bridge's settings that are not the STP engine's. */
+struct br_vals {
+    uint32_t ageing;
+    bool fastpath;
+    uint32_t fdb_limit, fdb_limit_per_port;
+};
+
+static void bridge_values(const struct stp_bridge_status *bs, const struct br_vals *bv,
                           const char *key, char out[VAL_MAX])
 {
     out[0] = '\0';
     if (!strcmp(key, "ageing"))
-        snprintf(out, VAL_MAX, "%u", ageing);
+        snprintf(out, VAL_MAX, "%u", bv->ageing);
     else if (!strcmp(key, "fastpath"))
-        snprintf(out, VAL_MAX, "%s", fastpath ? "on" : "off");
+        snprintf(out, VAL_MAX, "%s", bv->fastpath ? "on" : "off");
+    else if (!strcmp(key, "fdb-limit"))
+        snprintf(out, VAL_MAX, "%u", bv->fdb_limit);
+    else if (!strcmp(key, "fdb-limit-per-port"))
+        snprintf(out, VAL_MAX, "%u", bv->fdb_limit_per_port);
     else if (!strcmp(key, "enabled"))
         snprintf(out, VAL_MAX, "%s", bs->enabled ? "yes" : "no");
     else if (!strcmp(key, "priority"))
@@ -577,14 +616,22 @@ static void bridge_default(const char *key, char out[VAL_MAX])
         have = true;
     }
     /* A new bridge takes the fast path wherever it is loaded. */
-    bridge_values(&defaults, FDB_DEFAULT_AGEING_S, xbr_fastpath_loaded(), key, out);
+    const struct br_vals bv = {.ageing = FDB_DEFAULT_AGEING_S, .fastpath = xbr_fastpath_loaded(),
+                               .fdb_limit = FDB_DEFAULT_MAX_ENTRIES,
+                               .fdb_limit_per_port = FDB_DEFAULT_MAX_PER_PORT};
+    bridge_values(&defaults, &bv, key, out);
 }
 
 static void bridge_live(struct xbr_bridge *br, const char *key, char out[VAL_MAX])
 {
     struct stp_bridge_status bs;
     stp_get_bridge_status(br->stp, &bs);
-    bridge_values(&bs, fdb_get_ageing(br->fdb), br->fastpath, key, out);
+    struct fdb_stats fs;
+    fdb_get_stats(br->fdb, &fs);
+    const struct br_vals bv = {.ageing = fdb_get_ageing(br->fdb), .fastpath = br->fastpath,
+                               .fdb_limit = fs.max_entries,
+                               .fdb_limit_per_port = fs.max_per_port};
+    bridge_values(&bs, &bv, key, out);
 }
 
 static void port_values(const struct stp_port_config *c, const char *key, char out[VAL_MAX])
@@ -808,6 +855,11 @@ static void apply_bridge_settings(struct apply *a, struct xbr_bridge *br,
             snprintf(cmds[i], sizeof(cmds[i]), "set-ageing %s %s", br->name, todo[i].value);
         else if (!strcmp(todo[i].key, "fastpath"))
             snprintf(cmds[i], sizeof(cmds[i]), "set-fastpath %s %s", br->name, todo[i].value);
+        else if (!strcmp(todo[i].key, "fdb-limit"))
+            snprintf(cmds[i], sizeof(cmds[i]), "set-fdb-limit %s %s", br->name, todo[i].value);
+        else if (!strcmp(todo[i].key, "fdb-limit-per-port"))
+            snprintf(cmds[i], sizeof(cmds[i]), "set-fdb-limit %s --per-port %s", br->name,
+                     todo[i].value);
         else
             snprintf(cmds[i], sizeof(cmds[i]), "stp set %s %s %s", br->name, todo[i].key,
                      todo[i].value);
@@ -993,6 +1045,10 @@ void xbr_cfg_save(struct ctl_out *o)
                 ctl_out_text(o, "set-ageing %s %s\n", br->name, now);
             else if (!strcmp(bridge_keys[k], "fastpath"))
                 ctl_out_text(o, "set-fastpath %s %s\n", br->name, now);
+            else if (!strcmp(bridge_keys[k], "fdb-limit"))
+                ctl_out_text(o, "set-fdb-limit %s %s\n", br->name, now);
+            else if (!strcmp(bridge_keys[k], "fdb-limit-per-port"))
+                ctl_out_text(o, "set-fdb-limit %s --per-port %s\n", br->name, now);
             else
                 ctl_out_text(o, "stp set %s %s %s\n", br->name, bridge_keys[k], now);
         }

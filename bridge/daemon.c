@@ -239,6 +239,7 @@ static void on_tick(int fd, uint32_t events, void *aux)
     if (last_ms)
         xbr_stp_tick((uint32_t)(now_ms - last_ms));
     last_ms = now_ms;
+    xbr_bridges_tick(xbr_now_coarse_s());
     if (ticks >= 1000 / TICK_MS) {
         ticks = 0;
         xbr_bridges_periodic(xbr_now_coarse_s());
@@ -323,10 +324,11 @@ static void usage(FILE *out)
             "      --metrics-interval S seconds between writes (default 10)\n"
             "  -b, --busy-poll     never sleep when idle (lowest latency, burns CPU)\n"
             "  -F, --no-fastpath   forward every frame in user space (no kernel fast path)\n"
+            "      --fastpath-entries N  FDB entries the kernel fast path can hold (default %u)\n"
             "  -v, --verbose       debug logging\n"
             "  -V, --version       print the version\n"
             "  -h, --help          this text\n",
-            CTL_DEFAULT_SOCKET, DEFAULT_MAX_WORKERS);
+            CTL_DEFAULT_SOCKET, DEFAULT_MAX_WORKERS, XBR_FASTPATH_DEFAULT_ENTRIES);
 }
 
 int main(int argc, char **argv)
@@ -337,6 +339,7 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"busy-poll", no_argument, NULL, 'b'},
         {"no-fastpath", no_argument, NULL, 'F'},
+        {"fastpath-entries", required_argument, NULL, 'E'},
         {"metrics-file", required_argument, NULL, 'm'},
         {"metrics-interval", required_argument, NULL, 'M'},
         {"verbose", no_argument, NULL, 'v'},
@@ -348,6 +351,7 @@ int main(int argc, char **argv)
     unsigned metrics_interval = 10;
     unsigned n_workers = 0; /* 0: default_workers() */
     bool busy_poll = false, fastpath = true;
+    uint32_t fp_entries = XBR_FASTPATH_DEFAULT_ENTRIES;
     char err[512];
     int c;
 
@@ -373,6 +377,13 @@ int main(int argc, char **argv)
             break;
         case 'b': busy_poll = true; break;
         case 'F': fastpath = false; break;
+        case 'E':
+            if (xbr_parse_uint(optarg, 1024, 1u << 24, &v) < 0) {
+                fprintf(stderr, "xbrd: --fastpath-entries must be 1024..16777216\n");
+                return 2;
+            }
+            fp_entries = (uint32_t)v;
+            break;
         case 'v': xbr_log_set_level(XBR_LOG_DEBUG); break;
         case 'V': printf("xbrd %s\n", XBR_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -435,7 +446,7 @@ int main(int argc, char **argv)
         return 1;
     }
     xbr_stp_register_commands();
-    xbr_fastpath_init(fastpath);
+    xbr_fastpath_init(fastpath, fp_entries);
     xbr_fastpath_register_commands();
     xbr_info("xbrd %s: %u worker(s), control socket %s", XBR_VERSION, n_workers, socket_path);
     if (config) {

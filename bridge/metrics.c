@@ -157,6 +157,9 @@ static const char *const gauges[] = {
     "show:bridge::ageing",
     "stats:bridge:fdb:entries",
     "stats:bridge:fdb:static",
+    "stats:bridge:fdb:limit",
+    "stats:bridge:fdb:limit_per_port",
+    "stats:bridge:fdb:buckets",
     "stats:port::port_no",
     "stats:port::mtu",
     "stats:port::fdb_entries",
@@ -443,8 +446,11 @@ static void on_visit(const struct ctl_visit *v, void *aux)
     case CTL_VISIT_NULL:
         return; /* absent (no root port, no topology change yet) */
     case CTL_VISIT_U64:
-        /* show's bridge fdb_entries is stats' fdb.entries: one series. */
-        if (w->src == SRC_SHOW && v->key && !strcmp(v->key, "fdb_entries"))
+        /* show's bridge fdb_entries and limits are stats' fdb.entries and
+         * fdb.limit*: one series each. */
+        if (w->src == SRC_SHOW && v->key &&
+            (!strcmp(v->key, "fdb_entries") || !strcmp(v->key, "fdb_limit") ||
+             !strcmp(v->key, "fdb_limit_per_port")))
             return;
         snprintf(num, sizeof(num), "%llu", (unsigned long long)v->u64);
         add_item(w, v->key, num, false);

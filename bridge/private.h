@@ -92,8 +92,10 @@ struct ifreq;
 /* An SIOC* interface ioctl on a throwaway socket; returns 0 or -errno. */
 int xbr_if_ioctl(unsigned long req, struct ifreq *ifr);
 void xbr_bridges_destroy_all(void);
-/* Ages the FDBs and refreshes the ports (once a second). */
+/* Refreshes the ports (once a second). */
 void xbr_bridges_periodic(uint32_t now_s);
+/* Ages the FDBs, a slice per call (every control tick). */
+void xbr_bridges_tick(uint32_t now_s);
 /* Re-reads every port's MTU, carrier and speed, tells STP about link
  * changes and removes ports whose device is gone. */
 void xbr_ports_refresh(void);
@@ -158,7 +160,8 @@ void xbr_netdev_driver(const char *ifname, char *out, size_t len);
 /* bridge-fastpath.c: the kernel fast path's glue (control thread unless noted) */
 /* Loads the fast path unless disabled; without it every bridge runs in
  * user space only (the reason is logged). */
-void xbr_fastpath_init(bool enable);
+void xbr_fastpath_init(bool enable, uint32_t mirror_entries);
+#define XBR_FASTPATH_DEFAULT_ENTRIES 262144u
 /* Whether the fast path is loaded (a new bridge then uses it). */
 bool xbr_fastpath_loaded(void);
 void xbr_fastpath_fini(void);

@@ -154,12 +154,16 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
     int state = __atomic_load_n(&in->stp_state, __ATOMIC_RELAXED);
     uint32_t now = xbr_now_coarse_s();
 
-    /* Pass 1: account, gate and learn; collect unicast lookups. */
+    /* Pass 1: account and gate; collect the sources to learn and the
+     * unicast lookups. */
     struct pkt *fwd[XBR_BURST];
     uint16_t vlans[XBR_BURST];
     const uint8_t *dsts[XBR_BURST];
     uint32_t out[XBR_BURST];
     unsigned n_fwd = 0;
+    const uint8_t *srcs[XBR_BURST];
+    uint16_t svlans[XBR_BURST];
+    unsigned n_learn = 0;
 
     for (unsigned i = 0; i < n; i++) {
         struct pkt *p = &pkts[i];
@@ -201,17 +205,8 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
             st->rx_drop_src++;
             continue;
         }
-        enum fdb_learn_result lr = fdb_learn(br->fdb, 0, src, in->no, now);
-        switch (lr) {
-        case FDB_LEARN_NEW: st->fdb_learned++; break;
-        case FDB_LEARN_MOVED: st->fdb_moved++; break;
-        case FDB_LEARN_LIMIT_PORT:
-        case FDB_LEARN_LIMIT_TOTAL: st->fdb_limit++; break;
-        default: break;
-        }
-        if (XBR_UNLIKELY(lr == FDB_LEARN_NEW || lr == FDB_LEARN_MOVED) &&
-            __atomic_load_n(&br->fastpath, __ATOMIC_RELAXED))
-            xbr_fastpath_learned(wid, br, 0, src);
+        svlans[n_learn] = 0;
+        srcs[n_learn++] = src;
         if (XBR_UNLIKELY(state != PORT_STP_FORWARDING)) {
             st->rx_drop_state++;
             continue;
@@ -219,6 +214,27 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
         vlans[n_fwd] = 0;
         dsts[n_fwd] = dst;
         fwd[n_fwd++] = p;
+    }
+
+    /* Learn the burst's sources at once: buckets prefetched together, a
+     * source repeated from the frame before resolved without a lookup. */
+    if (n_learn) {
+        enum fdb_learn_result lr[XBR_BURST];
+        fdb_learn_batch(br->fdb, n_learn, svlans, srcs, in->no, now, lr);
+        bool fast = __atomic_load_n(&br->fastpath, __ATOMIC_RELAXED);
+        for (unsigned i = 0; i < n_learn; i++) {
+            switch (lr[i]) {
+            case FDB_LEARN_NEW: st->fdb_learned++; break;
+            case FDB_LEARN_MOVED: st->fdb_moved++; break;
+            case FDB_LEARN_LIMIT_PORT:
+            case FDB_LEARN_LIMIT_TOTAL: st->fdb_limit++; break;
+            default: break;
+            }
+            /* The kernel fast path's mirror follows what was created or
+             * moved (the control thread writes it). */
+            if (XBR_UNLIKELY(fast && (lr[i] == FDB_LEARN_NEW || lr[i] == FDB_LEARN_MOVED)))
+                xbr_fastpath_learned(wid, br, svlans[i], srcs[i]);
+        }
     }
 
     /* Pass 2: look the whole batch up at once (prefetching), then decide. */

@@ -27,6 +27,7 @@ static void usage(FILE *out)
             "  fdb del BR MAC [vlan VID]\n"
             "  fdb flush BR [PORT] [--static]    learned entries (and static ones)\n"
             "  set-ageing BR SECONDS\n"
+            "  set-fdb-limit BR N [--per-port M] learned-entry limits (table sized for N)\n"
             "  stats BR [PORT]                   counters, drops by reason\n"
             "  list-br | list-ports [BR]         names, one a line\n"
             "  save [FILE]                       the running configuration, in the\n"

@@ -26,15 +26,50 @@
  *   instant.  Each unit of count therefore has exactly one owner even when a
  *   worker moves an entry while the control thread deletes it.
  *
+ *   Nodes of learned entries reach the ageing wheel (below) through a
+ *   wait-free queue: the worker that published a node enqueues it right
+ *   after cds_lfht_add_unique() succeeded, and the control thread dequeues
+ *   it at its next tick.  Until then the control thread may already unlink
+ *   and retire the node (a flush), but it must not free it: the queue still
+ *   links it, and the link shares memory with the rcu_head.  Such a node is
+ *   handed to call_rcu by the drain, which recognises it by its dead port.
+ *
+ * Ageing wheel (control thread only)
+ *   Every drained learned node sits on exactly one list: a slot of the wheel,
+ *   slot (seen_s + ageing_s) % FDB_WHEEL_SLOTS, i.e. by the second it would
+ *   expire if never seen again, or the pending list (came due, not examined
+ *   yet).  A tick moves the slots of the seconds that passed onto pending
+ *   (O(1) each) and examines pending within its budget: unseen for the
+ *   ageing time -> removed; refreshed meanwhile -> moved to the slot of its
+ *   new expiry.  Workers never touch these lists; refreshing an entry stays
+ *   one store of seen_s.  An entry whose expiry is more than a wheel turn
+ *   away (ageing above FDB_WHEEL_SLOTS s) is looked at once per turn and put
+ *   back.  Nodes are doubly linked so that del/flush unlink in O(1); the
+ *   link lives in the node's rcu_head space (a node is on the wheel only
+ *   while it is in the table), so nodes stay 48 bytes.
+ *
  * Bucket prefetch
- *   cds_lfht keeps its bucket array private.  The table is created with its
- *   final size (init = min alloc = max buckets, no resize ever), and with a
- *   bounded size on a 64-bit host liburcu's allocators place the buckets in
- *   one contiguous array (bucket i at base + i).  fdb_probe_buckets() finds
- *   base through the public node layout and checks it; fdb_lookup_batch()
- *   uses it only to prefetch, which never faults and never changes a result.
- *   If the check fails (a future liburcu lays things out differently) the
- *   batch still resolves correctly, just without the bucket prefetch.
+ *   cds_lfht keeps its bucket array private.  With a bounded max_nr_buckets
+ *   on a 64-bit host liburcu uses its mmap allocator: one reserved mapping
+ *   of max_nr_buckets buckets, populated as the table grows and discarded
+ *   (made inaccessible again) as it shrinks, bucket i at base + i whatever
+ *   the size.  fdb_probe_buckets() finds base through the public node layout
+ *   and checks it; fdb_lookup_batch() uses it only to prefetch (a prefetch
+ *   never faults) and to read a bucket's first link, so bucket_mask must
+ *   never cover buckets that are not mapped: it grows after the table has,
+ *   and shrinks a grace period before the table does.  If the check fails
+ *   (a future liburcu lays things out differently) the batch still resolves
+ *   correctly, just without the bucket prefetch.
+ *
+ * Resizing
+ *   Only explicitly, by the control thread (fdb_set_limits, static entries
+ *   outgrowing the table), with cds_lfht_resize(): split-ordered lists grow
+ *   and shrink in place by inserting or removing bucket nodes while readers
+ *   and adders carry on, so nothing is copied and no entry can be missed.
+ *   liburcu 0.13 takes the calling QSBR thread offline meanwhile and walks
+ *   the list without read-side protection; that is safe here because only
+ *   this (control) thread ever unlinks data nodes, so no node can be freed
+ *   under the walk.
  */
 #include "fdb/fdb.h"
 #include "fdb/fdb-private.h"
@@ -42,11 +77,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
 #include <urcu-qsbr.h>
+#include <urcu/list.h>
 #include <urcu/rculfhash.h>
+#include <urcu/wfcqueue.h>
 
 #include "util/util.h"
 
@@ -56,11 +94,23 @@
 _Static_assert(FDB_MAX_PORTS < FDB_NODE_DEAD, "ports must fit in a node's uint16_t port");
 
 /* Bucket count bounds.  The upper bound keeps the bucket array (16 B per
- * bucket) at 256 MiB; it also bounds max_entries, as the table is sized to
- * hold max_entries learned entries at a load factor <= 1. */
+ * bucket) at 256 MiB (reserved address space; only the buckets in use are
+ * memory); it also bounds max_entries, as the table is sized to hold
+ * max_entries learned entries at a load factor <= 1. */
 #define FDB_MIN_BUCKETS 64u
-#define FDB_MAX_BUCKETS (1u << 24)
-#define FDB_MAX_ENTRIES_CAP FDB_MAX_BUCKETS
+#define FDB_MAX_BUCKETS FDB_MAX_ENTRIES_LIMIT
+_Static_assert((FDB_MAX_BUCKETS & (FDB_MAX_BUCKETS - 1)) == 0, "bucket bound: a power of two");
+
+/* Static entries grow the table only once they push the load factor at the
+ * learned limit past 3/2, so that a few of them (one per guest) do not double
+ * a table sized for the limit. */
+#define FDB_STATIC_SLACK_NUM 3u
+#define FDB_STATIC_SLACK_DEN 2u
+
+/* One-second slots of the ageing wheel: 16 KiB of list heads per bridge; a
+ * turn of 1024 s covers the default ageing time (300 s) with room. */
+#define FDB_WHEEL_SLOTS 1024u
+#define FDB_WHEEL_MASK (FDB_WHEEL_SLOTS - 1)
 /* 802.1D's upper bound for the ageing time; it also keeps the signed
  * 32-bit age arithmetic of fdb_age() far from overflow. */
 #define FDB_MAX_AGEING_S 1000000u
@@ -72,17 +122,30 @@ _Static_assert(FDB_MAX_PORTS < FDB_NODE_DEAD, "ports must fit in a node's uint16
  * uses 128 on x86 because the adjacent-line prefetcher pairs 64 B lines. */
 #define FDB_CACHELINE 128
 
+/* Where a node's `u` link is (control thread's view; see the top). */
+enum fdb_age_state {
+    FDB_AGE_QUEUED, /* learned, not drained yet: u.newq (being) enqueued */
+    FDB_AGE_WHEEL,  /* learned, drained: u.age on a wheel slot or pending */
+    FDB_AGE_NONE,   /* static, or handed to call_rcu: u free for u.rcu */
+};
+
 /* One entry.  The fields a lookup touches (link, reverse hash, key, port)
- * come first so that they sit in the first 32 bytes; the rcu_head is only
- * used once the node is unlinked.  48 bytes: glibc serves it from 64. */
+ * come first so that they sit in the first 32 bytes; the last 16 bytes are
+ * one link at a time (see "Entry life cycle" and "Ageing wheel" above).
+ * 48 bytes: glibc serves it from 64. */
 struct fdb_node {
     struct cds_lfht_node lfnode; /* chain link + reverse hash (cds_lfht's) */
     uint64_t key;                /* immutable: (vlan << 48) | mac */
     uint32_t seen_s;             /* shared: last seen, coarse seconds */
     uint16_t port;               /* shared: see "counters" above */
     uint8_t is_static;           /* immutable: a static node never changes kind */
-    uint8_t pad_;
-    struct rcu_head rcu;
+    uint8_t age_state;           /* enum fdb_age_state; control thread, once
+                                  * published (set by the creator before) */
+    union {
+        struct cds_wfcq_node newq; /* learned: creation -> the drain */
+        struct cds_list_head age;  /* learned, drained: the ageing wheel */
+        struct rcu_head rcu;       /* retired: waiting for its grace period */
+    } u;
 };
 _Static_assert(sizeof(struct fdb_node) == 48, "fdb_node grew");
 
@@ -99,6 +162,16 @@ static inline const struct fdb_node *fdb_node_of_const(const struct cds_lfht_nod
                                                    offsetof(struct fdb_node, lfnode));
 }
 
+static inline struct fdb_node *fdb_node_of_age(struct cds_list_head *link)
+{
+    return (struct fdb_node *)(void *)((char *)link - offsetof(struct fdb_node, u.age));
+}
+
+static inline struct fdb_node *fdb_node_of_newq(struct cds_wfcq_node *link)
+{
+    return (struct fdb_node *)(void *)((char *)link - offsetof(struct fdb_node, u.newq));
+}
+
 /* Walks every node of the table (a node may be removed during the walk). */
 #define fdb_for_each_node(fdb, iter, n)                                                   \
     for (cds_lfht_first((fdb)->ht, (iter));                                               \
@@ -107,19 +180,21 @@ static inline const struct fdb_node *fdb_node_of_const(const struct cds_lfht_nod
          cds_lfht_next((fdb)->ht, (iter)))
 
 struct fdb {
-    /* Read-mostly: set at creation (ageing_s by the control thread). */
+    /* Read-mostly: set at creation; the shared ones change only through
+     * control calls. */
     struct cds_lfht *ht;
     const struct cds_lfht_node *buckets; /* contiguous bucket array, or NULL */
-    unsigned long bucket_mask;
+    unsigned long bucket_mask;           /* shared: prefetch mask, see the top */
     uint64_t seed;
-    uint32_t max_entries;
-    uint32_t max_per_port;
-    uint32_t ageing_s;
+    uint32_t max_entries;  /* shared */
+    uint32_t max_per_port; /* shared */
+    uint32_t ageing_s;     /* shared */
 
-    /* Learned entries now, including in-flight reservations.  Written when
-     * an entry is created or retired, never on a refresh. */
+    /* Learned entries now, including in-flight reservations, and the queue
+     * new nodes go to: written when an entry is created or retired, never
+     * on a refresh. */
     uint32_t n_learned __attribute__((aligned(FDB_CACHELINE)));
-    uint32_t n_static; /* control thread only; read by fdb_get_stats */
+    struct cds_wfcq_tail newq_tail;
 
     /* Event counters (struct fdb_stats). */
     uint64_t st_learned __attribute__((aligned(FDB_CACHELINE)));
@@ -134,6 +209,15 @@ struct fdb {
     /* The control thread's change hook (fdb_set_change_hook). */
     fdb_change_fn *change_fn;
     void *change_aux;
+    /* Control thread only (n_static also read by fdb_get_stats). */
+    struct __cds_wfcq_head newq_head __attribute__((aligned(FDB_CACHELINE)));
+    uint32_t n_static;
+    unsigned long n_buckets;
+    bool wheel_started;    /* wheel_next_s is set (first fdb_age_tick) */
+    uint32_t wheel_next_s; /* the first second whose slot is still waiting */
+    struct cds_list_head age_pending;
+    struct cds_list_head wheel[FDB_WHEEL_SLOTS];
+    uint64_t age_examined; /* entries fdb_age_tick() looked at (tests) */
 
     /* Nodes used once by fdb_probe_buckets(); they live here so that they
      * stay valid memory whatever cds_lfht does with them. */
@@ -220,13 +304,15 @@ static struct fdb_node *fdb_node_new(uint64_t key, uint32_t port, uint32_t now_s
     n->seen_s = now_s;
     n->port = (uint16_t)port;
     n->is_static = is_static;
-    n->pad_ = 0;
+    n->age_state = is_static ? FDB_AGE_NONE : FDB_AGE_QUEUED;
+    if (!is_static)
+        cds_wfcq_node_init(&n->u.newq);
     return n;
 }
 
 static void fdb_node_free_rcu(struct rcu_head *head)
 {
-    free((char *)head - offsetof(struct fdb_node, rcu));
+    free((char *)head - offsetof(struct fdb_node, u.rcu));
 }
 
 /* Settles the counters of a node that this thread has just unlinked
@@ -257,8 +343,13 @@ static void fdb_node_retire(struct fdb *fdb, struct fdb_node *n)
         fdb_key_split(n->key, &vlan, mac);
         fdb->change_fn(fdb->change_aux, vlan, mac);
     }
+    if (n->age_state == FDB_AGE_QUEUED)
+        return; /* still linked by the new-entry queue: the drain frees it */
+    if (n->age_state == FDB_AGE_WHEEL)
+        cds_list_del(&n->u.age);
+    n->age_state = FDB_AGE_NONE;
     /* Workers may still hold the node; free it after a grace period. */
-    urcu_qsbr_call_rcu(&n->rcu, fdb_node_free_rcu);
+    urcu_qsbr_call_rcu(&n->u.rcu, fdb_node_free_rcu);
 }
 
 /* Unlinks n; true if this call did it (and retired the node). */
@@ -282,6 +373,73 @@ static bool fdb_reserve(uint32_t *ctr, uint32_t max)
         return false;
     }
     return true;
+}
+
+/* ---- the ageing wheel (control thread; see the top of the file) ---- */
+
+/* The list for an entry that expires at second due, examined from now on. */
+static struct cds_list_head *fdb_wheel_slot(struct fdb *fdb, uint32_t due)
+{
+    if ((int32_t)(due - fdb->wheel_next_s) < 0)
+        due = fdb->wheel_next_s; /* that second's slot is the next one looked at */
+    return &fdb->wheel[due & FDB_WHEEL_MASK];
+}
+
+/* Takes in the nodes workers created since the last drain. */
+static void fdb_drain_new(struct fdb *fdb)
+{
+    struct cds_wfcq_node *link;
+
+    /* Blocking only in the sense that it waits for an enqueue that has begun
+     * (a worker between its two stores) to finish. */
+    while ((link = __cds_wfcq_dequeue_blocking(&fdb->newq_head, &fdb->newq_tail)) != NULL) {
+        struct fdb_node *n = fdb_node_of_newq(link);
+
+        if (CMM_LOAD_SHARED(n->port) == FDB_NODE_DEAD) {
+            /* Retired (flushed) before it got here: only now is its link
+             * free for the rcu_head. */
+            n->age_state = FDB_AGE_NONE;
+            urcu_qsbr_call_rcu(&n->u.rcu, fdb_node_free_rcu);
+            continue;
+        }
+        n->age_state = FDB_AGE_WHEEL;
+        const uint32_t due = CMM_LOAD_SHARED(n->seen_s) + fdb->ageing_s;
+        /* Already due (or no clock yet): examined at the next tick. */
+        if (!fdb->wheel_started || (int32_t)(due - fdb->wheel_next_s) < 0)
+            cds_list_add_tail(&n->u.age, &fdb->age_pending);
+        else
+            cds_list_add_tail(&n->u.age, &fdb->wheel[due & FDB_WHEEL_MASK]);
+    }
+}
+
+/* Moves the whole of list onto the end of pending. */
+static void fdb_pending_take(struct fdb *fdb, struct cds_list_head *list)
+{
+    cds_list_splice(list, fdb->age_pending.prev);
+    CDS_INIT_LIST_HEAD(list);
+}
+
+static void fdb_pending_take_all(struct fdb *fdb)
+{
+    for (unsigned i = 0; i < FDB_WHEEL_SLOTS; i++)
+        fdb_pending_take(fdb, &fdb->wheel[i]);
+}
+
+/* Calls fn on every drained learned node; fn may remove the node. */
+static size_t fdb_learned_walk(struct fdb *fdb,
+                               bool (*fn)(struct fdb *, struct fdb_node *, const void *),
+                               const void *arg)
+{
+    size_t removed = 0;
+
+    for (unsigned i = 0; i <= FDB_WHEEL_SLOTS; i++) {
+        struct cds_list_head *list = i < FDB_WHEEL_SLOTS ? &fdb->wheel[i] : &fdb->age_pending;
+        struct cds_list_head *pos, *tmp;
+
+        cds_list_for_each_safe(pos, tmp, list)
+            removed += fn(fdb, fdb_node_of_age(pos), arg);
+    }
+    return removed;
 }
 
 /* ---- bucket array discovery (see the top of the file) ---- */
@@ -335,7 +493,7 @@ bool fdb_bucket_prefetch_enabled(const struct fdb *fdb)
     return fdb->buckets != NULL;
 }
 
-/* ---- creation and destruction ---- */
+/* ---- creation, destruction and size ---- */
 
 static uint64_t fdb_random_seed(void)
 {
@@ -356,6 +514,53 @@ static uint32_t fdb_ageing_clamp(uint32_t ageing_s)
     return ageing_s > FDB_MAX_AGEING_S ? FDB_MAX_AGEING_S : ageing_s;
 }
 
+/* The bucket count for a table of `entries`: load factor <= 1, so that a
+ * lookup stays O(1) however full the table gets. */
+static unsigned long fdb_buckets_for(uint64_t entries)
+{
+    unsigned long nb = FDB_MIN_BUCKETS;
+
+    while (nb < entries && nb < FDB_MAX_BUCKETS)
+        nb <<= 1;
+    return nb;
+}
+
+/* liburcu's mmap allocator aborts the process when it cannot populate a
+ * larger bucket array, so a grow asks the kernel for that much memory first
+ * and is refused when it cannot be had.  (Memory can still run out in
+ * between, as for any allocation; this turns the likely failure, a limit far
+ * above what the machine holds, into an error.) */
+static bool fdb_memory_available(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED)
+        return false;
+    (void)munmap(p, bytes);
+    return true;
+}
+
+/* Resizes the table to nb buckets, in place (see "Resizing" at the top).
+ * bucket_mask only ever covers mapped buckets: it follows a grow, and
+ * precedes a shrink by a grace period, after which no reader can still be
+ * using the larger one. */
+static int fdb_resize(struct fdb *fdb, unsigned long nb)
+{
+    if (nb > fdb->n_buckets) {
+        if (!fdb_memory_available((nb - fdb->n_buckets) * sizeof(struct cds_lfht_node)))
+            return -ENOMEM;
+        cds_lfht_resize(fdb->ht, nb);
+        cmm_smp_wmb(); /* the new buckets before the mask that reaches them */
+        CMM_STORE_SHARED(fdb->bucket_mask, nb - 1);
+    } else if (nb < fdb->n_buckets) {
+        CMM_STORE_SHARED(fdb->bucket_mask, nb - 1);
+        urcu_qsbr_synchronize_rcu();
+        cds_lfht_resize(fdb->ht, nb);
+    }
+    fdb->n_buckets = nb;
+    return 0;
+}
+
 struct fdb *fdb_create(const struct fdb_config *cfg)
 {
     struct fdb_config c = cfg ? *cfg : (struct fdb_config){0};
@@ -368,7 +573,8 @@ struct fdb *fdb_create(const struct fdb_config *cfg)
         c.max_entries = FDB_DEFAULT_MAX_ENTRIES;
     if (c.max_per_port == 0)
         c.max_per_port = FDB_DEFAULT_MAX_PER_PORT;
-    if (c.max_entries > FDB_MAX_ENTRIES_CAP || c.ageing_s > FDB_MAX_AGEING_S) {
+    if (c.max_entries > FDB_MAX_ENTRIES_LIMIT || c.max_per_port > FDB_MAX_ENTRIES_LIMIT ||
+        c.ageing_s > FDB_MAX_AGEING_S) {
         errno = EINVAL;
         return NULL;
     }
@@ -383,20 +589,23 @@ struct fdb *fdb_create(const struct fdb_config *cfg)
     fdb->max_per_port = c.max_per_port;
     fdb->ageing_s = fdb_ageing_clamp(c.ageing_s);
     fdb->seed = fdb_random_seed();
+    __cds_wfcq_init(&fdb->newq_head, &fdb->newq_tail);
+    CDS_INIT_LIST_HEAD(&fdb->age_pending);
+    for (unsigned i = 0; i < FDB_WHEEL_SLOTS; i++)
+        CDS_INIT_LIST_HEAD(&fdb->wheel[i]);
 
-    /* Load factor <= 1 at the limit, so a lookup stays O(1) however full
-     * the table gets; static entries come on top, but are few.  No
-     * CDS_LFHT_AUTO_RESIZE: in liburcu 0.13 it can stop resizing for good,
-     * and without it init = min alloc = max pins the size. */
-    nb = FDB_MIN_BUCKETS;
-    while (nb < c.max_entries)
-        nb <<= 1;
-    fdb->ht = cds_lfht_new_flavor(nb, nb, nb, 0, &urcu_qsbr_flavor, NULL);
+    /* No CDS_LFHT_AUTO_RESIZE: in liburcu 0.13 it can stop resizing for
+     * good; sizes change only through fdb_resize().  The bounded maximum
+     * also selects liburcu's mmap allocator (see "Bucket prefetch"). */
+    nb = fdb_buckets_for(c.max_entries);
+    fdb->ht = cds_lfht_new_flavor(nb, FDB_MIN_BUCKETS, FDB_MAX_BUCKETS, 0, &urcu_qsbr_flavor,
+                                  NULL);
     if (!fdb->ht) {
         free(fdb);
         errno = ENOMEM;
         return NULL;
     }
+    fdb->n_buckets = nb;
     fdb->bucket_mask = nb - 1;
     fdb->buckets = fdb_probe_buckets(fdb, nb);
     return fdb;
@@ -409,9 +618,12 @@ void fdb_destroy(struct fdb *fdb)
 
     if (!fdb)
         return;
+    /* Nodes retired while still queued are freed by the drain; the others
+     * are freed with the table below. */
+    fdb_drain_new(fdb);
     /* No reader remains (the contract), so unlinked nodes are freed at once
      * instead of queueing one call_rcu per entry.  The iterator steps past a
-     * node before the node is freed. */
+     * node before the node is freed; the wheel's lists die with the fdb. */
     cds_lfht_first(fdb->ht, &iter);
     while ((lfnode = cds_lfht_iter_get_node(&iter)) != NULL) {
         cds_lfht_next(fdb->ht, &iter);
@@ -438,38 +650,58 @@ uint32_t fdb_lookup(const struct fdb *fdb, uint16_t vlan, const uint8_t mac[6])
     return n ? fdb_node_port(n) : FDB_PORT_NONE;
 }
 
+/* Second prefetch stage of a batch: the first node of each bucket's chain
+ * (or the next bucket when this one is empty: a wasted prefetch, never a
+ * fault).  Its hot part is 32 bytes that may straddle two lines.  Skipped
+ * for keys equal to their predecessor (need[i] false). */
+static inline void fdb_prefetch_first_nodes(const struct cds_lfht_node *buckets,
+                                            unsigned long mask, unsigned m,
+                                            const unsigned long *hashes, const bool *need)
+{
+    for (unsigned i = 0; i < m; i++) {
+        if (!need[i])
+            continue;
+        const struct cds_lfht_node *b = &buckets[hashes[i] & mask];
+        const char *first = (const char *)fdb_lfnode_unflag(CMM_LOAD_SHARED(b->next));
+        __builtin_prefetch(first, 0, 3);
+        __builtin_prefetch(first + 31, 0, 3);
+    }
+}
+
 /* Three passes over each group: hash and prefetch every bucket; read every
  * bucket's first link and prefetch that node; then resolve.  The misses of
  * the group overlap instead of being paid one after the other (one DRAM
- * access is ~160 ns here, a resolved lookup from cache a few ns). */
+ * access is ~160 ns here, a resolved lookup from cache a few ns).  A key
+ * equal to the previous one (a burst of one flow) is neither hashed nor
+ * looked up again. */
 void fdb_lookup_batch(const struct fdb *fdb, unsigned n, const uint16_t *vlans,
                       const uint8_t *const *macs, uint32_t *ports)
 {
     const struct cds_lfht_node *buckets = fdb->buckets;
+    const unsigned long mask = CMM_LOAD_SHARED(fdb->bucket_mask);
     uint64_t keys[FDB_BATCH_GROUP];
     unsigned long hashes[FDB_BATCH_GROUP];
+    bool need[FDB_BATCH_GROUP];
 
     for (unsigned base = 0; base < n; base += FDB_BATCH_GROUP) {
         unsigned m = XBR_MIN(n - base, FDB_BATCH_GROUP);
 
         for (unsigned i = 0; i < m; i++) {
             keys[i] = fdb_key_make(vlans[base + i], macs[base + i]);
+            need[i] = i == 0 || keys[i] != keys[i - 1];
+            if (!need[i])
+                continue;
             hashes[i] = fdb_hash(fdb, keys[i]);
             if (buckets)
-                __builtin_prefetch(&buckets[hashes[i] & fdb->bucket_mask], 0, 3);
+                __builtin_prefetch(&buckets[hashes[i] & mask], 0, 3);
         }
-        if (buckets) {
-            for (unsigned i = 0; i < m; i++) {
-                const struct cds_lfht_node *b = &buckets[hashes[i] & fdb->bucket_mask];
-                /* The first node of the chain (or the next bucket when this
-                 * one is empty: a wasted prefetch, never a fault).  Its hot
-                 * part is 32 bytes that may straddle two lines. */
-                const char *first = (const char *)fdb_lfnode_unflag(CMM_LOAD_SHARED(b->next));
-                __builtin_prefetch(first, 0, 3);
-                __builtin_prefetch(first + 31, 0, 3);
-            }
-        }
+        if (buckets)
+            fdb_prefetch_first_nodes(buckets, mask, m, hashes, need);
         for (unsigned i = 0; i < m; i++) {
+            if (!need[i]) {
+                ports[base + i] = ports[base + i - 1];
+                continue;
+            }
             const struct fdb_node *e = fdb_find(fdb, keys[i], hashes[i]);
             ports[base + i] = e ? fdb_node_port(e) : FDB_PORT_NONE;
         }
@@ -502,7 +734,7 @@ static enum fdb_learn_step fdb_learn_existing(struct fdb *fdb, struct fdb_node *
 
     /* A move.  The new port must have room like for a new entry, or a port
      * at its limit could still collect addresses by stealing them. */
-    if (!fdb_reserve(&fdb->port_count[port], fdb->max_per_port)) {
+    if (!fdb_reserve(&fdb->port_count[port], CMM_LOAD_SHARED(fdb->max_per_port))) {
         uatomic_inc(&fdb->st_limit_port);
         *res = FDB_LEARN_LIMIT_PORT;
         return FDB_STEP_DONE;
@@ -520,16 +752,12 @@ static enum fdb_learn_step fdb_learn_existing(struct fdb *fdb, struct fdb_node *
     return FDB_STEP_DONE;
 }
 
-enum fdb_learn_result fdb_learn(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6],
-                                uint32_t port, uint32_t now_s)
+/* fdb_learn() once the arguments are checked and the key hashed. */
+static inline enum fdb_learn_result fdb_learn_key(struct fdb *fdb, uint64_t key,
+                                                  unsigned long hash, uint32_t port,
+                                                  uint32_t now_s)
 {
     enum fdb_learn_result res;
-
-    if (XBR_UNLIKELY(port >= FDB_MAX_PORTS || !fdb_mac_learnable(mac)))
-        return FDB_LEARN_INVALID;
-
-    const uint64_t key = fdb_key_make(vlan, mac);
-    const unsigned long hash = fdb_hash(fdb, key);
 
     /* Each retry follows a change made by another thread in the meantime
      * (a move or a retirement of this very key), so the loop ends. */
@@ -542,11 +770,11 @@ enum fdb_learn_result fdb_learn(struct fdb *fdb, uint16_t vlan, const uint8_t ma
             continue;
         }
 
-        if (!fdb_reserve(&fdb->port_count[port], fdb->max_per_port)) {
+        if (!fdb_reserve(&fdb->port_count[port], CMM_LOAD_SHARED(fdb->max_per_port))) {
             uatomic_inc(&fdb->st_limit_port);
             return FDB_LEARN_LIMIT_PORT;
         }
-        if (!fdb_reserve(&fdb->n_learned, fdb->max_entries)) {
+        if (!fdb_reserve(&fdb->n_learned, CMM_LOAD_SHARED(fdb->max_entries))) {
             uatomic_dec(&fdb->port_count[port]);
             uatomic_inc(&fdb->st_limit_total);
             return FDB_LEARN_LIMIT_TOTAL;
@@ -563,11 +791,15 @@ enum fdb_learn_result fdb_learn(struct fdb *fdb, uint16_t vlan, const uint8_t ma
         struct cds_lfht_node *got =
             cds_lfht_add_unique(fdb->ht, hash, fdb_node_match, &key, &n->lfnode);
         if (got == &n->lfnode) {
+            /* Published: now to the control thread's ageing (see the top
+             * for why only after the add, and what a flush in between does). */
+            (void)cds_wfcq_enqueue(&fdb->newq_head, &fdb->newq_tail, &n->u.newq);
             uatomic_inc(&fdb->st_learned);
             return FDB_LEARN_NEW;
         }
         /* Another worker published the same key first.  Ours was never
-         * visible, so it is freed now, and the reservations returned. */
+         * visible nor queued, so it is freed now, and the reservations
+         * returned. */
         free(n);
         uatomic_dec(&fdb->n_learned);
         uatomic_dec(&fdb->port_count[port]);
@@ -577,7 +809,94 @@ enum fdb_learn_result fdb_learn(struct fdb *fdb, uint16_t vlan, const uint8_t ma
     }
 }
 
+enum fdb_learn_result fdb_learn(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6],
+                                uint32_t port, uint32_t now_s)
+{
+    if (XBR_UNLIKELY(port >= FDB_MAX_PORTS || !fdb_mac_learnable(mac)))
+        return FDB_LEARN_INVALID;
+
+    const uint64_t key = fdb_key_make(vlan, mac);
+    return fdb_learn_key(fdb, key, fdb_hash(fdb, key), port, now_s);
+}
+
+/* Whether a learn right after one that returned r, of the same key on the
+ * same port at the same time, would change nothing, and what it returns. */
+static inline bool fdb_learn_repeat(enum fdb_learn_result r, enum fdb_learn_result *again)
+{
+    switch (r) {
+    case FDB_LEARN_NEW:
+    case FDB_LEARN_MOVED:
+    case FDB_LEARN_REFRESHED:
+        *again = FDB_LEARN_REFRESHED; /* on this port, seen_s >= now_s */
+        return true;
+    case FDB_LEARN_STATIC:
+        *again = FDB_LEARN_STATIC;
+        return true;
+    default:
+        return false; /* a refusal is tried (and counted) again, as single calls do */
+    }
+}
+
+/* The passes of fdb_lookup_batch(), then fdb_learn_key() per source. */
+void fdb_learn_batch(struct fdb *fdb, unsigned n, const uint16_t *vlans,
+                     const uint8_t *const *macs, uint32_t port, uint32_t now_s,
+                     enum fdb_learn_result *res)
+{
+    const struct cds_lfht_node *buckets = fdb->buckets;
+    const unsigned long mask = CMM_LOAD_SHARED(fdb->bucket_mask);
+    uint64_t keys[FDB_BATCH_GROUP];
+    unsigned long hashes[FDB_BATCH_GROUP];
+    bool valid[FDB_BATCH_GROUP], need[FDB_BATCH_GROUP];
+
+    if (XBR_UNLIKELY(port >= FDB_MAX_PORTS)) {
+        for (unsigned i = 0; i < n; i++)
+            res[i] = FDB_LEARN_INVALID;
+        return;
+    }
+    for (unsigned base = 0; base < n; base += FDB_BATCH_GROUP) {
+        unsigned m = XBR_MIN(n - base, FDB_BATCH_GROUP);
+
+        for (unsigned i = 0; i < m; i++) {
+            valid[i] = fdb_mac_learnable(macs[base + i]);
+            need[i] = false;
+            if (XBR_UNLIKELY(!valid[i]))
+                continue;
+            keys[i] = fdb_key_make(vlans[base + i], macs[base + i]);
+            if (i > 0 && valid[i - 1] && keys[i] == keys[i - 1]) {
+                hashes[i] = hashes[i - 1]; /* for a refusal tried again */
+                continue;
+            }
+            need[i] = true;
+            hashes[i] = fdb_hash(fdb, keys[i]);
+            if (buckets)
+                __builtin_prefetch(&buckets[hashes[i] & mask], 0, 3);
+        }
+        if (buckets)
+            fdb_prefetch_first_nodes(buckets, mask, m, hashes, need);
+        for (unsigned i = 0; i < m; i++) {
+            enum fdb_learn_result *r = &res[base + i];
+
+            if (XBR_UNLIKELY(!valid[i]))
+                *r = FDB_LEARN_INVALID;
+            else if (need[i] || !fdb_learn_repeat(r[-1], r))
+                *r = fdb_learn_key(fdb, keys[i], hashes[i], port, now_s);
+        }
+    }
+}
+
 /* ---- control ---- */
+
+/* Grows the table when static entries push the load factor at the learned
+ * limit past FDB_STATIC_SLACK (never shrinks: fdb_set_limits does that).
+ * When the memory cannot be had the table simply stays as it is: lookups
+ * get slower, nothing fails. */
+static void fdb_fit_statics(struct fdb *fdb)
+{
+    const uint64_t need = (uint64_t)fdb->max_entries + fdb->n_static;
+
+    if (need * FDB_STATIC_SLACK_DEN > (uint64_t)fdb->n_buckets * FDB_STATIC_SLACK_NUM)
+        (void)fdb_resize(fdb, fdb_buckets_for(need));
+}
 
 int fdb_add_static(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_t port)
 {
@@ -616,6 +935,7 @@ int fdb_add_static(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_
                                  &fresh->lfnode) == 0) {
                 fdb_node_retire(fdb, fdb_node_of(lfnode));
                 uatomic_inc(&fdb->n_static);
+                fdb_fit_statics(fdb);
                 return 0;
             }
             continue; /* it went away meanwhile */
@@ -623,6 +943,7 @@ int fdb_add_static(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_
         if (cds_lfht_add_unique(fdb->ht, hash, fdb_node_match, &key, &fresh->lfnode) ==
             &fresh->lfnode) {
             uatomic_inc(&fdb->n_static);
+            fdb_fit_statics(fdb);
             return 0;
         }
         /* A worker learned it in between: go round and replace that. */
@@ -640,6 +961,17 @@ int fdb_del(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6])
     return e && fdb_node_remove(fdb, e) ? 0 : -ENOENT;
 }
 
+static bool fdb_flush_one(struct fdb *fdb, struct fdb_node *n, const void *arg)
+{
+    const uint32_t port = *(const uint32_t *)arg;
+
+    /* A learned entry moving away right now may still go: it is relearned
+     * on its next frame, as after any flush. */
+    if (port != FDB_ALL_PORTS && fdb_node_port(n) != port)
+        return false;
+    return fdb_node_remove(fdb, n);
+}
+
 size_t fdb_flush(struct fdb *fdb, uint32_t port, bool with_static)
 {
     struct cds_lfht_iter iter;
@@ -648,42 +980,97 @@ size_t fdb_flush(struct fdb *fdb, uint32_t port, bool with_static)
 
     if (!fdb || (port >= FDB_MAX_PORTS && port != FDB_ALL_PORTS))
         return 0;
-    fdb_for_each_node(fdb, &iter, n) {
-        if (n->is_static && !with_static)
-            continue;
-        /* A learned entry moving away right now may still go: it is
-         * relearned on its next frame, as after any flush. */
-        if (port != FDB_ALL_PORTS && fdb_node_port(n) != port)
-            continue;
-        removed += fdb_node_remove(fdb, n);
+    if (!with_static) {
+        /* Learned entries only (spanning tree's flushes): their lists, not
+         * the table, which may hold far more static entries.  Entries a
+         * worker creates from here on are not flushed, as with a walk. */
+        fdb_drain_new(fdb);
+        return fdb_learned_walk(fdb, fdb_flush_one, &port);
     }
+    fdb_for_each_node(fdb, &iter, n)
+        removed += fdb_flush_one(fdb, n, &port);
     return removed;
+}
+
+/* Whether n has been unseen for at least limit seconds as of now_s.  Signed
+ * difference: a worker with a newer clock than ours may have stamped the
+ * entry "in the future"; that entry is fresh, not old. */
+static inline bool fdb_expired(const struct fdb_node *n, uint32_t now_s, uint32_t limit)
+{
+    int32_t age = (int32_t)(now_s - CMM_LOAD_SHARED(n->seen_s));
+
+    return age >= 0 && (uint32_t)age >= limit;
+}
+
+struct fdb_age_arg {
+    uint32_t now_s, limit;
+};
+
+/* A worker may refresh an entry between our read of its time and the
+ * removal; that station is then relearned from its next frame, as in the
+ * kernel bridge.  Cheaper than a lock on every refresh. */
+static bool fdb_age_one(struct fdb *fdb, struct fdb_node *n, const void *arg)
+{
+    const struct fdb_age_arg *a = arg;
+
+    return fdb_expired(n, a->now_s, a->limit) && fdb_node_remove(fdb, n);
 }
 
 size_t fdb_age(struct fdb *fdb, uint32_t now_s, uint32_t max_age_s)
 {
-    struct cds_lfht_iter iter;
-    struct fdb_node *n;
+    if (!fdb)
+        return 0;
+    fdb_drain_new(fdb);
+    const struct fdb_age_arg a = {
+        .now_s = now_s, .limit = max_age_s == UINT32_MAX ? fdb->ageing_s : max_age_s};
+    size_t removed = fdb_learned_walk(fdb, fdb_age_one, &a);
+    uatomic_add(&fdb->st_aged, removed);
+    return removed;
+}
+
+size_t fdb_age_tick(struct fdb *fdb, uint32_t now_s, unsigned budget)
+{
     size_t removed = 0;
 
     if (!fdb)
         return 0;
-    const uint32_t limit =
-        max_age_s == UINT32_MAX ? CMM_LOAD_SHARED(fdb->ageing_s) : max_age_s;
+    fdb_drain_new(fdb);
 
-    /* A worker may refresh an entry between our read of its time and the
-     * removal; that station is then relearned from its next frame, as in
-     * the kernel bridge.  Cheaper than a lock on every refresh. */
+    /* The slots of the seconds up to now_s came due. */
+    int32_t behind = (int32_t)(now_s - fdb->wheel_next_s);
+    if (!fdb->wheel_started || behind >= (int32_t)FDB_WHEEL_SLOTS) {
+        /* First call, or a whole turn or more passed unattended: look at
+         * everything once. */
+        fdb_pending_take_all(fdb);
+        fdb->wheel_started = true;
+        fdb->wheel_next_s = now_s + 1;
+    } else if (behind >= 0) {
+        for (; fdb->wheel_next_s != now_s + 1; fdb->wheel_next_s++)
+            fdb_pending_take(fdb, &fdb->wheel[fdb->wheel_next_s & FDB_WHEEL_MASK]);
+    }
 
-    fdb_for_each_node(fdb, &iter, n) {
-        if (n->is_static)
+    const uint32_t ageing = fdb->ageing_s;
+    for (unsigned seen = 0; (budget == 0 || seen < budget) && !cds_list_empty(&fdb->age_pending);
+         seen++) {
+        struct fdb_node *n = fdb_node_of_age(fdb->age_pending.next);
+
+        fdb->age_examined++;
+        if (fdb_expired(n, now_s, ageing)) {
+            if (fdb_node_remove(fdb, n)) {
+                removed++;
+                continue;
+            }
+            /* Only this thread unlinks nodes and it takes them off the wheel
+             * when it does, so a node here is in the table; should that ever
+             * not hold, the node is dropped from the wheel, not looked at
+             * again. */
+            cds_list_del(&n->u.age);
+            n->age_state = FDB_AGE_NONE;
             continue;
-        /* Signed difference: a worker with a newer clock than ours may have
-         * stamped the entry "in the future"; that entry is fresh, not old. */
-        int32_t age = (int32_t)(now_s - CMM_LOAD_SHARED(n->seen_s));
-        if (age < 0 || (uint32_t)age < limit)
-            continue;
-        removed += fdb_node_remove(fdb, n);
+        }
+        /* Refreshed meanwhile: to the slot of its new expiry (which is after
+         * now_s, so after the slots just taken). */
+        cds_list_move(&n->u.age, fdb_wheel_slot(fdb, CMM_LOAD_SHARED(n->seen_s) + ageing));
     }
     uatomic_add(&fdb->st_aged, removed);
     return removed;
@@ -691,13 +1078,43 @@ size_t fdb_age(struct fdb *fdb, uint32_t now_s, uint32_t max_age_s)
 
 void fdb_set_ageing(struct fdb *fdb, uint32_t ageing_s)
 {
-    if (fdb)
-        CMM_STORE_SHARED(fdb->ageing_s, fdb_ageing_clamp(ageing_s));
+    if (!fdb)
+        return;
+    uint32_t old = fdb->ageing_s, now = fdb_ageing_clamp(ageing_s);
+    CMM_STORE_SHARED(fdb->ageing_s, now);
+    /* Slots were chosen by the old time: with a shorter one, entries may be
+     * due before their slot comes, so every one is looked at again.  With a
+     * longer one, entries come up early and are simply moved on. */
+    if (now < old && fdb->wheel_started)
+        fdb_pending_take_all(fdb);
 }
 
 uint32_t fdb_get_ageing(const struct fdb *fdb)
 {
     return fdb ? CMM_LOAD_SHARED(fdb->ageing_s) : 0;
+}
+
+int fdb_set_limits(struct fdb *fdb, uint32_t max_entries, uint32_t max_per_port)
+{
+    if (!fdb || max_entries > FDB_MAX_ENTRIES_LIMIT || max_per_port > FDB_MAX_ENTRIES_LIMIT)
+        return -EINVAL;
+    const uint32_t me = max_entries ? max_entries : fdb->max_entries;
+    const uint32_t mp = max_per_port ? max_per_port : fdb->max_per_port;
+    /* Sized for the limit, or for what is there when the limit went below it
+     * (those entries are kept). */
+    const uint64_t held = CMM_LOAD_SHARED(fdb->n_learned);
+    const unsigned long nb = fdb_buckets_for((me > held ? me : held) + (uint64_t)fdb->n_static);
+    int r;
+
+    /* Grow before raising the limit, so that learning up to it never fills a
+     * table sized for less; shrink after lowering it. */
+    if (nb > fdb->n_buckets && (r = fdb_resize(fdb, nb)) < 0)
+        return r;
+    CMM_STORE_SHARED(fdb->max_entries, me);
+    CMM_STORE_SHARED(fdb->max_per_port, mp);
+    if (nb < fdb->n_buckets)
+        (void)fdb_resize(fdb, nb); /* shrinking needs no memory: cannot fail */
+    return 0;
 }
 
 int fdb_foreach(const struct fdb *fdb, uint32_t now_s,
@@ -770,6 +1187,9 @@ void fdb_get_stats(const struct fdb *fdb, struct fdb_stats *st)
     /* While workers learn this may include an insert or two in flight. */
     st->entries = CMM_LOAD_SHARED(fdb->n_learned) + n_static;
     st->static_entries = n_static;
+    st->max_entries = CMM_LOAD_SHARED(fdb->max_entries);
+    st->max_per_port = CMM_LOAD_SHARED(fdb->max_per_port);
+    st->buckets = (uint32_t)fdb->n_buckets;
 }
 
 uint32_t fdb_port_count(const struct fdb *fdb, uint32_t port)
@@ -777,4 +1197,31 @@ uint32_t fdb_port_count(const struct fdb *fdb, uint32_t port)
     if (!fdb || port >= FDB_MAX_PORTS)
         return 0;
     return CMM_LOAD_SHARED(fdb->port_count[port]);
+}
+
+/* ---- for the tests (fdb-private.h) ---- */
+
+uint64_t fdb_debug_age_examined(const struct fdb *fdb)
+{
+    return fdb ? fdb->age_examined : 0;
+}
+
+unsigned long fdb_debug_count_buckets(const struct fdb *fdb)
+{
+    /* The bucket nodes on the split-ordered list, from bucket 0: a node whose
+     * next pointer carries the bucket flag (bit 1) and not the removed flag
+     * (bit 0) is a live bucket (rculfhash.c's flag layout).  Only with the
+     * recognised contiguous array, and only with no concurrent resize. */
+    unsigned long count = 0;
+
+    if (!fdb || !fdb->buckets)
+        return 0;
+    for (const struct cds_lfht_node *node = &fdb->buckets[0]; node;) {
+        uintptr_t next = (uintptr_t)CMM_LOAD_SHARED(node->next);
+
+        if ((next & 2) && !(next & 1))
+            count++;
+        node = fdb_lfnode_unflag((const struct cds_lfht_node *)next);
+    }
+    return count;
 }

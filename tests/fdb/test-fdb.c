@@ -31,6 +31,13 @@ __attribute__((destructor)) static void test_rcu_unregister(void)
 
 /* ---- helpers ---- */
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* A distinct, locally administered unicast MAC per (tag, i). */
 static void mac_of(uint8_t tag, uint32_t i, uint8_t mac[6])
 {
@@ -641,6 +648,18 @@ TEST(lookup_batch_matches_single_lookups)
         hits += want != FDB_PORT_NONE;
     }
     ASSERT_GT(hits, 50);
+    /* Runs of one key (one flow) are resolved once, and still right. */
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t idx = (i / 5) * 17 % 1300;
+        mac_of(13, idx, macbuf[i]);
+        vlans[i] = (uint16_t)(idx % 3);
+        ports[i] = 12345;
+    }
+    fdb_lookup_batch(fdb, N, vlans, macs, ports);
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t idx = (i / 5) * 17 % 1300;
+        ASSERT_EQ(ports[i], idx < 1000 ? idx % 100 : FDB_PORT_NONE);
+    }
     fdb_lookup_batch(fdb, 0, vlans, macs, ports); /* empty batch is fine */
     fdb_destroy(fdb);
 }
@@ -963,6 +982,695 @@ TEST(concurrent_readers_learner_and_control)
     fdb_get_stats(s.fdb, &st);
     ASSERT_EQ(st.entries, 0);
     ASSERT_COUNTERS_MATCH_TABLE(s.fdb);
+    fdb_destroy(s.fdb);
+}
+
+/* ---- limits at run time, table size ---- */
+
+TEST(raising_the_limit_grows_the_table_in_place)
+{
+    struct fdb *fdb = create_or_die(1000, 100000, 0);
+    uint8_t m[6];
+    struct fdb_stats st;
+
+    ASSERT_EQ(fdb_debug_count_buckets(fdb), 1024);
+    for (uint32_t i = 0; i < 1000; i++) {
+        mac_of(30, i, m);
+        ASSERT_EQ(fdb_learn(fdb, 1, m, i % 8, 10), FDB_LEARN_NEW);
+    }
+    mac_of(30, 1000, m);
+    ASSERT_EQ(fdb_learn(fdb, 1, m, 0, 10), FDB_LEARN_LIMIT_TOTAL);
+
+    ASSERT_EQ(fdb_set_limits(fdb, 100000, 0), 0);
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.max_entries, 100000);
+    ASSERT_EQ(st.max_per_port, 100000); /* 0: left as it was */
+    ASSERT_EQ(st.buckets, 131072);
+    ASSERT_EQ(fdb_debug_count_buckets(fdb), 131072); /* really, not just asked */
+    ASSERT_TRUE(fdb_bucket_prefetch_enabled(fdb));
+    /* Nothing was lost or moved by the resize... */
+    for (uint32_t i = 0; i < 1000; i++) {
+        mac_of(30, i, m);
+        ASSERT_EQ(fdb_lookup(fdb, 1, m), i % 8);
+    }
+    /* ...and the table now takes the new limit, exactly. */
+    for (uint32_t i = 1000; i < 100000; i++) {
+        mac_of(30, i, m);
+        ASSERT_EQ(fdb_learn(fdb, 1, m, i % 8, 11), FDB_LEARN_NEW);
+    }
+    mac_of(30, 100000, m);
+    ASSERT_EQ(fdb_learn(fdb, 1, m, 0, 11), FDB_LEARN_LIMIT_TOTAL);
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.entries, 100000);
+    ASSERT_EQ(st.limit_total, 2);
+
+    /* Batch lookups (bucket prefetch under the new mask) agree. */
+    uint8_t macbuf[64][6];
+    const uint8_t *macs[64];
+    uint16_t vlans[64];
+    uint32_t ports[64];
+    for (uint32_t k = 0; k < 64; k++) {
+        mac_of(30, k * 1543, macbuf[k]);
+        macs[k] = macbuf[k];
+        vlans[k] = 1;
+    }
+    fdb_lookup_batch(fdb, 64, vlans, macs, ports);
+    for (uint32_t k = 0; k < 64; k++)
+        ASSERT_EQ(ports[k], k * 1543 % 8);
+    ASSERT_COUNTERS_MATCH_TABLE(fdb);
+    fdb_destroy(fdb);
+}
+
+TEST(lowering_the_limit_keeps_entries_and_stops_learning)
+{
+    struct fdb *fdb = create_or_die(4096, 4096, 10);
+    uint8_t m[6];
+    struct fdb_stats st;
+
+    /* 2000 learned, 600 of them on port 3. */
+    for (uint32_t i = 0; i < 2000; i++) {
+        mac_of(31, i, m);
+        ASSERT_EQ(fdb_learn(fdb, 1, m, i < 600 ? 3 : 4 + i % 4, 1000), FDB_LEARN_NEW);
+    }
+    ASSERT_EQ(fdb_set_limits(fdb, 1000, 500), 0);
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.max_entries, 1000);
+    ASSERT_EQ(st.max_per_port, 500);
+    ASSERT_EQ(st.entries, 2000); /* nobody evicted */
+    /* Sized for what is held (2000), not for the new limit alone. */
+    ASSERT_EQ(st.buckets, 2048);
+    ASSERT_EQ(fdb_debug_count_buckets(fdb), 2048);
+    for (uint32_t i = 0; i < 2000; i++) {
+        mac_of(31, i, m);
+        ASSERT_EQ(fdb_lookup(fdb, 1, m), i < 600 ? 3 : 4 + i % 4);
+    }
+    /* Known addresses refresh; new ones are refused and counted. */
+    mac_of(31, 1500, m);
+    ASSERT_EQ(fdb_learn(fdb, 1, m, 4 + 1500 % 4, 1001), FDB_LEARN_REFRESHED);
+    mac_of(31, 5000, m);
+    ASSERT_EQ(fdb_learn(fdb, 1, m, 9, 1001), FDB_LEARN_LIMIT_TOTAL);
+    /* Port 3 is over its own limit: no new entry, and no move onto it. */
+    mac_of(31, 5001, m);
+    ASSERT_EQ(fdb_learn(fdb, 1, m, 3, 1001), FDB_LEARN_LIMIT_PORT);
+    mac_of(31, 1999, m);
+    ASSERT_EQ(fdb_learn(fdb, 1, m, 3, 1001), FDB_LEARN_LIMIT_PORT);
+    ASSERT_EQ(fdb_lookup(fdb, 1, m), 4 + 1999 % 4);
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.limit_total, 1);
+    ASSERT_EQ(st.limit_port, 2);
+
+    /* Ageing brings the count under the limit; then learning resumes, up to
+     * the new limit exactly.  Entry 1500 was refreshed at 1001. */
+    ASSERT_EQ(fdb_age_tick(fdb, 1010, 0), 1999);
+    mac_of(31, 1500, m);
+    ASSERT_EQ(fdb_lookup(fdb, 1, m), 4 + 1500 % 4);
+    for (uint32_t i = 0; i < 999; i++) {
+        mac_of(32, i, m);
+        ASSERT_EQ(fdb_learn(fdb, 1, m, i < 500 ? 3 : 5, 1011), FDB_LEARN_NEW);
+    }
+    mac_of(32, 999, m);
+    ASSERT_EQ(fdb_learn(fdb, 1, m, 3, 1011), FDB_LEARN_LIMIT_PORT); /* port 3 full: 500 */
+    ASSERT_EQ(fdb_learn(fdb, 1, m, 6, 1011), FDB_LEARN_LIMIT_TOTAL); /* 1 + 999 */
+    ASSERT_COUNTERS_MATCH_TABLE(fdb);
+
+    /* With room to spare the table shrinks to the limit, in place. */
+    ASSERT_EQ(fdb_flush(fdb, FDB_ALL_PORTS, false), 1000);
+    ASSERT_EQ(fdb_set_limits(fdb, 100, 0), 0);
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.buckets, 128);
+    ASSERT_EQ(fdb_debug_count_buckets(fdb), 128);
+    for (uint32_t i = 0; i < 100; i++) {
+        mac_of(33, i, m);
+        ASSERT_EQ(fdb_learn(fdb, 1, m, 7, 1012), FDB_LEARN_NEW);
+    }
+    for (uint32_t i = 0; i < 100; i++) {
+        mac_of(33, i, m);
+        ASSERT_EQ(fdb_lookup(fdb, 1, m), 7);
+    }
+    ASSERT_COUNTERS_MATCH_TABLE(fdb);
+    fdb_destroy(fdb);
+}
+
+TEST(set_limits_rejects_bad_values_and_changes_nothing)
+{
+    struct fdb *fdb = create_or_die(5000, 300, 0);
+    struct fdb_stats st;
+
+    ASSERT_EQ(fdb_set_limits(fdb, FDB_MAX_ENTRIES_LIMIT + 1, 0), -EINVAL);
+    ASSERT_EQ(fdb_set_limits(fdb, 100, FDB_MAX_ENTRIES_LIMIT + 1), -EINVAL);
+    ASSERT_EQ(fdb_set_limits(NULL, 100, 100), -EINVAL);
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.max_entries, 5000);
+    ASSERT_EQ(st.max_per_port, 300);
+    ASSERT_EQ(st.buckets, 8192);
+    ASSERT_EQ(fdb_debug_count_buckets(fdb), 8192);
+    /* Per-port only. */
+    ASSERT_EQ(fdb_set_limits(fdb, 0, 50), 0);
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.max_entries, 5000);
+    ASSERT_EQ(st.max_per_port, 50);
+    ASSERT_EQ(st.buckets, 8192);
+    /* The largest limit is accepted (reserved address space, buckets as
+     * needed: 16 M buckets are 256 MiB, populated). */
+    struct fdb_config big = {.max_entries = FDB_MAX_ENTRIES_LIMIT, .max_per_port = 1};
+    struct fdb *f2 = fdb_create(&big);
+    ASSERT_TRUE(f2 != NULL);
+    fdb_get_stats(f2, &st);
+    ASSERT_EQ(st.buckets, FDB_MAX_ENTRIES_LIMIT);
+    fdb_destroy(f2);
+    struct fdb_config bad = {.max_per_port = FDB_MAX_ENTRIES_LIMIT + 1};
+    errno = 0;
+    ASSERT_TRUE(fdb_create(&bad) == NULL);
+    ASSERT_EQ(errno, EINVAL);
+    fdb_destroy(fdb);
+}
+
+TEST(static_entries_grow_the_table)
+{
+    struct fdb *fdb = create_or_die(1024, 0, 0);
+    uint8_t m[6];
+    struct fdb_stats st;
+
+    /* A few statics (up to half the limit) leave the table alone... */
+    for (uint32_t i = 0; i < 512; i++) {
+        mac_of(34, i, m);
+        ASSERT_EQ(fdb_add_static(fdb, 1, m, 2), 0);
+    }
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.buckets, 1024);
+    /* ...more grow it to fit limit + statics at a load factor <= 1. */
+    for (uint32_t i = 512; i < 5000; i++) {
+        mac_of(34, i, m);
+        ASSERT_EQ(fdb_add_static(fdb, 1, m, 2), 0);
+    }
+    fdb_get_stats(fdb, &st);
+    /* Load factor at the limit <= 3/2 (the slack for statics), a power of
+     * two that grew no further than needed. */
+    ASSERT_GE(st.buckets * 3, 2 * (1024 + 5000));
+    ASSERT_LT(st.buckets, 1024 + 5000);
+    ASSERT_EQ(st.buckets & (st.buckets - 1), 0);
+    ASSERT_EQ(fdb_debug_count_buckets(fdb), st.buckets);
+    for (uint32_t i = 0; i < 5000; i++) {
+        mac_of(34, i, m);
+        ASSERT_EQ(fdb_lookup(fdb, 1, m), 2);
+    }
+    ASSERT_COUNTERS_MATCH_TABLE(fdb);
+    fdb_destroy(fdb);
+}
+
+/* ---- ageing a slice per tick ---- */
+
+TEST(age_tick_removes_in_the_second_the_time_is_up)
+{
+    struct fdb *fdb = create_or_die(0, 0, 10);
+    uint8_t a[6], b[6];
+
+    mac_of(40, 1, a);
+    mac_of(40, 2, b);
+    ASSERT_EQ(fdb_age_tick(fdb, 999, 0), 0); /* the wheel's clock starts */
+    ASSERT_EQ(fdb_learn(fdb, 1, a, 1, 1000), FDB_LEARN_NEW);
+    ASSERT_EQ(fdb_learn(fdb, 1, b, 1, 1000), FDB_LEARN_NEW);
+    /* Ten ticks a second, as xbrd's control thread. */
+    for (uint32_t t = 1000; t < 1010; t++) {
+        for (int k = 0; k < 10; k++)
+            ASSERT_EQ(fdb_age_tick(fdb, t, 0), 0);
+        if (t == 1005)
+            ASSERT_EQ(fdb_learn(fdb, 1, b, 1, t), FDB_LEARN_REFRESHED);
+    }
+    /* Unseen for 10 s: gone at the first tick of second 1010, not later. */
+    ASSERT_EQ(fdb_age_tick(fdb, 1010, 0), 1);
+    ASSERT_EQ(fdb_lookup(fdb, 1, a), FDB_PORT_NONE);
+    ASSERT_EQ(fdb_lookup(fdb, 1, b), 1);
+    for (uint32_t t = 1010; t < 1015; t++)
+        for (int k = 0; k < 10; k++)
+            ASSERT_EQ(fdb_age_tick(fdb, t, 0), 0);
+    ASSERT_EQ(fdb_age_tick(fdb, 1015, 0), 1);
+    ASSERT_EQ(fdb_lookup(fdb, 1, b), FDB_PORT_NONE);
+    struct fdb_stats st;
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.aged, 2);
+    ASSERT_EQ(st.entries, 0);
+    fdb_destroy(fdb);
+}
+
+TEST(age_tick_walks_learned_entries_only_within_its_budget)
+{
+    struct fdb *fdb = create_or_die(20000, 20000, 30);
+    uint8_t m[6];
+
+    ASSERT_EQ(fdb_age_tick(fdb, 100, 0), 0);
+    for (uint32_t i = 0; i < 10000; i++) {
+        mac_of(41, i, m);
+        ASSERT_EQ(fdb_add_static(fdb, 1, m, 1), 0);
+        mac_of(42, i, m);
+        ASSERT_EQ(fdb_learn(fdb, 1, m, 2 + i % 4, 100), FDB_LEARN_NEW);
+    }
+    uint64_t before = fdb_debug_age_examined(fdb);
+    ASSERT_EQ(fdb_age_tick(fdb, 129, 1000), 0);
+    ASSERT_EQ(fdb_debug_age_examined(fdb), before); /* nothing due: nothing looked at */
+    /* All 10000 learned come due at 130: 1000 per tick, statics untouched
+     * (were they walked, they would eat the budget). */
+    for (int k = 0; k < 10; k++) {
+        ASSERT_EQ(fdb_age_tick(fdb, 130, 1000), 1000);
+        struct fdb_stats st;
+        fdb_get_stats(fdb, &st);
+        ASSERT_EQ(st.entries, 20000 - 1000 * (uint32_t)(k + 1));
+    }
+    ASSERT_EQ(fdb_age_tick(fdb, 130, 1000), 0);
+    ASSERT_EQ(fdb_debug_age_examined(fdb), before + 10000);
+    struct fdb_stats st;
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.entries, 10000);
+    ASSERT_EQ(st.static_entries, 10000);
+    ASSERT_EQ(st.aged, 10000);
+    ASSERT_COUNTERS_MATCH_TABLE(fdb);
+    fdb_destroy(fdb);
+}
+
+TEST(age_tick_looks_at_an_active_entry_once_per_ageing_time)
+{
+    enum { N = 5000, AGEING = 50, SECONDS = 500 };
+    struct fdb *fdb = create_or_die(N, N, AGEING);
+    uint8_t m[6];
+
+    ASSERT_EQ(fdb_age_tick(fdb, 1000, 0), 0);
+    for (uint32_t t = 1000; t < 1000 + SECONDS; t++) {
+        /* Every station talks every second; 10 ticks per second. */
+        for (uint32_t i = 0; i < N; i++) {
+            mac_of(43, i, m);
+            enum fdb_learn_result r = fdb_learn(fdb, 1, m, i % 16, t);
+            ASSERT_TRUE(r == (t == 1000 ? FDB_LEARN_NEW : FDB_LEARN_REFRESHED));
+        }
+        for (int k = 0; k < 10; k++)
+            ASSERT_EQ(fdb_age_tick(fdb, t, 0), 0);
+    }
+    /* A walk per second would have looked 500 times at each; the wheel
+     * looks once per ageing period (+ the first tick). */
+    uint64_t examined = fdb_debug_age_examined(fdb);
+    ASSERT_LE(examined, (uint64_t)N * (SECONDS / AGEING + 1));
+    ASSERT_GE(examined, (uint64_t)N * (SECONDS / AGEING - 1));
+    /* Then silence: all go after exactly the ageing time. */
+    uint32_t last = 1000 + SECONDS - 1;
+    ASSERT_EQ(fdb_age_tick(fdb, last + AGEING - 1, 0), 0);
+    ASSERT_EQ(fdb_age_tick(fdb, last + AGEING, 0), N);
+    fdb_destroy(fdb);
+}
+
+TEST(age_tick_after_shorter_ageing_and_after_time_jumps)
+{
+    struct fdb *fdb = create_or_die(0, 0, 300);
+    uint8_t m[6];
+
+    ASSERT_EQ(fdb_age_tick(fdb, 1000, 0), 0);
+    for (uint32_t i = 0; i < 100; i++) {
+        mac_of(44, i, m);
+        ASSERT_EQ(fdb_learn(fdb, 1, m, 1, 1000), FDB_LEARN_NEW);
+    }
+    ASSERT_EQ(fdb_age_tick(fdb, 1001, 0), 0); /* on the wheel for 1300 */
+    fdb_set_ageing(fdb, 10);
+    ASSERT_EQ(fdb_age_tick(fdb, 1009, 0), 0);
+    ASSERT_EQ(fdb_age_tick(fdb, 1010, 0), 100); /* the new time, not 1300 */
+
+    /* Longer again: entries on slots for the short time come up early and
+     * stay until the long one is over. */
+    for (uint32_t i = 0; i < 100; i++) {
+        mac_of(45, i, m);
+        ASSERT_EQ(fdb_learn(fdb, 1, m, 1, 1010), FDB_LEARN_NEW);
+    }
+    ASSERT_EQ(fdb_age_tick(fdb, 1011, 0), 0);
+    fdb_set_ageing(fdb, 2000);
+    for (uint32_t t = 1011; t < 3010; t += 7)
+        ASSERT_EQ(fdb_age_tick(fdb, t, 0), 0);
+    ASSERT_EQ(fdb_age_tick(fdb, 3010, 0), 100);
+
+    /* A clock jump over more than a whole wheel turn: nothing is missed. */
+    fdb_set_ageing(fdb, 60);
+    for (uint32_t i = 0; i < 100; i++) {
+        mac_of(46, i, m);
+        ASSERT_EQ(fdb_learn(fdb, 1, m, 1, 3010), FDB_LEARN_NEW);
+    }
+    ASSERT_EQ(fdb_age_tick(fdb, 3011, 0), 0);
+    ASSERT_EQ(fdb_age_tick(fdb, 9000, 0), 100);
+
+    /* Entries learned before the wheel's first tick, long overdue by then. */
+    struct fdb *f2 = create_or_die(0, 0, 5);
+    mac_of(47, 1, m);
+    ASSERT_EQ(fdb_learn(f2, 1, m, 1, 100), FDB_LEARN_NEW);
+    ASSERT_EQ(fdb_age_tick(f2, 200, 0), 1);
+    /* Stamped by a worker whose clock is ahead: fresh, not ancient. */
+    ASSERT_EQ(fdb_learn(f2, 1, m, 1, 205), FDB_LEARN_NEW);
+    ASSERT_EQ(fdb_age_tick(f2, 201, 0), 0);
+    ASSERT_EQ(fdb_age_tick(f2, 209, 0), 0);
+    ASSERT_EQ(fdb_age_tick(f2, 210, 0), 1);
+    ASSERT_COUNTERS_MATCH_TABLE(f2);
+    fdb_destroy(f2);
+    ASSERT_COUNTERS_MATCH_TABLE(fdb);
+    fdb_destroy(fdb);
+}
+
+TEST(entries_removed_before_the_control_thread_saw_them)
+{
+    /* Learned, then flushed / deleted / made static before any tick drained
+     * them: the queued nodes must be freed once (ASan/LSan check that) and
+     * never aged or counted again. */
+    struct fdb *fdb = create_or_die(1000, 1000, 10);
+    uint8_t m[6];
+
+    for (uint32_t i = 0; i < 300; i++) {
+        mac_of(48, i, m);
+        ASSERT_EQ(fdb_learn(fdb, 1, m, i % 3, 50), FDB_LEARN_NEW);
+    }
+    ASSERT_EQ(fdb_flush(fdb, 0, true), 100); /* a table walk */
+    mac_of(48, 1, m);
+    ASSERT_EQ(fdb_del(fdb, 1, m), 0);
+    mac_of(48, 2, m);
+    ASSERT_EQ(fdb_add_static(fdb, 1, m, 9), 0);
+    ASSERT_EQ(fdb_flush(fdb, 1, false), 99); /* the lists, after a drain */
+    ASSERT_EQ(fdb_age_tick(fdb, 50, 0), 0);
+    struct fdb_stats st;
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.entries, 99 + 1);
+    ASSERT_EQ(fdb_age_tick(fdb, 60, 0), 99);
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.entries, 1);
+    ASSERT_EQ(st.aged, 99);
+    ASSERT_EQ(fdb_lookup(fdb, 1, m), 9);
+    /* Learned and destroyed without any tick at all. */
+    for (uint32_t i = 0; i < 300; i++) {
+        mac_of(49, i, m);
+        ASSERT_EQ(fdb_learn(fdb, 1, m, 4, 70), FDB_LEARN_NEW);
+    }
+    mac_of(49, 7, m);
+    ASSERT_EQ(fdb_del(fdb, 1, m), 0);
+    ASSERT_COUNTERS_MATCH_TABLE(fdb);
+    fdb_destroy(fdb);
+}
+
+/* ---- batched learning ---- */
+
+TEST(learn_batch_repeats_resolved_like_single_learns)
+{
+    struct fdb *fdb = create_or_die(100, 3, 0);
+    uint8_t macbuf[40][6];
+    const uint8_t *macs[40];
+    uint16_t vlans[40];
+    enum fdb_learn_result res[40];
+
+    /* One flow: the first frame creates, the other 31 refresh. */
+    for (int k = 0; k < 32; k++) {
+        mac_of(50, 1, macbuf[k]);
+        macs[k] = macbuf[k];
+        vlans[k] = 1;
+    }
+    fdb_learn_batch(fdb, 32, vlans, macs, 5, 10, res);
+    ASSERT_EQ(res[0], FDB_LEARN_NEW);
+    for (int k = 1; k < 32; k++)
+        ASSERT_EQ(res[k], FDB_LEARN_REFRESHED);
+    /* The same flow through another port: one move, then refreshes. */
+    fdb_learn_batch(fdb, 32, vlans, macs, 6, 11, res);
+    ASSERT_EQ(res[0], FDB_LEARN_MOVED);
+    for (int k = 1; k < 32; k++)
+        ASSERT_EQ(res[k], FDB_LEARN_REFRESHED);
+    /* A port at its limit: every repeat is refused and counted, as it
+     * would be one frame at a time; A B B A with an invalid one between. */
+    for (uint32_t i = 0; i < 3; i++) {
+        mac_of(51, i, macbuf[0]);
+        ASSERT_EQ(fdb_learn(fdb, 1, macbuf[0], 7, 12), FDB_LEARN_NEW);
+    }
+    mac_of(52, 1, macbuf[0]);
+    mac_of(52, 2, macbuf[1]);
+    mac_of(52, 2, macbuf[2]);
+    memset(macbuf[3], 0xff, 6); /* broadcast source */
+    mac_of(52, 2, macbuf[4]);
+    mac_of(52, 1, macbuf[5]);
+    fdb_learn_batch(fdb, 6, vlans, macs, 7, 12, res);
+    ASSERT_EQ(res[0], FDB_LEARN_LIMIT_PORT);
+    ASSERT_EQ(res[1], FDB_LEARN_LIMIT_PORT);
+    ASSERT_EQ(res[2], FDB_LEARN_LIMIT_PORT);
+    ASSERT_EQ(res[3], FDB_LEARN_INVALID);
+    ASSERT_EQ(res[4], FDB_LEARN_LIMIT_PORT);
+    ASSERT_EQ(res[5], FDB_LEARN_LIMIT_PORT);
+    struct fdb_stats st;
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.limit_port, 5);
+    ASSERT_EQ(st.moved, 1);
+    ASSERT_EQ(st.learned, 4);
+    /* Statics stay put, repeated or not; a bad port refuses all. */
+    mac_of(53, 1, macbuf[0]);
+    ASSERT_EQ(fdb_add_static(fdb, 1, macbuf[0], 2), 0);
+    mac_of(53, 1, macbuf[1]);
+    fdb_learn_batch(fdb, 2, vlans, macs, 3, 13, res);
+    ASSERT_EQ(res[0], FDB_LEARN_STATIC);
+    ASSERT_EQ(res[1], FDB_LEARN_STATIC);
+    ASSERT_EQ(fdb_lookup(fdb, 1, macbuf[0]), 2);
+    fdb_learn_batch(fdb, 2, vlans, macs, FDB_MAX_PORTS, 13, res);
+    ASSERT_EQ(res[0], FDB_LEARN_INVALID);
+    ASSERT_EQ(res[1], FDB_LEARN_INVALID);
+    fdb_learn_batch(fdb, 0, vlans, macs, 3, 13, res); /* empty is fine */
+    ASSERT_COUNTERS_MATCH_TABLE(fdb);
+    fdb_destroy(fdb);
+}
+
+TEST(learn_batch_equals_single_learns)
+{
+    /* Two tables get the same random bursts, one frame at a time and as
+     * batches; results, counters and contents must be identical.  Small
+     * limits so that refusals, moves and statics all happen. */
+    struct fdb *one = create_or_die(150, 40, 20), *bat = create_or_die(150, 40, 20);
+    enum { POOL = 400, BURSTS = 3000, MAXB = 100 };
+    uint64_t rng = 0xfeedbeefull;
+    uint8_t macbuf[MAXB][6];
+    const uint8_t *macs[MAXB];
+    uint16_t vlans[MAXB];
+    enum fdb_learn_result rb[MAXB];
+
+    for (uint32_t i = 0; i < 30; i++) {
+        mac_of(54, i * 13, macbuf[0]);
+        ASSERT_EQ(fdb_add_static(one, (uint16_t)(i % 2), macbuf[0], 31), 0);
+        ASSERT_EQ(fdb_add_static(bat, (uint16_t)(i % 2), macbuf[0], 31), 0);
+    }
+    for (uint32_t b = 0; b < BURSTS; b++) {
+        unsigned n = 1 + (unsigned)(xorshift64(&rng) % MAXB);
+        uint32_t port = (uint32_t)(xorshift64(&rng) % 8);
+        uint32_t now = 1000 + b / 20;
+        for (unsigned k = 0; k < n; k++) {
+            uint64_t r = xorshift64(&rng);
+            if (k > 0 && r % 3 == 0) { /* repeats, as in a real burst */
+                memcpy(macbuf[k], macbuf[k - 1], 6);
+                vlans[k] = vlans[k - 1];
+            } else if (r % 97 == 0) {
+                memset(macbuf[k], 0, 6); /* invalid */
+                vlans[k] = 0;
+            } else {
+                /* Stations come and go: a window drifting over the pool. */
+                mac_of(54, ((uint32_t)(r >> 20) % 60 + b / 10) % POOL, macbuf[k]);
+                vlans[k] = (uint16_t)((r >> 50) % 2);
+            }
+            macs[k] = macbuf[k];
+        }
+        fdb_learn_batch(bat, n, vlans, macs, port, now, rb);
+        for (unsigned k = 0; k < n; k++)
+            ASSERT_EQ(rb[k], fdb_learn(one, vlans[k], macs[k], port, now));
+        if (b % 100 == 99) {
+            /* The same control calls on both. */
+            ASSERT_EQ(fdb_age_tick(bat, now, 0), fdb_age_tick(one, now, 0));
+            ASSERT_EQ(fdb_flush(bat, b % 8, false), fdb_flush(one, b % 8, false));
+        }
+    }
+    struct fdb_stats so, sb;
+    fdb_get_stats(one, &so);
+    fdb_get_stats(bat, &sb);
+    ASSERT_EQ(sb.learned, so.learned);
+    ASSERT_EQ(sb.moved, so.moved);
+    ASSERT_EQ(sb.limit_port, so.limit_port);
+    ASSERT_EQ(sb.limit_total, so.limit_total);
+    ASSERT_EQ(sb.aged, so.aged);
+    ASSERT_EQ(sb.entries, so.entries);
+    ASSERT_GT(so.moved, 100);
+    ASSERT_GT(so.limit_port + so.limit_total, 100);
+    ASSERT_GT(so.aged, 10);
+    for (uint32_t p = 0; p < 32; p++)
+        ASSERT_EQ(fdb_port_count(bat, p), fdb_port_count(one, p));
+    for (uint32_t i = 0; i < POOL; i++) {
+        for (uint16_t v = 0; v < 2; v++) {
+            mac_of(54, i, macbuf[0]);
+            ASSERT_EQ(fdb_lookup(bat, v, macbuf[0]), fdb_lookup(one, v, macbuf[0]));
+        }
+    }
+    ASSERT_COUNTERS_MATCH_TABLE(bat);
+    fdb_destroy(one);
+    fdb_destroy(bat);
+}
+
+/* Two workers learning in batches and looking up while the control thread
+ * resizes the table up and down, ages (a slice per tick), flushes and
+ * deletes, for a bounded time.  Worker w owns pool w on port w: once it has
+ * learned its pool, every lookup of it must find port w (a resize must not
+ * lose an entry for an instant), as every lookup of a static entry must.
+ * Worker 0 also creates fresh addresses on port 2, which the control thread
+ * flushes and deletes, often before a tick has taken them in. */
+enum { RZ_POOL = 3000, RZ_STATICS = 256, RZ_MS = 1000 };
+
+struct rz_shared {
+    struct fdb *fdb;
+    pthread_barrier_t start;
+    uint32_t stop;
+    uint32_t pools_learned; /* workers that have learned their whole pool */
+    uint64_t bad_learn, bad_lookup, bad_static, lookups, learns;
+};
+
+struct rz_worker {
+    struct rz_shared *s;
+    uint32_t id;
+};
+
+static void *rz_worker_main(void *p)
+{
+    struct rz_worker *w = p;
+    struct rz_shared *s = w->s;
+    uint64_t rng = 0x1234567ull + w->id, bad_learn = 0, bad_lookup = 0, bad_static = 0;
+    uint64_t lookups = 0, learns = 0;
+    uint8_t macbuf[32][6];
+    const uint8_t *macs[32];
+    uint16_t vlans[32];
+    uint32_t ports[32], idx[32], fresh = 0;
+    enum fdb_learn_result res[32];
+    bool learned_all = false;
+
+    for (int k = 0; k < 32; k++) {
+        macs[k] = macbuf[k];
+        vlans[k] = 1;
+    }
+    urcu_qsbr_register_thread();
+    urcu_qsbr_thread_offline();
+    pthread_barrier_wait(&s->start);
+    urcu_qsbr_thread_online();
+    for (uint32_t round = 0; !CMM_LOAD_SHARED(s->stop); round++) {
+        /* Learn: the whole pool in order at first, then random bursts. */
+        for (int k = 0; k < 32; k++) {
+            idx[k] = learned_all ? (uint32_t)(xorshift64(&rng) % RZ_POOL)
+                                 : (round * 32 + (uint32_t)k) % RZ_POOL;
+            mac_of((uint8_t)(60 + w->id), idx[k], macbuf[k]);
+        }
+        fdb_learn_batch(s->fdb, 32, vlans, macs, w->id, 5000, res);
+        for (int k = 0; k < 32; k++)
+            bad_learn += res[k] != (learned_all || round * 32 + (uint32_t)k >= RZ_POOL
+                                        ? FDB_LEARN_REFRESHED
+                                        : FDB_LEARN_NEW);
+        learns += 32;
+        if (!learned_all && (round + 1) * 32 >= RZ_POOL) {
+            learned_all = true;
+            uatomic_inc(&s->pools_learned);
+        }
+        if (w->id == 0) {
+            for (int k = 0; k < 32; k++)
+                mac_of(62, fresh++, macbuf[k]);
+            fdb_learn_batch(s->fdb, 32, vlans, macs, 2, 5000, res);
+            learns += 32;
+        }
+        /* Look up: own pool (once learned) and statics. */
+        for (int k = 0; k < 32; k++) {
+            bool st = k % 4 == 0;
+            idx[k] = (uint32_t)(xorshift64(&rng) % (st ? RZ_STATICS : RZ_POOL));
+            mac_of(st ? 63 : (uint8_t)(60 + w->id), idx[k], macbuf[k]);
+        }
+        fdb_lookup_batch(s->fdb, 32, vlans, macs, ports);
+        for (int k = 0; k < 32; k++) {
+            if (k % 4 == 0)
+                bad_static += ports[k] != 40 + idx[k] % 4;
+            else if (learned_all)
+                bad_lookup += ports[k] != w->id;
+        }
+        lookups += 32;
+        urcu_qsbr_quiescent_state();
+    }
+    uatomic_add(&s->bad_learn, bad_learn);
+    uatomic_add(&s->bad_lookup, bad_lookup);
+    uatomic_add(&s->bad_static, bad_static);
+    uatomic_add(&s->lookups, lookups);
+    uatomic_add(&s->learns, learns);
+    urcu_qsbr_unregister_thread();
+    return NULL;
+}
+
+TEST(concurrent_learn_batch_with_resize_ageing_and_flush)
+{
+    static struct rz_shared s;
+    static const uint32_t limits[] = {65536, 1024, 200000, 4096, 16384, 512};
+    struct rz_worker w[2];
+    pthread_t t[2];
+    uint8_t m[6];
+    unsigned resizes = 0;
+
+    memset(&s, 0, sizeof(s));
+    /* Room for both pools and port 2's fresh addresses (per-port limit
+     * 4000) at first; once the pools are learned the total limit goes under
+     * what is held at times (entries kept, fresh ones refused). */
+    s.fdb = create_or_die(16384, 4000, 300);
+    for (uint32_t i = 0; i < RZ_STATICS; i++) {
+        mac_of(63, i, m);
+        ASSERT_EQ(fdb_add_static(s.fdb, 1, m, 40 + i % 4), 0);
+    }
+    pthread_barrier_init(&s.start, NULL, 3);
+    for (uint32_t i = 0; i < 2; i++) {
+        w[i] = (struct rz_worker){.s = &s, .id = i};
+        pthread_create(&t[i], NULL, rz_worker_main, &w[i]);
+    }
+    urcu_qsbr_thread_offline();
+    pthread_barrier_wait(&s.start);
+    while (CMM_LOAD_SHARED(s.pools_learned) < 2) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    urcu_qsbr_thread_online();
+
+    uint64_t t0 = mono_ns(), rng = 99;
+    uint32_t now = 5000;
+    for (uint32_t round = 0; mono_ns() - t0 < (uint64_t)RZ_MS * 1000000u; round++) {
+        switch (round % 6) {
+        case 0:
+            ASSERT_EQ(fdb_set_limits(s.fdb, limits[resizes++ % XBR_ARRAY_SIZE(limits)], 0), 0);
+            break;
+        case 1:
+        case 2:
+            /* Time stands at 5000 for the pools (they never expire); the
+             * fresh addresses are as old as the pools, so only a flush or
+             * a delete removes anything. */
+            (void)fdb_age_tick(s.fdb, now, 512);
+            break;
+        case 3:
+            (void)fdb_flush(s.fdb, 2, false);
+            break;
+        case 4:
+            mac_of(62, (uint32_t)(xorshift64(&rng) % 100000), m);
+            (void)fdb_del(s.fdb, 1, m);
+            break;
+        default:
+            (void)fdb_age(s.fdb, now, UINT32_MAX);
+            break;
+        }
+        urcu_qsbr_quiescent_state();
+    }
+    CMM_STORE_SHARED(s.stop, 1);
+    join_offline(t, 2);
+    pthread_barrier_destroy(&s.start);
+
+    fprintf(stderr, "  %" PRIu64 " lookups, %" PRIu64 " learns, %u resizes\n", s.lookups,
+            s.learns, resizes);
+    ASSERT_GT(resizes, 6);
+    ASSERT_GT(s.lookups, 10000);
+    ASSERT_EQ(s.bad_learn, 0);
+    ASSERT_EQ(s.bad_lookup, 0);
+    ASSERT_EQ(s.bad_static, 0);
+    ASSERT_COUNTERS_MATCH_TABLE(s.fdb);
+    struct fdb_stats st;
+    fdb_get_stats(s.fdb, &st);
+    ASSERT_EQ(fdb_debug_count_buckets(s.fdb), st.buckets);
+    for (uint32_t i = 0; i < RZ_POOL; i++)
+        for (uint32_t k = 0; k < 2; k++) {
+            mac_of((uint8_t)(60 + k), i, m);
+            ASSERT_EQ(fdb_lookup(s.fdb, 1, m), k);
+        }
     fdb_destroy(s.fdb);
 }
 

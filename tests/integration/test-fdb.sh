@@ -50,6 +50,29 @@ fdb_has "$h2" && fail "h2 still in the FDB after ageing"
 ok "learned entries aged out after the configured 2 s"
 aged=$(xc -j stats br0 | jq '.fdb.aged')
 [ "$aged" -ge 2 ] || fail "aged counter is $aged"
+
+# Ageing precision: entries are aged a slice per 100 ms tick, so one goes
+# within a tick or so of its time being up.  Its time is counted in whole
+# seconds of the daemon's clock from its last frame: with ageing 2 s it may
+# go between 1 and 2 s after that frame, never before 1 s, and (allowing
+# 0.4 s for the polls and a busy machine) not later than 2.4 s.  The old
+# once-a-second walk took up to 3 s.
+now() { date +%s.%N; }
+in_h 1 "$FRAMETOOL" send eth0 --dst ff:ff:ff:ff:ff:ff >/dev/null
+t0=$(now)
+fdb_has "$h1" || fail "h1 not learned for the precision check"
+gone=""
+while :; do
+    t=$(now)
+    if ! fdb_has "$h1"; then gone=$t; break; fi
+    awk -v t="$t" -v t0="$t0" 'BEGIN { exit !(t - t0 > 4) }' && break
+    sleep 0.03
+done
+[ -n "$gone" ] || fail "h1 still in the FDB 4 s after its frame with ageing 2 s"
+age=$(awk -v a="$gone" -v b="$t0" 'BEGIN { printf "%.2f", a - b }')
+awk -v x="$age" 'BEGIN { exit !(x >= 0.95 && x <= 2.4) }' \
+    || fail "h1 aged out $age s after its last frame (ageing 2 s: expected 1..2.4 s)"
+ok "ageing precision: an entry with ageing 2 s went $age s after its last frame"
 xc set-ageing br0 300
 
 # Static entry: forwarding uses it, learning does not move it, ageing
