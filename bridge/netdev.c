@@ -170,18 +170,25 @@ int xbr_netdev_refresh(struct port *p, const struct xbr_netdev *nd)
 bool xbr_netdev_segments_tcp(const char *ifname)
 {
     struct ifreq ifr;
-    struct {
+    /* The header and the one count its data[] holds for ETH_SS_FEATURES. */
+    union {
         struct ethtool_sset_info hdr;
-        uint32_t len;
-    } ss = {.hdr = {.cmd = ETHTOOL_GSSET_INFO, .sset_mask = 1ull << ETH_SS_FEATURES}};
+        uint8_t bytes[sizeof(struct ethtool_sset_info) + sizeof(uint32_t)];
+    } ss;
     bool v4 = false, v6 = false, ok;
 
+    memset(&ss, 0, sizeof(ss));
+    ss.hdr.cmd = ETHTOOL_GSSET_INFO;
+    ss.hdr.sset_mask = 1ull << ETH_SS_FEATURES;
     memset(&ifr, 0, sizeof(ifr));
     (void)xbr_strlcpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name));
     ifr.ifr_data = (void *)&ss;
-    if (xbr_if_ioctl(SIOCETHTOOL, &ifr) < 0 || !ss.hdr.sset_mask || !ss.len || ss.len > 4096)
+    if (xbr_if_ioctl(SIOCETHTOOL, &ifr) < 0 || !ss.hdr.sset_mask)
         return false;
-    uint32_t n = ss.len;
+    uint32_t n;
+    memcpy(&n, ss.bytes + sizeof(ss.hdr), sizeof(n));
+    if (!n || n > 4096)
+        return false;
     struct ethtool_gstrings *names = xbr_xzalloc(sizeof(*names) + (size_t)n * ETH_GSTRING_LEN);
     struct ethtool_gfeatures *feat =
         xbr_xzalloc(sizeof(*feat) + (n + 31) / 32 * sizeof(feat->features[0]));

@@ -111,6 +111,7 @@ static void afx_close(struct port *p);
 
 /* libxdp's messages go to our log: its warnings (e.g. no bpffs, so no
  * multi-program dispatcher) as debug lines, since it falls back by itself. */
+__attribute__((format(printf, 2, 0)))
 static int afx_libxdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
 {
     char line[512];

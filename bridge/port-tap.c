@@ -87,7 +87,8 @@ static int rtnl_link(uint16_t type, unsigned ifindex, const char *alias, char *r
     } else {
         ssize_t n = recv(fd, reply, cap, 0);
         r = n < 0 ? -errno : (int)n;
-        const struct nlmsghdr *h = (const struct nlmsghdr *)reply;
+        /* Not const: the NLMSG_ and RTA_ macros cast through char *. */
+        struct nlmsghdr *h = (struct nlmsghdr *)(void *)reply;
         if (r >= (int)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && h->nlmsg_type == NLMSG_ERROR) {
             const struct nlmsgerr *e = NLMSG_DATA(h);
             r = e->error < 0 ? e->error : r;
@@ -104,12 +105,12 @@ static bool alias_is_ours(unsigned ifindex)
     int n = rtnl_link(RTM_GETLINK, ifindex, NULL, buf, sizeof(buf));
     if (n <= 0)
         return false;
-    const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+    struct nlmsghdr *h = (struct nlmsghdr *)(void *)buf;
     if (!NLMSG_OK(h, (unsigned)n) || h->nlmsg_type != RTM_NEWLINK)
         return false;
-    const struct ifinfomsg *ifi = NLMSG_DATA(h);
+    struct ifinfomsg *ifi = NLMSG_DATA(h);
     int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ifi));
-    for (const struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len))
+    for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len))
         if (a->rta_type == IFLA_IFALIAS)
             return RTA_PAYLOAD(a) >= sizeof(TAP_ALIAS) &&
                    !memcmp(RTA_DATA(a), TAP_ALIAS, sizeof(TAP_ALIAS));

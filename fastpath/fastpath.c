@@ -59,6 +59,7 @@ static unsigned n_cpus;
 static bool libbpf_quiet;
 
 /* libbpf's own messages: warnings and errors to our log, the rest at debug. */
+__attribute__((format(printf, 2, 0)))
 static int fp_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
     if (libbpf_quiet)

@@ -175,7 +175,7 @@ static uint32_t process(struct nb_ctrl *c, const struct xen_netif_ctrl_request *
 
 static void hash_free_rcu(struct rcu_head *head)
 {
-    free(caa_container_of(head, struct nb_hash_rcu, rcu));
+    free(XBR_CONTAINER_OF(head, struct nb_hash_rcu, rcu));
 }
 
 static void publish(struct nb_ctrl *c)
@@ -189,7 +189,7 @@ static void publish(struct nb_ctrl *c)
     }
     rcu_assign_pointer(dp->hash, h);
     if (old)
-        urcu_qsbr_call_rcu(&caa_container_of(old, struct nb_hash_rcu, h)->rcu, hash_free_rcu);
+        urcu_qsbr_call_rcu(&XBR_CONTAINER_OF(old, struct nb_hash_rcu, h)->rcu, hash_free_rcu);
     c->dirty = false;
     c->publishes++;
 }
@@ -349,7 +349,7 @@ void nb_ctrl_free(struct nb_dp *dp)
     }
     /* No worker is inside (the port is closed): the snapshot goes now. */
     if (dp->hash)
-        free(caa_container_of(dp->hash, struct nb_hash_rcu, h));
+        free(XBR_CONTAINER_OF(dp->hash, struct nb_hash_rcu, h));
     dp->hash = NULL;
     (void)pthread_spin_destroy(&dp->mcast_lock);
 }

@@ -19,6 +19,9 @@
 #define XBR_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define XBR_LIKELY(x) __builtin_expect(!!(x), 1)
 #define XBR_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* The struct that holds member `m` at `ptr`. liburcu's caa_container_of casts
+ * through a const pointer, which clang's -Wcast-qual reports at every use. */
+#define XBR_CONTAINER_OF(ptr, type, m) ((type *)(void *)((char *)(ptr) - offsetof(type, m)))
 
 enum xbr_log_level { XBR_LOG_ERR, XBR_LOG_WARN, XBR_LOG_INFO, XBR_LOG_DEBUG };
 
