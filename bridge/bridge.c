@@ -297,6 +297,7 @@ int xbr_port_del(struct xbr_bridge *br, const char *name, char *err, size_t errl
         snprintf(err, errlen, "bridge %s has no port named %s", br->name, name);
         return -ENOENT;
     }
+    xbr_capture_port_removing(p);
     xbr_fastpath_port_removing(p);
     xbr_stp_port_removing(p);
     struct port_table *old = br->ports;

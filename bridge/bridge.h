@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct capture_list;
 struct ctl_out;
 struct port;
 struct xbr_bridge;
@@ -178,6 +179,11 @@ struct port {
     /* Datapath gate, written by the control thread (STP), read by workers. */
     int stp_state;          /* enum port_stp_state */
     bool fastpath;          /* attached to the kernel fast path (control thread) */
+    /* Captures and mirrors that need every frame of the port in the
+     * workers keep it out of the fast path while > 0 (control thread). */
+    unsigned fastpath_hold;
+    /* The captures running on the port (RCU; NULL when none). */
+    struct capture_list *captures;
     /* Frames the control thread sends on this port (BPDUs): a single-
      * producer (control) single-consumer (worker 0) ring. */
     struct port_inject *inject;

@@ -185,6 +185,31 @@ void xbr_fastpath_learned(unsigned w, const struct xbr_bridge *br, uint16_t vlan
  * exiting, the next run attaches to it again) instead of deleting it. */
 void xbr_tap_daemon_exiting(void);
 
+/* Keeps p out of the kernel fast path (hold) or lets it back in once
+ * nothing holds it any more: a capture or mirror must see every frame of
+ * the port in the workers. */
+void xbr_fastpath_port_hold(struct port *p, bool hold);
+
+/* capture.c: xbrctl capture (see there). */
+#define XBR_CAP_IN 0x1u
+#define XBR_CAP_OUT 0x2u
+#define XBR_PORT_CAPTURES 4u
+struct xbr_capture;
+struct capture_list {
+    unsigned n;
+    struct xbr_capture *c[XBR_PORT_CAPTURES];
+};
+/* [worker w] Copies what the port's captures want of a received burst,
+ * and of frames sent on the port. */
+void xbr_capture_rx(unsigned w, const struct capture_list *cl, const struct pkt *pkts,
+                    unsigned n);
+void xbr_capture_tx(unsigned w, const struct capture_list *cl, struct pkt *const *pkts,
+                    unsigned n);
+/* Ends the captures of a port about to go. */
+void xbr_capture_port_removing(struct port *p);
+void xbr_capture_register_commands(void);
+void xbr_capture_fini(void);
+
 /* bridge-ctl.c */
 void xbr_ctl_register_commands(void);
 /* Look-ups for command handlers: NULL with "no bridge named X" / "bridge B

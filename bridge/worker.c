@@ -114,6 +114,9 @@ static void flush_batches(struct worker *w, const struct port_table *t)
             st->tx_bytes += b->pkts[j]->len;
         st->tx_packets += sent;
         st->tx_drop_full += b->n - sent;
+        const struct capture_list *cl = rcu_dereference(dst->captures);
+        if (XBR_UNLIKELY(cl != NULL))
+            xbr_capture_tx(w->id, cl, b->pkts, sent);
         if (dst->cls->tx_flush && !dst->tx_dirty[w->id]) {
             if (XBR_UNLIKELY(w->n_dirty == XBR_ARRAY_SIZE(w->dirty))) {
                 dst->cls->tx_flush(dst, w->id); /* every slot taken: no deferral */
@@ -153,6 +156,9 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
     struct port_stats *st = &in->stats[wid];
     int state = __atomic_load_n(&in->stp_state, __ATOMIC_RELAXED);
     uint32_t now = xbr_now_coarse_s();
+    const struct capture_list *cl = rcu_dereference(in->captures);
+    if (XBR_UNLIKELY(cl != NULL))
+        xbr_capture_rx(wid, cl, pkts, n);
 
     /* Pass 1: account and gate; collect the sources to learn and the
      * unicast lookups. */

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# xbrctl capture of AF_PACKET ports, read back by tcpdump: the frames sent
+# with their lengths and MACs, in and out; a libpcap filter that limits what
+# is captured; COUNT, the client going away, a bad filter; and a port the
+# kernel fast path forwards leaves it for the capture's life, so that the
+# capture sees every frame (then goes back).
+. "$(dirname "$0")/lib.sh"
+
+make_switch_ns
+for i in 1 2 3; do
+    add_host "$i"
+    in_h "$i" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+    ip -n "${P}h$i" link set eth0 address "02:ca:00:00:00:0$i"
+done
+MAC1=02:ca:00:00:00:01 MAC2=02:ca:00:00:00:02 MAC3=02:ca:00:00:00:03
+start_xbrd
+xc add-br br0
+for i in 1 2 3; do xc add-port br0 "v$i"; done
+wait_forwarding br0
+for i in 1 2 3; do in_h "$i" "$FRAMETOOL" send eth0 --dst ff:ff:ff:ff:ff:ff --tag 90 --count 1 >/dev/null; done
+
+attached() { xc -j fastpath show | jq -r --arg p "$1" '.bridges[0].ports[] | select(.name == $p) | .attached'; }
+fp_loaded=$(attached v1)
+# wait_capture N: N captures running.
+wait_capture() {
+    for _ in $(seq 100); do
+        [ "$(xc -j capture show | jq length)" = "$1" ] && return 0
+        sleep 0.05
+    done
+    fail "$(xc -j capture show | jq length) captures running, expected $1"
+}
+# flows FILE: "src>dst len" and how often, from tcpdump's reading of FILE.
+flows() {
+    tcpdump -r "$1" -e -nn 2>/dev/null |
+        sed -n 's/^[^ ]* \([0-9a-f:]*\) > \([0-9a-f:]*\), ethertype [^,]*, length \([0-9]*\).*/\1>\2 \3/p' |
+        sort | uniq -c | awk '{print $2 " " $3 " " $1}'
+}
+
+# 1. Both directions of v1, known unicast (the fast path's case), 30 frames
+#    of 100 bytes in and 20 of 200 bytes out; COUNT ends the capture.
+xc capture v1 -c 50 -w "$WORK/c1.pcap" ether proto 0x88b5 2>"$WORK/c1.err" &
+CAP=$!
+wait_capture 1
+if [ "$fp_loaded" = true ]; then
+    [ "$(attached v1)" = false ] || fail "v1 stayed in the kernel fast path during its capture"
+fi
+in_h 1 "$FRAMETOOL" send eth0 --dst $MAC2 --tag 1 --count 30 --size 100 --rate 2000 >/dev/null
+in_h 2 "$FRAMETOOL" send eth0 --dst $MAC1 --tag 1 --count 20 --size 200 --rate 2000 >/dev/null
+timeout 10 tail --pid=$CAP -f /dev/null || fail "capture -c 50 did not end after 50 frames"
+wait $CAP || fail "xbrctl capture failed: $(cat "$WORK/c1.err")"
+got=$(flows "$WORK/c1.pcap" | tr '\n' ';')
+want="$MAC1>$MAC2 100 30;$MAC2>$MAC1 200 20;"
+[ "$got" = "$want" ] || fail "capture of v1 read back as '$got', expected '$want'"
+ok "capture of v1, read by tcpdump -r: 30 frames $MAC1>$MAC2 of 100 B, 20 $MAC2>$MAC1 of 200 B"
+wait_capture 0
+if [ "$fp_loaded" = true ]; then
+    for _ in $(seq 50); do [ "$(attached v1)" = true ] && break; sleep 0.05; done
+    [ "$(attached v1)" = true ] || fail "v1 did not go back to the fast path after its capture"
+    ok "v1 left the kernel fast path for its capture and went back after"
+fi
+
+# 2. A filter and a direction: of what v2 sends, only h3's frames (the
+#    filter leaves h1's out, the direction what h2 sends to h3), through
+#    stdout into tcpdump -r -.
+xc capture v2 --direction out -c 25 -w - not ether src $MAC1 >"$WORK/c2.pcap" 2>"$WORK/c2.err" &
+CAP=$!
+wait_capture 1
+in_h 1 "$FRAMETOOL" send eth0 --dst $MAC2 --tag 2 --count 40 --size 80 --rate 2000 >/dev/null
+in_h 2 "$FRAMETOOL" send eth0 --dst $MAC3 --tag 2 --count 40 --size 80 --rate 2000 >/dev/null
+[ "$(xc -j capture show | jq '.[0].captured')" = 0 ] || fail "the filter let other frames in: $(xc capture show)"
+in_h 3 "$FRAMETOOL" send eth0 --dst $MAC2 --tag 2 --count 25 --size 300 --rate 2000 >/dev/null
+timeout 10 tail --pid=$CAP -f /dev/null || fail "filtered capture did not end"
+wait $CAP || fail "xbrctl capture failed: $(cat "$WORK/c2.err")"
+got=$(tcpdump -r - -e -nn <"$WORK/c2.pcap" 2>/dev/null | grep -c "$MAC3 > $MAC2, ethertype Unknown (0x88b5), length 300")
+total=$(tcpdump -r - -nn <"$WORK/c2.pcap" 2>/dev/null | grep -c "^[0-9][0-9]:")
+[ "$got" = 25 ] && [ "$total" = 25 ] || fail "filtered capture: $got of $total frames from h3, expected 25 of 25"
+ok "filter 'not ether src $MAC1' --direction out: 25 of 25 frames from h3, none of h1's 40 or of the 40 v2 received"
+
+# 3. The capture ends when its client goes away, and leaves nothing. (Not
+#    through xc: $! must be xbrctl itself, which ip netns exec becomes.)
+ip netns exec "$SW" "$XBRCTL" --socket "$SOCK" capture v3 -w "$WORK/c3.pcap" &
+CAP=$!
+wait_capture 1
+kill $CAP; wait $CAP 2>/dev/null || true
+wait_capture 0
+grep -q "capture .* on v3 ended (the client went away)" "$WORK/xbrd.log" || fail "no end logged for v3's capture"
+ok "a capture whose client is killed ends in xbrd"
+
+# 4. Refusals: a filter libpcap cannot compile, no such port, bad options.
+expect_fail "invalid filter" xc capture v1 ether hst nowhere
+expect_fail "no bridge has a port named" xc capture nosuch
+expect_fail "invalid direction" xc capture v1 --direction sideways
+expect_fail "invalid snap length" xc capture v1 -s 5
+wait_capture 0
+
+# 5. A capture on a port being removed ends, and the stream ends with it.
+xc capture v3 -w "$WORK/c5.pcap" &
+CAP=$!
+wait_capture 1
+xc del-port br0 v3
+timeout 10 tail --pid=$CAP -f /dev/null || fail "capture of a removed port did not end"
+wait $CAP || fail "capture of a removed port failed"
+tcpdump -r "$WORK/c5.pcap" >/dev/null 2>&1 || fail "stream of a removed port is not a pcap file"
+ok "removing a captured port ends its capture cleanly"
