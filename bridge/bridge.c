@@ -161,6 +161,7 @@ int xbr_bridge_add(const char *name, char *err, size_t errlen)
 static void bridge_free(struct xbr_bridge *br)
 {
     xbr_stp_bridge_fini(br);
+    xbr_mirror_bridge_free(br);
     fdb_destroy(br->fdb);
     free(br->ports);
     free(br);
@@ -283,6 +284,7 @@ int xbr_port_add_at(struct xbr_bridge *br, int want_no, const char *name,
     free(old);
     free(old_view);
     xbr_info("%s: port %s (%s) added as port %u", br->name, name, cls->type, no);
+    xbr_mirror_ports_changed(br, NULL); /* before the fast path may take it */
     /* Now that workers see it (discarding), let spanning tree decide; it
      * sends the first BPDU right away. */
     xbr_stp_port_added(p);
@@ -298,6 +300,7 @@ int xbr_port_del(struct xbr_bridge *br, const char *name, char *err, size_t errl
         return -ENOENT;
     }
     xbr_capture_port_removing(p);
+    xbr_mirror_ports_changed(br, p);
     xbr_fastpath_port_removing(p);
     xbr_stp_port_removing(p);
     struct port_table *old = br->ports;

@@ -19,8 +19,24 @@ struct port_table {
     struct port *slot[XBR_MAX_PORTS];
 };
 
+/* The workers' view of a bridge's mirrors (mirror.c), by port number:
+ * bit b of in_mask[no] / out_mask[no] says that what port no receives /
+ * sends is copied to port dst_no[b]; is_dst[no] marks an output port,
+ * which normal forwarding leaves alone. Immutable once published. */
+#define XBR_MAX_MIRRORS 32
+struct mirror_set {
+    unsigned n;
+    uint32_t dst_no[XBR_MAX_MIRRORS];
+    uint32_t in_mask[XBR_MAX_PORTS];
+    uint32_t out_mask[XBR_MAX_PORTS];
+    uint8_t is_dst[XBR_MAX_PORTS];
+};
+struct mirror_conf;
+
 struct xbr_bridge {
     char name[IF_NAMESIZE];
+    struct mirror_set *mirrors;       /* RCU; NULL without active mirrors */
+    struct mirror_conf *mirror_conf;  /* control thread */
     struct fdb *fdb;
     struct port_table *ports; /* RCU */
     /* Whether link-local group frames (01:80:c2:00:00:00, STP) are consumed
@@ -209,6 +225,31 @@ void xbr_capture_tx(unsigned w, const struct capture_list *cl, struct pkt *const
 void xbr_capture_port_removing(struct port *p);
 void xbr_capture_register_commands(void);
 void xbr_capture_fini(void);
+
+/* mirror.c: port mirroring (SPAN, see there); control thread. */
+#define XBR_MIRROR_NAME_MAX 32
+#define XBR_MIRROR_SRC_MAX 32u
+struct mirror_spec {
+    char name[XBR_MIRROR_NAME_MAX];
+    unsigned dir; /* XBR_CAP_IN | XBR_CAP_OUT */
+    unsigned n_src;
+    char src[XBR_MIRROR_SRC_MAX][IF_NAMESIZE];
+    char dst[IF_NAMESIZE];
+};
+/* Parses NAME --src P[,P...] [--direction D] --dst P (argv[0] is NAME);
+ * 0 or -EINVAL with err. */
+int xbr_mirror_parse(int argc, char **argv, struct mirror_spec *m, char *err, size_t errlen);
+/* The options in canonical form ("--src a,b --direction both --dst c"). */
+void xbr_mirror_format(const struct mirror_spec *m, char *buf, size_t len);
+/* The running mirror NAME of br in canonical form; -ENOENT if none. */
+int xbr_mirror_describe(struct xbr_bridge *br, const char *name, char *buf, size_t len);
+unsigned xbr_mirror_count(const struct xbr_bridge *br);
+const char *xbr_mirror_name(const struct xbr_bridge *br, unsigned i);
+/* br's ports changed (one was added, or gone is about to be removed):
+ * rebuild the workers' mirror table and the fast-path holds. */
+void xbr_mirror_ports_changed(struct xbr_bridge *br, struct port *gone);
+void xbr_mirror_bridge_free(struct xbr_bridge *br);
+void xbr_mirror_register_commands(void);
 
 /* bridge-ctl.c */
 void xbr_ctl_register_commands(void);
