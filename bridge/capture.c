@@ -171,9 +171,22 @@ void xbr_capture_tx(unsigned w, const struct capture_list *cl, struct pkt *const
 
 /* ---- control thread ---- */
 
-static const char *dir_name(unsigned dir)
+const char *xbr_dir_name(unsigned dir)
 {
     return dir == XBR_CAP_IN ? "in" : dir == XBR_CAP_OUT ? "out" : "both";
+}
+
+int xbr_dir_parse(const char *s, unsigned *dir)
+{
+    if (!strcmp(s, "in"))
+        *dir = XBR_CAP_IN;
+    else if (!strcmp(s, "out"))
+        *dir = XBR_CAP_OUT;
+    else if (!strcmp(s, "both"))
+        *dir = XBR_CAP_IN | XBR_CAP_OUT;
+    else
+        return -EINVAL;
+    return 0;
 }
 
 static void capture_totals(const struct xbr_capture *c, uint64_t *captured, uint64_t *dropped)
@@ -375,15 +388,8 @@ static int cmd_capture(int argc, char **argv, struct ctl_out *o, char *err, size
         } else if (!strcmp(a, "--bridge") && has_val) {
             br_name = argv[++i];
         } else if (!strcmp(a, "--direction") && has_val) {
-            const char *d = argv[++i];
-            if (!strcmp(d, "in"))
-                dir = XBR_CAP_IN;
-            else if (!strcmp(d, "out"))
-                dir = XBR_CAP_OUT;
-            else if (!strcmp(d, "both"))
-                dir = XBR_CAP_IN | XBR_CAP_OUT;
-            else
-                return ERR("invalid direction '%s' (in, out or both)", d);
+            if (xbr_dir_parse(argv[++i], &dir) < 0)
+                return ERR("invalid direction '%s' (in, out or both)", argv[i]);
         } else if (!strcmp(a, "-c") && has_val) {
             if (xbr_parse_uint(argv[++i], 1, UINT64_MAX, &count) < 0)
                 return ERR("invalid count '%s'", argv[i]);
@@ -479,12 +485,12 @@ static int cmd_capture(int argc, char **argv, struct ctl_out *o, char *err, size
     list_publish(p, c, NULL);
     ctl_out_pass_fd(o, client_fd);
     xbr_info("capture %u on %s (bridge %s, %s%s%s)", c->id, p->name, p->bridge->name,
-             dir_name(dir), filter[0] ? ", filter: " : "", filter);
+             xbr_dir_name(dir), filter[0] ? ", filter: " : "", filter);
     ctl_out_open_object(o, NULL);
     ctl_out_u64(o, "id", "capture %llu", c->id);
     ctl_out_str(o, "port", " on %s", p->name);
     ctl_out_str(o, "bridge", " (bridge %s", p->bridge->name);
-    ctl_out_str(o, "direction", ", %s)\n", dir_name(dir));
+    ctl_out_str(o, "direction", ", %s)\n", xbr_dir_name(dir));
     ctl_out_close_object(o);
     return 0;
 }
@@ -504,7 +510,7 @@ static int cmd_capture_show(int argc, char **argv, struct ctl_out *o, char *err,
         ctl_out_u64(o, "id", "capture %llu:", c->id);
         ctl_out_str(o, "port", " port %s", c->port_name);
         ctl_out_str(o, "bridge", " bridge %s", c->bridge_name);
-        ctl_out_str(o, "direction", " direction %s", dir_name(c->dir));
+        ctl_out_str(o, "direction", " direction %s", xbr_dir_name(c->dir));
         ctl_out_u64(o, "snaplen", " snaplen %llu", c->snaplen);
         ctl_out_u64(o, "count", " count %llu\n", c->count);
         ctl_out_str(o, "filter", "    filter '%s'\n", c->filter_text);

@@ -33,11 +33,6 @@ struct mirror_conf {
     struct mirror_spec m[XBR_MAX_MIRRORS];
 };
 
-static const char *dir_name(unsigned dir)
-{
-    return dir == XBR_CAP_IN ? "in" : dir == XBR_CAP_OUT ? "out" : "both";
-}
-
 static struct mirror_spec *conf_find(struct xbr_bridge *br, const char *name)
 {
     for (unsigned i = 0; br->mirror_conf && i < br->mirror_conf->n; i++)
@@ -64,9 +59,9 @@ static bool port_mirrored(const struct port *p)
     return false;
 }
 
-void xbr_mirror_ports_changed(struct xbr_bridge *br, struct port *gone)
+void xbr_mirror_ports_changed(struct xbr_bridge *br, const struct port_table *t,
+                              struct port *gone)
 {
-    const struct port_table *t = br->ports;
     const struct mirror_conf *c = br->mirror_conf;
     struct mirror_set *n = NULL;
 
@@ -76,14 +71,14 @@ void xbr_mirror_ports_changed(struct xbr_bridge *br, struct port *gone)
         n = xbr_xzalloc(sizeof(*n));
         for (unsigned i = 0; i < c->n; i++) {
             const struct mirror_spec *m = &c->m[i];
-            struct port *dst = xbr_port_find(br, m->dst);
+            struct port *dst = xbr_port_table_find(t, m->dst);
             if (!dst || dst == gone)
                 continue; /* without its output, the mirror does nothing */
             unsigned bit = n->n++;
             n->dst_no[bit] = dst->no;
             n->is_dst[dst->no] = 1;
             for (unsigned s = 0; s < m->n_src; s++) {
-                struct port *sp = xbr_port_find(br, m->src[s]);
+                struct port *sp = xbr_port_table_find(t, m->src[s]);
                 if (!sp || sp == gone)
                     continue;
                 if (m->dir & XBR_CAP_IN)
@@ -105,10 +100,7 @@ void xbr_mirror_ports_changed(struct xbr_bridge *br, struct port *gone)
         if (want == p->mirror_held)
             continue;
         p->mirror_held = want;
-        if (p == gone)
-            p->fastpath_hold--; /* on its way out: not back into the fast path */
-        else
-            xbr_fastpath_port_hold(p, want);
+        xbr_fastpath_port_hold(p, want);
     }
 }
 
@@ -177,13 +169,7 @@ int xbr_mirror_parse(int argc, char **argv, struct mirror_spec *m, char *err, si
                 return ERR("invalid port name '%s'", v);
             snprintf(m->dst, sizeof(m->dst), "%s", v);
         } else if (!strcmp(a, "--direction")) {
-            if (!strcmp(v, "in"))
-                m->dir = XBR_CAP_IN;
-            else if (!strcmp(v, "out"))
-                m->dir = XBR_CAP_OUT;
-            else if (!strcmp(v, "both"))
-                m->dir = XBR_CAP_IN | XBR_CAP_OUT;
-            else
+            if (xbr_dir_parse(v, &m->dir) < 0)
                 return ERR("invalid direction '%s' (in, out or both)", v);
         } else {
             return ERR("unknown option '%s' (mirror add BR NAME --src PORT[,PORT...] "
@@ -206,7 +192,8 @@ void xbr_mirror_format(const struct mirror_spec *m, char *buf, size_t len)
     for (unsigned i = 0; i < m->n_src && off < len; i++)
         off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", m->src[i]);
     if (off < len)
-        snprintf(buf + off, len - off, " --direction %s --dst %s", dir_name(m->dir), m->dst);
+        snprintf(buf + off, len - off, " --direction %s --dst %s", xbr_dir_name(m->dir),
+                 m->dst);
 }
 
 int xbr_mirror_describe(struct xbr_bridge *br, const char *name, char *buf, size_t len)
@@ -279,7 +266,7 @@ static int cmd_mirror_add(int argc, char **argv, struct ctl_out *o, char *err, s
     if (!br->mirror_conf)
         br->mirror_conf = xbr_xzalloc(sizeof(*br->mirror_conf));
     br->mirror_conf->m[br->mirror_conf->n++] = m;
-    xbr_mirror_ports_changed(br, NULL);
+    xbr_mirror_ports_changed(br, br->ports, NULL);
     char desc[1024];
     xbr_mirror_format(&m, desc, sizeof(desc));
     xbr_info("%s: mirror %s added (%s)", br->name, m.name, desc);
@@ -302,7 +289,7 @@ static int cmd_mirror_del(int argc, char **argv, struct ctl_out *o, char *err, s
     size_t i = (size_t)(m - c->m);
     memmove(&c->m[i], &c->m[i + 1], (c->n - i - 1) * sizeof(c->m[0]));
     c->n--;
-    xbr_mirror_ports_changed(br, NULL);
+    xbr_mirror_ports_changed(br, br->ports, NULL);
     xbr_info("%s: mirror %s deleted", br->name, argv[1]);
     return 0;
 }
@@ -315,7 +302,7 @@ static void show_bridge(struct xbr_bridge *br, struct ctl_out *o)
         ctl_out_open_object(o, NULL);
         ctl_out_str(o, "bridge", "%s", br->name);
         ctl_out_str(o, "name", " mirror %s:", m->name);
-        ctl_out_str(o, "direction", " direction %s", dir_name(m->dir));
+        ctl_out_str(o, "direction", " direction %s", xbr_dir_name(m->dir));
         ctl_out_open_array(o, "src");
         ctl_out_text(o, " src");
         for (unsigned s = 0; s < m->n_src; s++)

@@ -123,6 +123,7 @@ int xbr_port_add_at(struct xbr_bridge *br, int want_no, const char *name,
 size_t xbr_bridge_count(void);
 struct xbr_bridge *xbr_bridge_at(size_t i);
 struct port *xbr_port_find(const struct xbr_bridge *br, const char *name);
+struct port *xbr_port_table_find(const struct port_table *t, const char *name);
 
 /* worker.c */
 int xbr_workers_start(unsigned n, bool busy_poll, char *err, size_t errlen);
@@ -209,6 +210,9 @@ void xbr_fastpath_port_hold(struct port *p, bool hold);
 /* capture.c: xbrctl capture (see there). */
 #define XBR_CAP_IN 0x1u
 #define XBR_CAP_OUT 0x2u
+/* "in", "out", "both" <-> XBR_CAP_* (captures and mirrors); -EINVAL. */
+int xbr_dir_parse(const char *s, unsigned *dir);
+const char *xbr_dir_name(unsigned dir);
 #define XBR_PORT_CAPTURES 4u
 struct xbr_capture;
 struct capture_list {
@@ -245,9 +249,10 @@ void xbr_mirror_format(const struct mirror_spec *m, char *buf, size_t len);
 int xbr_mirror_describe(struct xbr_bridge *br, const char *name, char *buf, size_t len);
 unsigned xbr_mirror_count(const struct xbr_bridge *br);
 const char *xbr_mirror_name(const struct xbr_bridge *br, unsigned i);
-/* br's ports changed (one was added, or gone is about to be removed):
- * rebuild the workers' mirror table and the fast-path holds. */
-void xbr_mirror_ports_changed(struct xbr_bridge *br, struct port *gone);
+/* br's ports change to those of t (one added; or gone is about to be
+ * removed): rebuild the workers' mirror table and the fast-path holds. */
+void xbr_mirror_ports_changed(struct xbr_bridge *br, const struct port_table *t,
+                              struct port *gone);
 void xbr_mirror_bridge_free(struct xbr_bridge *br);
 void xbr_mirror_register_commands(void);
 

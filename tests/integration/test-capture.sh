@@ -102,3 +102,15 @@ timeout 10 tail --pid=$CAP -f /dev/null || fail "capture of a removed port did n
 wait $CAP || fail "capture of a removed port failed"
 tcpdump -r "$WORK/c5.pcap" >/dev/null 2>&1 || fail "stream of a removed port is not a pcap file"
 ok "removing a captured port ends its capture cleanly"
+
+# 6. xbrd stopping with a capture running: it exits cleanly, the stream ends.
+ip netns exec "$SW" "$XBRCTL" --socket "$SOCK" capture v1 -w "$WORK/c6.pcap" &
+CAP=$!
+wait_capture 1
+kill -TERM "$XBRD_PID"
+wait "$XBRD_PID" || fail "xbrd exited $? on SIGTERM with a capture running"
+XBRD_PID=""
+timeout 10 tail --pid=$CAP -f /dev/null || fail "the capture stream did not end with xbrd"
+wait $CAP || true
+grep -q "capture .* on v1 ended (xbrd is stopping)" "$WORK/xbrd.log" || fail "no end logged for the last capture"
+ok "xbrd stops cleanly with a capture running, and the stream ends"

@@ -142,3 +142,19 @@ xc reload >/dev/null
 got=$(xc -j mirror show | jq -c '[.[] | {name, direction, src, dst}]')
 [ "$got" = '[{"name":"a","direction":"in","src":["v1","v2"],"dst":"v4"}]' ] || fail "mirrors after reload: $got"
 ok "reload changed mirror a and removed mirror b"
+
+# 8. A mirror outlives its output port: inactive while it is gone, at work
+#    again (and the port out of the fast path) once it is back.
+xc del-port br0 v4
+[ "$(xc -j mirror show | jq -r '.[0].active')" = false ] || fail "mirror a active without its output port"
+xc add-port br0 v4
+[ "$(xc -j mirror show | jq -r '.[0].active')" = true ] || fail "mirror a inactive with its output port back"
+if [ "$fp_loaded" = true ]; then
+    [ "$(attached v4)" = false ] || fail "the re-added output port went into the fast path"
+fi
+wait_forwarding br0
+spy_start
+send 1 $MAC2 10 410
+send 3 ff:ff:ff:ff:ff:ff 10 420
+spy_stop
+expect_flows "mirror a with its output port re-added" "$MAC1>$MAC2 410 10;"
