@@ -103,7 +103,29 @@ wait $CAP || fail "capture of a removed port failed"
 tcpdump -r "$WORK/c5.pcap" >/dev/null 2>&1 || fail "stream of a removed port is not a pcap file"
 ok "removing a captured port ends its capture cleanly"
 
-# 6. xbrd stopping with a capture running: it exits cleanly, the stream ends.
+# 6. Lossy, counted, never in the way: a reader that stops reading (xbrctl
+#    blocked on a pipe nobody drains) fills the socket, then the rings;
+#    the workers drop what does not fit and count it, and forwarding goes
+#    on untouched: every frame reaches h2, and each one the filter matched
+#    was either captured or counted as dropped.
+ip netns exec "$SW" "$XBRCTL" --socket "$SOCK" capture v1 --direction in -w - ether proto 0x88b5 \
+    2>/dev/null | sleep 60 &
+STALL=$!
+wait_capture 1
+count_start h2s 2 --tag 6 --seconds 8 --expect 12000
+in_h 1 "$FRAMETOOL" send eth0 --dst $MAC2 --tag 6 --count 12000 --size 1500 --rate 20000 >/dev/null
+count_result h2s
+[ "$COUNT" = 12000 ] || fail "h2 received $COUNT of 12000 frames while a stalled capture ran"
+settle br0 v1
+cs=$(xc -j capture show)
+captured=$(echo "$cs" | jq '.[0].captured') dropped=$(echo "$cs" | jq '.[0].dropped')
+[ "$dropped" -gt 0 ] || fail "a stalled capture dropped nothing: $cs"
+[ $((captured + dropped)) = 12000 ] || fail "captured $captured + dropped $dropped != the 12000 frames sent"
+kill $STALL 2>/dev/null || true
+wait_capture 0
+ok "stalled reader: forwarding untouched (12000 of 12000), $captured captured + $dropped dropped (counted) = 12000"
+
+# 7. xbrd stopping with a capture running: it exits cleanly, the stream ends.
 ip netns exec "$SW" "$XBRCTL" --socket "$SOCK" capture v1 -w "$WORK/c6.pcap" &
 CAP=$!
 wait_capture 1
