@@ -527,7 +527,7 @@ void xbr_capture_register_commands(void)
 {
     (void)ctl_register("capture", 1, -1,
                        "PORT [--bridge BR] [--direction in|out|both] [-c COUNT] [-s SNAPLEN] "
-                       "[FILTER...]",
+                       "[-w FILE|-] [FILTER...]", /* xbrctl takes -w itself */
                        cmd_capture, NULL);
     (void)ctl_register("capture show", 0, 0, "", cmd_capture_show, NULL);
 }
