@@ -76,6 +76,24 @@ total=$(tcpdump -r - -nn <"$WORK/c2.pcap" 2>/dev/null | grep -c "^[0-9][0-9]:")
 [ "$got" = 25 ] && [ "$total" = 25 ] || fail "filtered capture: $got of $total frames from h3, expected 25 of 25"
 ok "filter 'not ether src $MAC1' --direction out: 25 of 25 frames from h3, none of h1's 40 or of the 40 v2 received"
 
+# 2b. A tap port (dom0's own interface on a Xen host): a ping through it,
+#     and the filter language beyond MACs (icmp).
+xc add-port br0 "${P}tap" --type tap
+in_sw ip addr add 10.123.0.100/24 dev "${P}tap"
+in_sw ip link set "${P}tap" up
+TAPMAC=$(in_sw cat "/sys/class/net/${P}tap/address")
+in_h 1 ping -c 1 -W 2 10.123.0.100 >/dev/null || true # ARP settled first
+xc capture "${P}tap" -c 4 -w "$WORK/tap.pcap" icmp 2>"$WORK/tap.err" &
+CAP=$!
+wait_capture 1
+in_h 1 ping -c 2 -i 0.2 -W 2 10.123.0.100 >/dev/null || fail "ping h1 -> tap"
+timeout 10 tail --pid=$CAP -f /dev/null || fail "capture of the tap port did not end after 4 frames"
+wait $CAP || fail "xbrctl capture failed: $(cat "$WORK/tap.err")"
+req=$(tcpdump -r "$WORK/tap.pcap" -e -nn 2>/dev/null | grep -c "$MAC1 > $TAPMAC, ethertype IPv4 (0x0800), length 98: 10.123.0.1 > 10.123.0.100: ICMP echo request")
+rep=$(tcpdump -r "$WORK/tap.pcap" -e -nn 2>/dev/null | grep -c "$TAPMAC > $MAC1, ethertype IPv4 (0x0800), length 98: 10.123.0.100 > 10.123.0.1: ICMP echo reply")
+[ "$req" = 2 ] && [ "$rep" = 2 ] || fail "capture of the tap: $req requests, $rep replies: $(tcpdump -r "$WORK/tap.pcap" -e -nn 2>&1)"
+ok "capture of a tap port with filter 'icmp': 2 echo requests $MAC1 > $TAPMAC and 2 replies, 98 B"
+
 # 3. The capture ends when its client goes away, and leaves nothing. (Not
 #    through xc: $! must be xbrctl itself, which ip netns exec becomes.)
 ip netns exec "$SW" "$XBRCTL" --socket "$SOCK" capture v3 -w "$WORK/c3.pcap" &
