@@ -96,13 +96,17 @@ ok "capture of a tap port with filter 'icmp': 2 echo requests $MAC1 > $TAPMAC an
 
 # 3. The capture ends when its client goes away, and leaves nothing. (Not
 #    through xc: $! must be xbrctl itself, which ip netns exec becomes.)
+fds_before=$(ls /proc/$XBRD_PID/fd | wc -l)
 ip netns exec "$SW" "$XBRCTL" --socket "$SOCK" capture v3 -w "$WORK/c3.pcap" &
 CAP=$!
 wait_capture 1
+[ "$(ls /proc/$XBRD_PID/fd | wc -l)" -gt "$fds_before" ] || fail "a running capture holds no descriptor?"
 kill $CAP; wait $CAP 2>/dev/null || true
 wait_capture 0
 grep -q "capture .* on v3 ended (the client went away)" "$WORK/xbrd.log" || fail "no end logged for v3's capture"
-ok "a capture whose client is killed ends in xbrd"
+fds_after=$(ls /proc/$XBRD_PID/fd | wc -l)
+[ "$fds_after" = "$fds_before" ] || fail "xbrd holds $fds_after descriptors after the capture, $fds_before before"
+ok "a capture whose client is killed ends in xbrd and leaves no descriptor behind ($fds_after)"
 
 # 4. Refusals: a filter libpcap cannot compile, no such port, bad options.
 expect_fail "invalid filter" xc capture v1 ether hst nowhere
