@@ -189,6 +189,11 @@ int main(int argc, char **argv)
         n_args = m;
     }
     int out_fd = 1;
+    if (capture && !strcmp(write_to, "-") && isatty(1)) {
+        fprintf(stderr, "xbrctl: capture writes a binary pcap stream; pipe it (| tcpdump -nr -) "
+                        "or give -w FILE\n");
+        return 2;
+    }
     if (capture && strcmp(write_to, "-")) {
         out_fd = open(write_to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (out_fd < 0) {
