@@ -10,16 +10,20 @@
  *   guest's RX ring. Frames are grant-copied into the buffers the guest
  *   posted, a page per slot
  *   (several when it has feature-sg), with a GSO extra slot when it has the
- *   matching feature-gso-*. Nothing is queued: when the guest has not
+ *   matching feature-gso-*. A frame whose partial checksum the guest cannot
+ *   take is finished in a scratch copy; the burst goes on after it (a batch
+ *   is flushed early when the scratch area fills, never cut short). Nothing
+ *   is queued: when the guest has not
  *   posted enough buffers the frame is dropped and counted at once, so a
  *   guest that stops posting (XSA-392) costs the bridge nothing. A GSO
- *   super-frame for a guest without SG/GSO is dropped and counted too (no
- *   software segmentation).
+ *   super-frame for a guest without SG, the GSO type or its checksum
+ *   offload is segmented in software (gso/gso.h) into that scratch area.
  * Protocol violations set dp->fatal; from then on no op touches the rings
  * and the control thread disconnects the vif within NB_TICK_MS.
  */
 #include "netback/nb-private.h"
 #include "ctl/ctl.h"
+#include "gso/gso.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -134,8 +138,9 @@ int nb_dp_map(struct nb_dp *dp, char *err, size_t errlen)
             }
             q->lport_rx = (evtchn_port_t)lp;
         }
-        if (dp->rx_shared || !dp->csum || !dp->ipv6_csum)
-            q->bounce = xbr_xzalloc(XBR_PKT_BUF_SIZE);
+        /* Frames made for this guest (software checksums) wait here for
+         * their grant copy. */
+        q->scratch = xbr_xzalloc(NB_RX_SCRATCH);
         /* Kick both directions: after a restart the guest may be waiting
          * for responses or for us to look at its ring. */
         (void)xenevtchn_notify(q->ev, q->lport_tx);
@@ -166,7 +171,7 @@ void nb_dp_free(struct nb_dp *dp)
         if (q->rx_page)
             (void)xengnttab_unmap(dp->map_gt, q->rx_page, 1);
         (void)pthread_spin_destroy(&q->rx_lock);
-        free(q->bounce);
+        free(q->scratch);
     }
     free(dp);
 }
@@ -186,6 +191,8 @@ void nb_dp_stats(const struct nb_dp *dp, struct nb_qstats *sum)
         sum->rx_drop_nobuf += s->rx_drop_nobuf;
         sum->rx_drop_gso += s->rx_drop_gso;
         sum->rx_drop_big += s->rx_drop_big;
+        sum->rx_segmented += s->rx_segmented;
+        sum->rx_segments += s->rx_segments;
         sum->notify_tx += s->notify_tx;
         sum->notify_rx += s->notify_rx;
     }
@@ -391,160 +398,42 @@ struct nb_rx_hash {
     uint32_t value;
 };
 
-static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
-                         struct pkt *const *pkts, unsigned n, const struct nb_rx_hash *hx)
-{
-    if (dp->rx_shared)
-        pthread_spin_lock(&q->rx_lock);
-
-    netif_rx_back_ring_t *r = &q->rx;
-    RING_IDX prod = __atomic_load_n(&r->sring->req_prod, __ATOMIC_ACQUIRE);
-    RING_IDX cons = r->req_cons;
-    unsigned sent = 0, n_seg = 0;
-    unsigned frame_first[XBR_BURST], frame_n[XBR_BURST];
+/* Frames on their way into one queue's RX ring. Requests are taken and
+ * responses written in ring order; the data of a batch goes in one grant
+ * copy at flush. Frames made here (a checksum finished in software) live in
+ * q->scratch until the flush that copies them, so a batch is flushed early
+ * when the scratch area or the segment arrays would overflow, never cut
+ * short: every frame of a burst the guest has buffers for is delivered. */
+struct rx_batch {
+    struct nb_dp *dp;
+    struct nb_queue *q;
+    unsigned w;
+    RING_IDX prod;              /* req_prod, read once for the burst */
+    unsigned n_seg, n_frames;
+    uint32_t scratch_used;
+    unsigned frame_first[XBR_BURST], frame_n[XBR_BURST], frame_in[XBR_BURST];
     bool frame_gso[XBR_BURST];
+    bool in_put[XBR_BURST];     /* input frame i went on the ring */
+    bool in_bad[XBR_BURST];     /* ... but a copy into its buffers failed */
+};
 
-    if (prod - cons > RING_SIZE(r)) {
-        nb_dp_fatal(dp, "queue %u: RX req_prod %u is more than a ring ahead of %u", q->idx,
-                    prod, cons);
-        goto out;
-    }
+/* Grant-copies the batch's data and writes its responses. */
+static void rx_flush(struct rx_batch *b)
+{
+    struct nb_dp *dp = b->dp;
+    struct nb_queue *q = b->q;
+    netif_rx_back_ring_t *r = &q->rx;
 
-    unsigned n_frames = 0;
-    for (unsigned i = 0; i < n; i++) {
-        const struct pkt *pkt = pkts[i];
-        const uint8_t *src = pkt->data;
-        uint8_t gso = 0;
-        bool gso_frame = pkt->vnet.gso_type != VIRTIO_NET_HDR_GSO_NONE && pkt->vnet.gso_size;
-        uint8_t vt = pkt->vnet.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
-
-        if (gso_frame) {
-            if (dp->sg && vt == VIRTIO_NET_HDR_GSO_TCPV4 && dp->gso4)
-                gso = XEN_NETIF_GSO_TYPE_TCPV4;
-            else if (dp->sg && vt == VIRTIO_NET_HDR_GSO_TCPV6 && dp->gso6)
-                gso = XEN_NETIF_GSO_TYPE_TCPV6;
-            else if (pkt->len > 1518u + 4u) {
-                q->st.rx_drop_gso++; /* no software segmentation: dropped, counted */
-                continue;
-            }
-        }
-        if (pkt->len > (dp->sg ? NB_RX_MAX_DATA * NB_PAGE : NB_PAGE)) {
-            q->st.rx_drop_big++;
-            continue;
-        }
-        /* Extra info after the first slot: GSO, then the hash (chained). */
-        struct netif_extra_info ex[NB_RX_MAX_EXTRAS];
-        unsigned n_ex = 0;
-        if (gso) {
-            memset(&ex[n_ex], 0, sizeof(ex[0]));
-            ex[n_ex].type = XEN_NETIF_EXTRA_TYPE_GSO;
-            ex[n_ex].u.gso.type = gso;
-            ex[n_ex].u.gso.size = pkt->vnet.gso_size;
-            n_ex++;
-        }
-        if (hx && hx[i].type >= 0) {
-            memset(&ex[n_ex], 0, sizeof(ex[0]));
-            ex[n_ex].type = XEN_NETIF_EXTRA_TYPE_HASH;
-            ex[n_ex].u.hash.type = (uint8_t)hx[i].type;
-            ex[n_ex].u.hash.algorithm = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
-            for (unsigned b = 0; b < 4; b++) /* "LSB ---- value ---- MSB" */
-                ex[n_ex].u.hash.value[b] = (uint8_t)(hx[i].value >> (8 * b));
-            n_ex++;
-        }
-        for (unsigned k = 0; k + 1 < n_ex; k++)
-            ex[k].flags = XEN_NETIF_EXTRA_FLAG_MORE;
-        unsigned data_slots = (pkt->len + NB_PAGE - 1) / NB_PAGE;
-        unsigned need = data_slots + n_ex;
-        if (prod - cons < need) {
-            q->st.rx_drop_nobuf++;
-            continue;
-        }
-
-        uint16_t flags = 0;
-        if (pkt->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
-            bool can = dp->csum && (dp->ipv6_csum || !frame_is_ipv6(pkt));
-            uint32_t cs = pkt->vnet.csum_start, co = cs + pkt->vnet.csum_offset;
-            if (can || gso) {
-                flags = NETRXF_csum_blank | NETRXF_data_validated;
-            } else if (co + 2 <= pkt->len && cs < co && q->bounce) {
-                /* The guest cannot take a partial checksum: finish it here,
-                 * in a copy (the frame may be flooded to other ports). */
-                memcpy(q->bounce, pkt->data, pkt->len);
-                uint16_t c = csum_fold_range(q->bounce + cs, pkt->len - cs);
-                if (c == 0 && pkt->vnet.csum_offset == 6)
-                    c = 0xffff; /* UDP: 0 means "no checksum" */
-                q->bounce[co] = (uint8_t)(c >> 8);
-                q->bounce[co + 1] = (uint8_t)c;
-                src = q->bounce;
-                flags = NETRXF_data_validated;
-            } else {
-                q->st.rx_drop_big++;
-                continue;
-            }
-        } else if (pkt->vnet.flags & VIRTIO_NET_HDR_F_DATA_VALID) {
-            flags = NETRXF_data_validated;
-        }
-        /* A bounce buffer is reused by the next frame: copy now, in its
-         * own call, rather than batching this frame. */
-        bool flush_now = src != pkt->data;
-
-        frame_first[n_frames] = n_seg;
-        uint32_t off = 0;
-        for (unsigned s = 0; s < need; s++) {
-            netif_rx_request_t req;
-            req = *(const volatile netif_rx_request_t *)RING_GET_REQUEST(r, cons);
-            cons++;
-            struct nb_rx_rsp *rr = &q->rx_rsp[n_seg];
-            xengnttab_grant_copy_segment_t *sg = &q->rx_seg[n_seg];
-            n_seg++;
-            if (s >= 1 && s <= n_ex) {
-                /* Extra info goes in the slots after the first; their
-                 * requests' buffers stay unused (the frontend recycles them). */
-                rr->extra = true;
-                rr->ex = ex[s - 1];
-                sg->len = 0; /* no copy */
-                continue;
-            }
-            uint32_t chunk = XBR_MIN(NB_PAGE, pkt->len - off);
-            rr->extra = false;
-            rr->rsp.id = req.id;
-            rr->rsp.offset = 0;
-            rr->rsp.status = (int16_t)chunk;
-            rr->rsp.flags = 0;
-            if (s == 0) {
-                rr->rsp.flags = flags;
-                if (n_ex)
-                    rr->rsp.flags |= NETRXF_extra_info;
-            }
-            if (off + chunk < pkt->len)
-                rr->rsp.flags |= NETRXF_more_data;
-            sg->source.virt = (void *)(uintptr_t)(src + off);
-            sg->dest.foreign.ref = req.gref;
-            sg->dest.foreign.offset = 0;
-            sg->dest.foreign.domid = dp->domid;
-            sg->len = (uint16_t)chunk;
-            sg->flags = GNTCOPY_dest_gref;
-            sg->status = GNTST_okay;
-            off += chunk;
-        }
-        frame_gso[n_frames] = gso != 0;
-        frame_n[n_frames++] = need;
-        if (flush_now || n_frames == XBR_BURST)
-            break; /* the rest of the burst is counted as not sent */
-    }
-
-    /* One copy for the burst; segments of len 0 (extra slots) are skipped
-     * by compacting them out into a second array would cost more than
-     * copying nothing, so they are simply not passed: build the list. */
-    if (n_seg) {
+    /* Extra-info slots have no data (len 0): leave them out of the call. */
+    if (b->n_seg) {
         xengnttab_grant_copy_segment_t segs[NB_RX_MAX_SEGS];
         unsigned idx[NB_RX_MAX_SEGS], m = 0;
-        for (unsigned s = 0; s < n_seg; s++)
+        for (unsigned s = 0; s < b->n_seg; s++)
             if (q->rx_seg[s].len) {
                 segs[m] = q->rx_seg[s];
                 idx[m++] = s;
             }
-        if (xengnttab_grant_copy(dp->copy_gt[w], m, segs) < 0) {
+        if (m && xengnttab_grant_copy(dp->copy_gt[b->w], m, segs) < 0) {
             nb_dp_fatal(dp, "queue %u: RX grant copy failed: %s", q->idx, strerror(errno));
             for (unsigned k = 0; k < m; k++)
                 q->rx_seg[idx[k]].status = GNTST_general_error;
@@ -554,16 +443,17 @@ static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
         }
     }
 
-    for (unsigned f = 0; f < n_frames; f++) {
+    for (unsigned f = 0; f < b->n_frames; f++) {
         bool bad = false;
-        for (unsigned s = frame_first[f]; s < frame_first[f] + frame_n[f]; s++)
+        unsigned first = b->frame_first[f], end = first + b->frame_n[f];
+        for (unsigned s = first; s < end; s++)
             if (q->rx_seg[s].len && q->rx_seg[s].status != GNTST_okay) {
                 if (!bad)
                     nb_dp_fatal(dp, "queue %u: grant copy into RX buffer ref %u failed (status %d)",
                                 q->idx, q->rx_seg[s].dest.foreign.ref, q->rx_seg[s].status);
                 bad = true;
             }
-        for (unsigned s = frame_first[f]; s < frame_first[f] + frame_n[f]; s++) {
+        for (unsigned s = first; s < end; s++) {
             struct nb_rx_rsp *rr = &q->rx_rsp[s];
             union netif_rx_sring_entry *e =
                 (union netif_rx_sring_entry *)RING_GET_RESPONSE(r, r->rsp_prod_pvt);
@@ -579,15 +469,15 @@ static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
             }
             r->rsp_prod_pvt++;
         }
-        if (!bad) {
-            sent++;
-            if (frame_gso[f])
+        if (bad) {
+            b->in_bad[b->frame_in[f]] = true;
+        } else {
+            q->st.rx_frames++;
+            if (b->frame_gso[f])
                 q->st.rx_gso++;
         }
     }
-    r->req_cons = cons;
-    q->st.rx_frames += sent;
-    if (n_seg) {
+    if (b->n_seg) {
         int notify = 0;
         RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(r, notify);
         if (notify) {
@@ -595,6 +485,236 @@ static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
             (void)xenevtchn_notify(q->ev, q->lport_rx);
         }
     }
+    b->n_seg = b->n_frames = 0;
+    b->scratch_used = 0;
+}
+
+/* Makes room in the batch for a frame of need slots and, for a frame made
+ * here, scratch bytes; returns where those go (or NULL for scratch 0). */
+static uint8_t *rx_reserve(struct rx_batch *b, unsigned need, uint32_t scratch)
+{
+    if (b->n_frames == XBR_BURST || b->n_seg + need > NB_RX_MAX_SEGS ||
+        b->scratch_used + scratch > NB_RX_SCRATCH)
+        rx_flush(b);
+    uint8_t *p = scratch ? b->q->scratch + b->scratch_used : NULL;
+    b->scratch_used += scratch;
+    return p;
+}
+
+/* Guest RX slots free for us now. */
+static unsigned rx_slots_free(const struct rx_batch *b)
+{
+    return b->prod - b->q->rx.req_cons;
+}
+
+/* Puts one frame on the ring: its first slot, its extra-info slots, then
+ * the rest of its data; the caller checked the slots are there and
+ * reserved the batch room. */
+static void rx_put(struct rx_batch *b, unsigned in, const uint8_t *src, uint32_t len,
+                   uint16_t flags, const struct netif_extra_info *ex, unsigned n_ex, bool gso)
+{
+    struct nb_queue *q = b->q;
+    netif_rx_back_ring_t *r = &q->rx;
+    unsigned need = (len + NB_PAGE - 1) / NB_PAGE + n_ex;
+    uint32_t off = 0;
+
+    b->frame_first[b->n_frames] = b->n_seg;
+    for (unsigned s = 0; s < need; s++) {
+        netif_rx_request_t req;
+        req = *(const volatile netif_rx_request_t *)RING_GET_REQUEST(r, r->req_cons);
+        r->req_cons++;
+        struct nb_rx_rsp *rr = &q->rx_rsp[b->n_seg];
+        xengnttab_grant_copy_segment_t *sg = &q->rx_seg[b->n_seg];
+        b->n_seg++;
+        if (s >= 1 && s <= n_ex) {
+            /* Extra info goes in the slots after the first; their
+             * requests' buffers stay unused (the frontend recycles them). */
+            rr->extra = true;
+            rr->ex = ex[s - 1];
+            sg->len = 0; /* no copy */
+            continue;
+        }
+        uint32_t chunk = XBR_MIN(NB_PAGE, len - off);
+        rr->extra = false;
+        rr->rsp.id = req.id;
+        rr->rsp.offset = 0;
+        rr->rsp.status = (int16_t)chunk;
+        rr->rsp.flags = 0;
+        if (s == 0) {
+            rr->rsp.flags = flags;
+            if (n_ex)
+                rr->rsp.flags |= NETRXF_extra_info;
+        }
+        if (off + chunk < len)
+            rr->rsp.flags |= NETRXF_more_data;
+        sg->source.virt = (void *)(uintptr_t)(src + off);
+        sg->dest.foreign.ref = req.gref;
+        sg->dest.foreign.offset = 0;
+        sg->dest.foreign.domid = b->dp->domid;
+        sg->len = (uint16_t)chunk;
+        sg->flags = GNTCOPY_dest_gref;
+        sg->status = GNTST_okay;
+        off += chunk;
+    }
+    b->frame_gso[b->n_frames] = gso;
+    b->frame_in[b->n_frames] = in;
+    b->frame_n[b->n_frames++] = need;
+    b->in_put[in] = true;
+}
+
+/* The hash extra info of input frame i, if its hash applies: 0 or 1 slot. */
+static unsigned rx_hash_extra(struct netif_extra_info *ex, const struct nb_rx_hash *hx, unsigned i)
+{
+    if (!hx || hx[i].type < 0)
+        return 0;
+    memset(ex, 0, sizeof(*ex));
+    ex->type = XEN_NETIF_EXTRA_TYPE_HASH;
+    ex->u.hash.type = (uint8_t)hx[i].type;
+    ex->u.hash.algorithm = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
+    for (unsigned k = 0; k < 4; k++) /* "LSB ---- value ---- MSB" */
+        ex->u.hash.value[k] = (uint8_t)(hx[i].value >> (8 * k));
+    return 1;
+}
+
+/* A super-frame for a guest that cannot take it as one (no SG, no GSO of
+ * its type, or no checksum offload for it): cut into the segments the
+ * sender would have sent, each with full checksums (gso/gso.h), as the
+ * kernel's stack does in front of Linux netback. Segments the ring has no
+ * buffers for are counted as such. */
+static void rx_segment(struct rx_batch *b, unsigned i, const struct pkt *pkt,
+                       const struct nb_rx_hash *hx)
+{
+    struct nb_queue *q = b->q;
+    struct gso_tcp g;
+    if (gso_tcp_init(&g, pkt->data, pkt->len, pkt->vnet.gso_type, pkt->vnet.gso_size) < 0) {
+        q->st.rx_drop_gso++; /* not a TCP super-frame: cannot be segmented */
+        return;
+    }
+    uint32_t max = b->dp->sg ? NB_RX_MAX_DATA * NB_PAGE : NB_PAGE;
+    if (gso_tcp_next_len(&g) > max) {
+        q->st.rx_drop_big++; /* an MSS larger than the guest's buffers */
+        return;
+    }
+    struct netif_extra_info ex[1];
+    unsigned n_ex = rx_hash_extra(ex, hx, i);
+    q->st.rx_segmented++;
+    uint32_t len;
+    while ((len = gso_tcp_next_len(&g)) != 0) {
+        unsigned need = (len + NB_PAGE - 1) / NB_PAGE + n_ex;
+        if (rx_slots_free(b) < need) {
+            q->st.rx_drop_nobuf += gso_tcp_count(&g) - g.idx;
+            b->in_bad[i] = true;
+            return;
+        }
+        uint8_t *seg = rx_reserve(b, need, len);
+        (void)gso_tcp_next(&g, seg);
+        q->st.rx_segments++;
+        rx_put(b, i, seg, len, NETRXF_data_validated, ex, n_ex, false);
+    }
+}
+
+/* Input frame i of the burst towards the guest. */
+static void rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
+                   const struct nb_rx_hash *hx)
+{
+    struct nb_dp *dp = b->dp;
+    struct nb_queue *q = b->q;
+    uint8_t gso = 0;
+    bool gso_frame = pkt->vnet.gso_type != VIRTIO_NET_HDR_GSO_NONE && pkt->vnet.gso_size;
+    uint8_t vt = pkt->vnet.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+
+    /* As Linux's vif device features: TSO needs SG and the matching
+     * checksum offload. */
+    if (gso_frame) {
+        if (dp->sg && dp->csum && vt == VIRTIO_NET_HDR_GSO_TCPV4 && dp->gso4)
+            gso = XEN_NETIF_GSO_TYPE_TCPV4;
+        else if (dp->sg && dp->ipv6_csum && vt == VIRTIO_NET_HDR_GSO_TCPV6 && dp->gso6)
+            gso = XEN_NETIF_GSO_TYPE_TCPV6;
+        else {
+            rx_segment(b, i, pkt, hx);
+            return;
+        }
+    }
+    if (pkt->len > (dp->sg ? NB_RX_MAX_DATA * NB_PAGE : NB_PAGE)) {
+        q->st.rx_drop_big++;
+        return;
+    }
+    struct netif_extra_info ex[NB_RX_MAX_EXTRAS];
+    unsigned n_ex = 0;
+    /* Extra info after the first slot: GSO, then the hash (chained). */
+    if (gso) {
+        memset(&ex[n_ex], 0, sizeof(ex[0]));
+        ex[n_ex].type = XEN_NETIF_EXTRA_TYPE_GSO;
+        ex[n_ex].u.gso.type = gso;
+        ex[n_ex].u.gso.size = pkt->vnet.gso_size;
+        n_ex++;
+    }
+    n_ex += rx_hash_extra(&ex[n_ex], hx, i);
+    for (unsigned k = 0; k + 1 < n_ex; k++)
+        ex[k].flags = XEN_NETIF_EXTRA_FLAG_MORE;
+    unsigned need = (pkt->len + NB_PAGE - 1) / NB_PAGE + n_ex;
+    if (rx_slots_free(b) < need) {
+        q->st.rx_drop_nobuf++;
+        return;
+    }
+
+    const uint8_t *src = pkt->data;
+    uint16_t flags = 0;
+    if (pkt->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        bool can = dp->csum && (dp->ipv6_csum || !frame_is_ipv6(pkt));
+        uint32_t cs = pkt->vnet.csum_start, co = cs + pkt->vnet.csum_offset;
+        if (can || gso) {
+            flags = NETRXF_csum_blank | NETRXF_data_validated;
+        } else if (co + 2 <= pkt->len && cs < co) {
+            /* The guest cannot take a partial checksum: finish it here,
+             * in a copy (the frame may be flooded to other ports). */
+            uint8_t *c = rx_reserve(b, need, pkt->len);
+            memcpy(c, pkt->data, pkt->len);
+            uint16_t sum = csum_fold_range(c + cs, pkt->len - cs);
+            if (sum == 0 && pkt->vnet.csum_offset == 6)
+                sum = 0xffff; /* UDP: 0 means "no checksum" */
+            c[co] = (uint8_t)(sum >> 8);
+            c[co + 1] = (uint8_t)sum;
+            src = c;
+            flags = NETRXF_data_validated;
+        } else {
+            q->st.rx_drop_big++;
+            return;
+        }
+    } else if (pkt->vnet.flags & VIRTIO_NET_HDR_F_DATA_VALID) {
+        flags = NETRXF_data_validated;
+    }
+    if (src == pkt->data)
+        (void)rx_reserve(b, need, 0);
+    rx_put(b, i, src, pkt->len, flags, ex, n_ex, gso != 0);
+}
+
+static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
+                         struct pkt *const *pkts, unsigned n, const struct nb_rx_hash *hx)
+{
+    if (dp->rx_shared)
+        pthread_spin_lock(&q->rx_lock);
+
+    struct rx_batch b;
+    unsigned sent = 0;
+    b.dp = dp;
+    b.q = q;
+    b.w = w;
+    b.n_seg = b.n_frames = 0;
+    b.scratch_used = 0;
+    memset(b.in_put, 0, n * sizeof(b.in_put[0]));
+    memset(b.in_bad, 0, n * sizeof(b.in_bad[0]));
+    b.prod = __atomic_load_n(&q->rx.sring->req_prod, __ATOMIC_ACQUIRE);
+    if (b.prod - q->rx.req_cons > RING_SIZE(&q->rx)) {
+        nb_dp_fatal(dp, "queue %u: RX req_prod %u is more than a ring ahead of %u", q->idx,
+                    b.prod, q->rx.req_cons);
+        goto out;
+    }
+    for (unsigned i = 0; i < n; i++)
+        rx_one(&b, i, pkts[i], hx);
+    rx_flush(&b);
+    for (unsigned i = 0; i < n; i++)
+        sent += b.in_put[i] && !b.in_bad[i];
 out:
     if (dp->rx_shared)
         pthread_spin_unlock(&q->rx_lock);
@@ -748,6 +868,8 @@ static void nb_show(struct port *p, struct ctl_out *o)
     ctl_out_u64(o, "from_guest_bad_offload", " bad-offload %llu\n", st.tx_drop_csum);
     ctl_out_u64(o, "to_guest", "    to-guest %llu", st.rx_frames);
     ctl_out_u64(o, "to_guest_gso", " gso %llu", st.rx_gso);
+    ctl_out_u64(o, "to_guest_segmented", " segmented %llu", st.rx_segmented);
+    ctl_out_u64(o, "to_guest_segments", " (%llu segments)", st.rx_segments);
     ctl_out_u64(o, "to_guest_no_buffers", " no-buffers %llu", st.rx_drop_nobuf);
     ctl_out_u64(o, "to_guest_gso_unsupported", " gso-unsupported %llu", st.rx_drop_gso);
     ctl_out_u64(o, "to_guest_too_big", " too-big %llu\n", st.rx_drop_big);

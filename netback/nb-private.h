@@ -79,6 +79,10 @@
 #define NB_RX_MAX_DATA 17u
 #define NB_RX_MAX_EXTRAS 2u
 #define NB_RX_MAX_SLOTS (NB_RX_MAX_DATA + NB_RX_MAX_EXTRAS)
+/* Room for frames netback makes itself on their way to a guest (a checksum
+ * finished in software, software segments) until their grant copy: two of
+ * the largest. */
+#define NB_RX_SCRATCH (2u * XBR_PKT_BUF_SIZE)
 
 /* ---- TX request parsing (nb-tx.c) ---- */
 
@@ -164,6 +168,7 @@ struct nb_wstats {
 struct nb_qstats {
     uint64_t tx_frames, tx_gso, tx_drop_bad, tx_drop_spoof, tx_drop_csum;
     uint64_t rx_frames, rx_gso, rx_drop_nobuf, rx_drop_gso, rx_drop_big;
+    uint64_t rx_segmented, rx_segments; /* super-frames cut in software, their segments */
     uint64_t notify_tx, notify_rx;
 };
 
@@ -198,7 +203,7 @@ struct nb_queue {
     pthread_spinlock_t rx_lock;
     struct nb_rx_rsp rx_rsp[NB_RX_MAX_SEGS];
     xengnttab_grant_copy_segment_t rx_seg[NB_RX_MAX_SEGS];
-    uint8_t *bounce;                /* for software checksums (no-csum guests) */
+    uint8_t *scratch;               /* NB_RX_SCRATCH: frames made here (nb-port.c) */
 
     struct nb_qstats st;            /* TX fields: worker idx; RX: under lock */
 } __attribute__((aligned(64)));

@@ -825,6 +825,11 @@ static int publish(struct netfront *nf)
         if (!r)
             r = xs_printf(nf->xs, t, nf->fe_path, "feature-ipv6-csum-offload", "%d",
                           !nf->o.no_csum_offload);
+        /* Linux netfront's way of saying it cannot take partial checksums
+         * (the key is negative: absent means offload on). */
+        if (!r)
+            r = xs_printf(nf->xs, t, nf->fe_path, "feature-no-csum-offload", "%d",
+                          nf->o.no_csum_offload);
         if (!r)
             r = publish_ctrl(nf, t);
         if (r) {
