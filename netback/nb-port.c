@@ -186,11 +186,13 @@ void nb_dp_stats(const struct nb_dp *dp, struct nb_qstats *sum)
         sum->tx_drop_bad += s->tx_drop_bad;
         sum->tx_drop_spoof += s->tx_drop_spoof;
         sum->tx_drop_csum += s->tx_drop_csum;
+        sum->tx_drop_copy += s->tx_drop_copy;
         sum->rx_frames += s->rx_frames;
         sum->rx_gso += s->rx_gso;
         sum->rx_drop_nobuf += s->rx_drop_nobuf;
         sum->rx_drop_gso += s->rx_drop_gso;
         sum->rx_drop_big += s->rx_drop_big;
+        sum->rx_drop_copy += s->rx_drop_copy;
         sum->rx_segmented += s->rx_segmented;
         sum->rx_segments += s->rx_segments;
         sum->notify_tx += s->notify_tx;
@@ -303,11 +305,12 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
     }
     r->req_cons = cons;
 
+    /* A copy that fails (a bad or revoked grant: the request's, not the
+     * ring's fault) fails its packet only, as in Linux's
+     * xenvif_tx_check_gop: answered with NETIF_RSP_ERROR and counted. */
     bool copy_failed = false;
-    if (n_seg && xengnttab_grant_copy(dp->copy_gt[w], n_seg, q->tx_seg) < 0) {
+    if (n_seg && xengnttab_grant_copy(dp->copy_gt[w], n_seg, q->tx_seg) < 0)
         copy_failed = true;
-        nb_dp_fatal(dp, "queue %u: TX grant copy failed: %s", w, strerror(errno));
-    }
 
     /* Second pass: per-segment status, offloads, compaction. */
     unsigned seg = 0, rsp = 0, out = 0, fr = 0;
@@ -322,14 +325,12 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
         for (unsigned d = 0; d < f->n_data; d++) {
             if (f->data[d].size == 0)
                 continue;
-            if (q->tx_seg[seg].status != GNTST_okay && !bad) {
+            if (q->tx_seg[seg].status != GNTST_okay)
                 bad = true;
-                nb_dp_fatal(dp, "queue %u: grant copy from ref %u failed (status %d)", w,
-                            f->data[d].gref, q->tx_seg[seg].status);
-            }
             seg++;
         }
         if (bad) {
+            q->st.tx_drop_copy++;
             for (unsigned s = first_rsp; s < rsp; s++)
                 if (q->tx_rsp[s].status == NETIF_RSP_OKAY)
                     q->tx_rsp[s].status = NETIF_RSP_ERROR;
@@ -434,7 +435,6 @@ static void rx_flush(struct rx_batch *b)
                 idx[m++] = s;
             }
         if (m && xengnttab_grant_copy(dp->copy_gt[b->w], m, segs) < 0) {
-            nb_dp_fatal(dp, "queue %u: RX grant copy failed: %s", q->idx, strerror(errno));
             for (unsigned k = 0; k < m; k++)
                 q->rx_seg[idx[k]].status = GNTST_general_error;
         } else {
@@ -446,13 +446,12 @@ static void rx_flush(struct rx_batch *b)
     for (unsigned f = 0; f < b->n_frames; f++) {
         bool bad = false;
         unsigned first = b->frame_first[f], end = first + b->frame_n[f];
+        /* A buffer the copy could not write (read-only or bad grant) fails
+         * its frame: NETIF_RSP_ERROR, counted, as Linux's
+         * xenvif_rx_copy_flush does; not a reason to disconnect. */
         for (unsigned s = first; s < end; s++)
-            if (q->rx_seg[s].len && q->rx_seg[s].status != GNTST_okay) {
-                if (!bad)
-                    nb_dp_fatal(dp, "queue %u: grant copy into RX buffer ref %u failed (status %d)",
-                                q->idx, q->rx_seg[s].dest.foreign.ref, q->rx_seg[s].status);
+            if (q->rx_seg[s].len && q->rx_seg[s].status != GNTST_okay)
                 bad = true;
-            }
         for (unsigned s = first; s < end; s++) {
             struct nb_rx_rsp *rr = &q->rx_rsp[s];
             union netif_rx_sring_entry *e =
@@ -471,6 +470,7 @@ static void rx_flush(struct rx_batch *b)
         }
         if (bad) {
             b->in_bad[b->frame_in[f]] = true;
+            q->st.rx_drop_copy++;
         } else {
             q->st.rx_frames++;
             if (b->frame_gso[f])
@@ -865,14 +865,16 @@ static void nb_show(struct port *p, struct ctl_out *o)
     ctl_out_u64(o, "from_guest_gso", " gso %llu", st.tx_gso);
     ctl_out_u64(o, "from_guest_bad", " bad %llu", st.tx_drop_bad);
     ctl_out_u64(o, "from_guest_spoofed", " spoofed %llu", st.tx_drop_spoof);
-    ctl_out_u64(o, "from_guest_bad_offload", " bad-offload %llu\n", st.tx_drop_csum);
+    ctl_out_u64(o, "from_guest_bad_offload", " bad-offload %llu", st.tx_drop_csum);
+    ctl_out_u64(o, "from_guest_copy_failed", " copy-failed %llu\n", st.tx_drop_copy);
     ctl_out_u64(o, "to_guest", "    to-guest %llu", st.rx_frames);
     ctl_out_u64(o, "to_guest_gso", " gso %llu", st.rx_gso);
     ctl_out_u64(o, "to_guest_segmented", " segmented %llu", st.rx_segmented);
     ctl_out_u64(o, "to_guest_segments", " (%llu segments)", st.rx_segments);
     ctl_out_u64(o, "to_guest_no_buffers", " no-buffers %llu", st.rx_drop_nobuf);
     ctl_out_u64(o, "to_guest_gso_unsupported", " gso-unsupported %llu", st.rx_drop_gso);
-    ctl_out_u64(o, "to_guest_too_big", " too-big %llu\n", st.rx_drop_big);
+    ctl_out_u64(o, "to_guest_too_big", " too-big %llu", st.rx_drop_big);
+    ctl_out_u64(o, "to_guest_copy_failed", " copy-failed %llu\n", st.rx_drop_copy);
     ctl_out_close_object(o);
     nb_ctrl_show(dp, o);
 }

@@ -167,7 +167,9 @@ struct nb_wstats {
 
 struct nb_qstats {
     uint64_t tx_frames, tx_gso, tx_drop_bad, tx_drop_spoof, tx_drop_csum;
+    uint64_t tx_drop_copy;  /* a grant copy of the packet failed: answered with errors */
     uint64_t rx_frames, rx_gso, rx_drop_nobuf, rx_drop_gso, rx_drop_big;
+    uint64_t rx_drop_copy;  /* a copy into the guest's buffers failed: error response */
     uint64_t rx_segmented, rx_segments; /* super-frames cut in software, their segments */
     uint64_t notify_tx, notify_rx;
 };

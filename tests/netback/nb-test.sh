@@ -409,18 +409,59 @@ t_csum_burst() {
     ok "201 csum_blank TCP frames, back to back, to a no-csum guest: all delivered, checksums verified ($(echo "$s" | grep -o 'csum_ok [0-9]* csum_bad [0-9]*'))"
 }
 
-# Attacks: what each must lead to. fatal: the vif is disconnected and the
-# violation counted. drop: frames dropped, the vif stays. survive: the
-# daemon and the other guests must be unaffected, nothing more.
+# Attacks, each with the outcome for the attacker itself (guest 3), as
+# Linux netback treats the same input:
+#   deliver   legal though unusual: the crafted packet (a test frame, sent to
+#             guest 5) arrives intact, answered NETIF_RSP_OKAY
+#   drop      the packet is dropped and counted by its counter (from_guest_bad:
+#             20..21 slots, a first size short of its slots), answered with
+#             NETIF_RSP_ERROR; the vif stays connected; nothing arrives
+#   copyfail  a grant the copy cannot use fails its packet only (TX:
+#             from_guest_copy_failed, NETIF_RSP_ERROR; RX: to_guest_copy_failed,
+#             the guest sees error responses); the vif stays connected
+#   nobuf     the guest posts no RX buffers: frames to it are counted as
+#             dropped (to_guest_no_buffers), nothing is kept for it
+#   fatal     a ring-level violation: disconnected, with the reason logged once
+#   survive   only the daemon and the other guests are judged
+# In every case guests 1 -> 2 keep forwarding meanwhile, intact.
 attack_kind() {
     case "$1" in
-    fatal-slots|zero-frag|cross-page|size-long|bad-extra-type|extra-unterminated|\
-    gso-size-zero|gso-bad-type|unterminated|req-prod-jump|rx-req-prod-jump|bad-gref|\
-    unused-gref|foreign-gref|rx-readonly|rx-bad-gref) echo fatal ;;
-    too-many-slots|size-short|tiny-first-slot|tiny-frags|no-rx-buffers|evtchn-flood|\
-    rewrite|revoke-gref|vanish) echo survive ;;
+    too-many-slots|too-many-slots=19|zero-frag|tiny-first-slot|tiny-frags) echo deliver ;;
+    too-many-slots=20|too-many-slots=21|size-short) echo drop ;;
+    bad-gref|unused-gref|foreign-gref|rx-readonly|rx-bad-gref) echo copyfail ;;
+    no-rx-buffers) echo nobuf ;;
+    fatal-slots|fatal-slots=23|cross-page|size-long|bad-extra-type|extra-unterminated|\
+    gso-size-zero|gso-bad-type|unterminated|req-prod-jump|rx-req-prod-jump) echo fatal ;;
+    evtchn-flood|rewrite|revoke-gref|vanish) echo survive ;;
     *) echo unknown ;;
     esac
+}
+# What a fatal attack's log line must say.
+attack_reason() {
+    case "$1" in
+    fatal-slots*) echo "too many slots in one packet (malicious)" ;;
+    cross-page) echo "slot crosses a page boundary" ;;
+    size-long) echo "first slot crosses a page boundary" ;;
+    bad-extra-type) echo "invalid extra info type" ;;
+    extra-unterminated) echo "extra info runs past req_prod" ;;
+    gso-size-zero) echo "GSO size 0" ;;
+    gso-bad-type) echo "bad GSO type" ;;
+    unterminated) echo "NETTXF_more_data chain runs past req_prod" ;;
+    req-prod-jump) echo "TX req_prod" ;;
+    rx-req-prod-jump) echo "RX req_prod" ;;
+    esac
+}
+
+# Polls a counter of vif3.0 (the attacker, while it holds its connection)
+# until it is at least 1; prints the last value.
+attacker_counter() { # field
+    local v=""
+    for _ in $(seq 40); do
+        v=$(port_json vif3.0 ".netback_stats.$1" 2>/dev/null || true)
+        [ -n "$v" ] && [ "$v" != null ] && [ "$v" -ge 1 ] && break
+        sleep 0.05
+    done
+    echo "${v:-none}"
 }
 
 t_attack() {
@@ -430,20 +471,36 @@ t_attack() {
     setup_two
     attach 3
     attach 4
+    attach 5
     # Guest 3 is the attacker; 1 -> 2 traffic must keep flowing meanwhile.
-    "$NETFRONT" --domid 2 recv --count 300 --wait 60000 >"$WORK/recv.2" 2>&1 &
+    "$NETFRONT" --domid 2 recv --from "$(mac_of 1)" --count 300 --wait 60000 >"$WORK/recv.2" 2>&1 &
     local rpid=$!
-    wait_port vif2.0 1 || fail "vif2.0"
+    # Guest 5 receives what the attacker sends: one intact frame, or none.
+    local want5=1 wait5=20000
+    [ "$kind" = deliver ] || wait5=5000 # expecting nothing: "ok 0"
+    "$NETFRONT" --domid 5 recv --from "$(mac_of 3)" --count "$want5" --wait "$wait5" >"$WORK/recv.5" 2>&1 &
+    local r5=$!
+    wait_port vif2.0 1 && wait_port vif5.0 1 || fail "vif2.0 / vif5.0"
     "$NETFRONT" --domid 1 send --count 300 --size 60:1514 --dst "$(mac_of 2)" --interval-us 5000 \
         >"$WORK/send.1" 2>&1 &
     local spid=$!
-    "$NETFRONT" --domid 3 --attack "$a" attack --hold 2 >"$WORK/attack" 2>&1 &
+    "$NETFRONT" --domid 3 --attack "$a" --attack-dst "$(mac_of 5)" attack --hold 3 >"$WORK/attack" 2>&1 &
     local apid=$!
+    wait_port vif3.0 1 || true
     # Frames towards the attacker, for the attacks on its RX ring: unknown
     # unicast is flooded to it.
     sleep 0.5
     nf --domid 4 send --count 20 --size 60:3000 --dst "$(mac_of 3)" --interval-us 20000 \
         >/dev/null 2>&1 || true
+    local counter="" cval=""
+    case $kind in
+    drop) counter=from_guest_bad ;;
+    copyfail) case $a in rx-*) counter=to_guest_copy_failed ;; *) counter=from_guest_copy_failed ;; esac ;;
+    nobuf) counter=to_guest_no_buffers ;;
+    esac
+    [ -n "$counter" ] && cval=$(attacker_counter "$counter")
+    local bad_now
+    bad_now=$(port_json vif3.0 .netback_stats.from_guest_bad 2>/dev/null || true)
     wait "$apid" || true
     cat "$WORK/attack"
     wait "$spid" || { cat "$WORK/send.1" >&2; fail "guest 1 could not send during the attack"; }
@@ -451,30 +508,58 @@ t_attack() {
     local s
     s=$(grep SUMMARY "$WORK/recv.2")
     [ "$(echo "$s" | summary_field bad)" = 0 ] || fail "corruption during the attack: $s"
-    ok "other guests kept forwarding ($s)"
+    ok "other guests kept forwarding ($(echo "$s" | grep -o 'ok [0-9]* bad [0-9]*'))"
     kill -0 "$XBRD_PID" || fail "xbrd died"
-    local v
+    local r5rc=0
+    wait "$r5" || r5rc=$?
+    local s5 as bs an v
+    s5=$(grep SUMMARY "$WORK/recv.5" || true)
+    as=$(grep "^SUMMARY cmd attack " "$WORK/attack" | tail -1)
+    [ -n "$as" ] || fail "no SUMMARY line from the attacker"
+    an=$(echo "$as" | sed -n 's/.* attack \([^ ]*\).*/\1/p')
+    bs=$(echo "$as" | summary_field backend_state)
+    [ "$an" = "${a%%=*}" ] || fail "attacker ran attack '$an', not $a: $as"
     v=$(ctl -j vif show vif3.0 | grep -o '"violations": *[0-9]*' | tail -1 | grep -o '[0-9]*$')
     if [ "$kind" = fatal ]; then
         [ "${v:-0}" -ge 1 ] || fail "attack $a not counted as a violation"
-        grep -q "vif3.0: frontend protocol violation" "$WORK/xbrd.log" || fail "no log line"
+        local why
+        why=$(attack_reason "$a")
         [ "$(grep -c "vif3.0: frontend protocol violation" "$WORK/xbrd.log")" = 1 ] ||
-            fail "violation logged more than once"
-        # The attacker's own SUMMARY line: "... attack NAME backend_state S",
-        # S read from xenstore when its hold ended; Closing (5) or Closed (6).
-        local as an bs
-        as=$(grep "^SUMMARY cmd attack " "$WORK/attack" | tail -1)
-        [ -n "$as" ] || fail "no SUMMARY line from the attacker"
-        an=$(echo "$as" | sed -n 's/.* attack \([^ ]*\) backend_state .*/\1/p')
-        bs=$(echo "$as" | summary_field backend_state)
-        [ "$an" = "$a" ] || fail "attacker ran attack '$an', not $a: $as"
+            fail "violation logged other than once"
+        grep "vif3.0: frontend protocol violation" "$WORK/xbrd.log" | grep -qF "$why" ||
+            fail "violation logged without the reason '$why': $(grep 'protocol violation' "$WORK/xbrd.log")"
         case "$bs" in
         5|6) ;;
         *) fail "backend not Closing/Closed after attack $a: backend_state '${bs}' ($as)" ;;
         esac
-        ok "attacker disconnected (backend_state $bs) and counted: $(grep 'protocol violation' "$WORK/xbrd.log" | head -1 | sed 's/.*disconnecting: //')"
+        echo "$s5" | grep -q " ok 0 " || fail "a frame of the fatal attack $a arrived: $s5"
+        ok "attacker disconnected (backend_state $bs), counted, reason: $why"
     else
-        ok "attack $a survived (violations ${v:-0})"
+        [ "${v:-0}" = 0 ] || fail "attack $a ($kind) was counted as a violation"
+        grep -q "vif3.0: frontend protocol violation" "$WORK/xbrd.log" && fail "attack $a ($kind) disconnected the vif"
+        case $a in vanish) ;; *) [ "$bs" = 4 ] || fail "attacker not connected after $a: backend_state '$bs'" ;; esac
+        case $kind in
+        deliver)
+            [ "$r5rc" = 0 ] && echo "$s5" | grep -q " ok 1 bad 0 " ||
+                fail "the legal packet of $a did not arrive intact at guest 5: $s5"
+            [ "$(echo "$as" | summary_field tx_rsp_okay)" -ge 1 ] && [ "$(echo "$as" | summary_field tx_rsp_error)" = 0 ] ||
+                fail "attacker's packet not answered OKAY: $as"
+            [ "${bad_now:-0}" = 0 ] || fail "from_guest_bad $bad_now for a legal packet"
+            ok "$a: legal, delivered intact to guest 5, answered OKAY, attacker still connected" ;;
+        drop|copyfail)
+            [ "$cval" != none ] && [ "$cval" -ge 1 ] || fail "$a: $counter is '$cval', expected >= 1"
+            echo "$s5" | grep -q " ok 0 " || fail "a frame of $a arrived: $s5"
+            case $a in
+            rx-*) [ "$(echo "$as" | summary_field rx_errors)" -ge 1 ] || fail "$a: the attacker saw no error responses: $as" ;;
+            *) [ "$(echo "$as" | summary_field tx_rsp_error)" -ge 1 ] || fail "$a: not answered NETIF_RSP_ERROR: $as" ;;
+            esac
+            ok "$a: dropped, $counter $cval, error responses, attacker still connected" ;;
+        nobuf)
+            [ "$cval" != none ] && [ "$cval" -ge 1 ] || fail "$a: $counter is '$cval', expected >= 1"
+            ok "$a: frames to the guest dropped and counted ($counter $cval), attacker still connected" ;;
+        survive)
+            ok "attack $a survived (violations ${v:-0}, backend_state $bs)" ;;
+        esac
     fi
     wait_port vif3.0 0 || fail "vif3.0 still a port after the attacker left"
     sleep 0.3

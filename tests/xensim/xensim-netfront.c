@@ -44,6 +44,8 @@ static const char usage_text[] =
     "  --no-split --no-sg --no-gso --no-csum   features not used / advertised\n"
     "  --timeout MS         handshake / close waits (default 10000)\n"
     "  --attack NAME[=N]    misbehave (list-attacks shows them)\n"
+    "  --attack-dst MAC     where a crafted packet goes (default broadcast); it is a test\n"
+    "                       frame, so a recv there can check it arrived intact\n"
     "  --ctrl-ring          provide a control ring (feature-ctrl-ring)\n"
     "  --mcast-control      ask for multicast filtering (request-multicast-control)\n"
     "  --xs-set KEY=VALUE   write KEY (below the frontend directory) last in the handshake\n"
@@ -59,7 +61,8 @@ static const char usage_text[] =
     "                              send test frames (--tcp: TCP/IPv4 ones; --flows: N source\n"
     "                              ports in turn)\n"
     "  recv --count N [--wait MS] [--hash] [--mcast-add MAC] [--mcast-del MAC]\n"
-    "       [--mcast-fill N]       receive N test frames and check them (--wait: total, ms);\n"
+    "       [--mcast-fill N] [--from MAC]   receive N test frames and check them (--wait:\n"
+    "                              total, ms; --from: only frames from MAC count);\n"
     "                              --hash: turn on Toeplitz (needs --ctrl-ring) and check each\n"
     "                              frame's hash and queue; --mcast-*: subscribe / unsubscribe\n"
     "                              (in order; --mcast-fill: N more addresses) and count frames\n"
@@ -460,6 +463,8 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
     uint64_t deadline;
     char extra[600];
     struct rx_check chk = {0};
+    uint8_t from[6];
+    bool have_from = false;
 
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -482,6 +487,10 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
             if (xbr_mac_parse(v, ops[nops].mac) < 0)
                 goto usage;
             nops++;
+        } else if (!strcmp(a, "--from")) {
+            if (xbr_mac_parse(v, from) < 0)
+                goto usage;
+            have_from = true;
         } else if (!strcmp(a, "--mcast-fill")) {
             if (parse_u(v, MAX_GROUPS - 64, &fill) < 0)
                 return 2;
@@ -551,6 +560,8 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
             break;
         }
         got = (size_t)XBR_MIN((size_t)n, sizeof(buf));
+        if (have_from && (got < 12 || memcmp(buf + 6, from, 6)))
+            continue; /* --from: only that sender's frames count */
         queues_seen |= 1u << info.queue;
         if (netfront_mcast_filtering(nf) && got >= 6 && (buf[0] & 1) &&
             memcmp(buf, "\xff\xff\xff\xff\xff\xff", 6)) {
@@ -1016,6 +1027,7 @@ int main(int argc, char **argv)
         {"mcast-control", no_argument, NULL, 6},
         {"xs-set", required_argument, NULL, 7},
         {"xs-rm", required_argument, NULL, 8},
+        {"attack-dst", required_argument, NULL, 9},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1091,6 +1103,13 @@ int main(int argc, char **argv)
             }
             c.xs[c.o.n_xs_overrides++] = optarg;
             c.o.xs_overrides = c.xs;
+            break;
+        case 9:
+            if (xbr_mac_parse(optarg, c.o.attack_dst) < 0) {
+                fprintf(stderr, "xensim-netfront: bad MAC '%s'\n", optarg);
+                return 2;
+            }
+            c.o.have_attack_dst = true;
             break;
         case 'h':
             fputs(usage_text, stdout);
