@@ -12,10 +12,13 @@
  *   (several when it has feature-sg), with a GSO extra slot when it has the
  *   matching feature-gso-*. A frame whose partial checksum the guest cannot
  *   take is finished in a scratch copy; the burst goes on after it (a batch
- *   is flushed early when the scratch area fills, never cut short). Nothing
- *   is queued: when the guest has not
- *   posted enough buffers the frame is dropped and counted at once, so a
- *   guest that stops posting (XSA-392) costs the bridge nothing. A GSO
+ *   is flushed early when the scratch area fills, never cut short). When
+ *   the guest has not posted enough buffers the frame waits in the queue's
+ *   bounded RX queue (NB_RXQ_BYTES, as Linux's rx queue), behind any that
+ *   wait already; the guest's next RX notification (we ask for one) or
+ *   the next burst puts them on, and the control thread drops those older
+ *   than NB_RX_DRAIN_MS, so a guest that stops posting (XSA-392) holds at
+ *   most NB_RXQ_BYTES and delays nobody. A GSO
  *   super-frame for a guest without SG, the GSO type or its checksum
  *   offload is segmented in software (gso/gso.h) into that scratch area.
  * Protocol violations set dp->fatal; from then on no op touches the rings
@@ -170,6 +173,10 @@ void nb_dp_free(struct nb_dp *dp)
             (void)xengnttab_unmap(dp->map_gt, q->tx_page, 1);
         if (q->rx_page)
             (void)xengnttab_unmap(dp->map_gt, q->rx_page, 1);
+        for (struct nb_rxq_ent *e = q->rxq_head, *next; e; e = next) {
+            next = e->next;
+            free(e);
+        }
         (void)pthread_spin_destroy(&q->rx_lock);
         free(q->scratch);
     }
@@ -189,7 +196,9 @@ void nb_dp_stats(const struct nb_dp *dp, struct nb_qstats *sum)
         sum->tx_drop_copy += s->tx_drop_copy;
         sum->rx_frames += s->rx_frames;
         sum->rx_gso += s->rx_gso;
-        sum->rx_drop_nobuf += s->rx_drop_nobuf;
+        sum->rx_queued += s->rx_queued;
+        sum->rx_dropped_stalled += s->rx_dropped_stalled;
+        sum->rx_dropped_full += s->rx_dropped_full;
         sum->rx_drop_gso += s->rx_drop_gso;
         sum->rx_drop_big += s->rx_drop_big;
         sum->rx_drop_copy += s->rx_drop_copy;
@@ -201,6 +210,10 @@ void nb_dp_stats(const struct nb_dp *dp, struct nb_qstats *sum)
 }
 
 /* ---- guest TX ring -> bridge (port rx_burst) ---- */
+
+struct nb_rx_hash;
+static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
+                         struct pkt *const *pkts, unsigned n, const struct nb_rx_hash *hx);
 
 /* Turns the guest's offload flags into virtio-net metadata. Returns false
  * when the frame claims an offload its headers do not support. */
@@ -239,6 +252,10 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
     if (w >= dp->nq || dp_dead(dp))
         return 0;
     struct nb_queue *q = &dp->q[w];
+    /* The guest's RX-side notifications land here too: frames waiting in
+     * the RX queue for its buffers go on now. */
+    if (atomic_load_explicit(&q->rxq_n, memory_order_relaxed))
+        (void)tx_queue(dp, q, w, NULL, 0, NULL);
     netif_tx_back_ring_t *r = &q->tx;
     RING_IDX prod = __atomic_load_n(&r->sring->req_prod, __ATOMIC_ACQUIRE);
     RING_IDX cons = r->req_cons;
@@ -414,9 +431,14 @@ struct rx_batch {
     uint32_t scratch_used;
     unsigned frame_first[XBR_BURST], frame_n[XBR_BURST], frame_in[XBR_BURST];
     bool frame_gso[XBR_BURST];
-    bool in_put[XBR_BURST];     /* input frame i went on the ring */
-    bool in_bad[XBR_BURST];     /* ... but a copy into its buffers failed */
+    /* Input frame i went on the ring (or into the RX queue), and whether a
+     * copy into its buffers failed; index RX_FROM_QUEUE: frames from the
+     * RX queue, whose entries are freed once the flush copied them. */
+    bool in_put[XBR_BURST + 1];
+    bool in_bad[XBR_BURST + 1];
+    struct nb_rxq_ent *done;
 };
+#define RX_FROM_QUEUE XBR_BURST
 
 /* Grant-copies the batch's data and writes its responses. */
 static void rx_flush(struct rx_batch *b)
@@ -487,6 +509,11 @@ static void rx_flush(struct rx_batch *b)
     }
     b->n_seg = b->n_frames = 0;
     b->scratch_used = 0;
+    while (b->done) {
+        struct nb_rxq_ent *e = b->done;
+        b->done = e->next;
+        free(e);
+    }
 }
 
 /* Makes room in the batch for a frame of need slots and, for a frame made
@@ -562,60 +589,67 @@ static void rx_put(struct rx_batch *b, unsigned in, const uint8_t *src, uint32_t
     b->in_put[in] = true;
 }
 
-/* The hash extra info of input frame i, if its hash applies: 0 or 1 slot. */
-static unsigned rx_hash_extra(struct netif_extra_info *ex, const struct nb_rx_hash *hx, unsigned i)
+/* The hash extra info of a frame, if its hash applies: 0 or 1 slot. */
+static unsigned rx_hash_extra(struct netif_extra_info *ex, const struct nb_rx_hash *h)
 {
-    if (!hx || hx[i].type < 0)
+    if (!h || h->type < 0)
         return 0;
     memset(ex, 0, sizeof(*ex));
     ex->type = XEN_NETIF_EXTRA_TYPE_HASH;
-    ex->u.hash.type = (uint8_t)hx[i].type;
+    ex->u.hash.type = (uint8_t)h->type;
     ex->u.hash.algorithm = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
     for (unsigned k = 0; k < 4; k++) /* "LSB ---- value ---- MSB" */
-        ex->u.hash.value[k] = (uint8_t)(hx[i].value >> (8 * k));
+        ex->u.hash.value[k] = (uint8_t)(h->value >> (8 * k));
     return 1;
 }
 
 /* A super-frame for a guest that cannot take it as one (no SG, no GSO of
  * its type, or no checksum offload for it): cut into the segments the
  * sender would have sent, each with full checksums (gso/gso.h), as the
- * kernel's stack does in front of Linux netback. Segments the ring has no
- * buffers for are counted as such. */
-static void rx_segment(struct rx_batch *b, unsigned i, const struct pkt *pkt,
-                       const struct nb_rx_hash *hx)
+ * kernel's stack does in front of Linux netback. Returns false, having
+ * done nothing, when the ring lacks buffers for all of its segments. */
+static bool rx_segment(struct rx_batch *b, unsigned i, const struct pkt *pkt,
+                       const struct nb_rx_hash *h)
 {
     struct nb_queue *q = b->q;
     struct gso_tcp g;
     if (gso_tcp_init(&g, pkt->data, pkt->len, pkt->vnet.gso_type, pkt->vnet.gso_size) < 0) {
         q->st.rx_drop_gso++; /* not a TCP super-frame: cannot be segmented */
-        return;
+        return true;
     }
-    uint32_t max = b->dp->sg ? NB_RX_MAX_DATA * NB_PAGE : NB_PAGE;
-    if (gso_tcp_next_len(&g) > max) {
+    uint32_t first = gso_tcp_next_len(&g), max = b->dp->sg ? NB_RX_MAX_DATA * NB_PAGE : NB_PAGE;
+    if (first > max) {
         q->st.rx_drop_big++; /* an MSS larger than the guest's buffers */
-        return;
+        return true;
     }
     struct netif_extra_info ex[1];
-    unsigned n_ex = rx_hash_extra(ex, hx, i);
+    unsigned n_ex = rx_hash_extra(ex, h);
+    /* All segments but the last are as long as the first. */
+    unsigned n = gso_tcp_count(&g);
+    uint32_t last = g.end - g.hdr_len - (n - 1) * (uint32_t)g.mss + g.hdr_len;
+    if (n == 1)
+        last = first;
+    unsigned total = (n - 1) * ((first + NB_PAGE - 1) / NB_PAGE + n_ex) +
+                     (last + NB_PAGE - 1) / NB_PAGE + n_ex;
+    if (rx_slots_free(b) < total)
+        return false;
     q->st.rx_segmented++;
     uint32_t len;
     while ((len = gso_tcp_next_len(&g)) != 0) {
         unsigned need = (len + NB_PAGE - 1) / NB_PAGE + n_ex;
-        if (rx_slots_free(b) < need) {
-            q->st.rx_drop_nobuf += gso_tcp_count(&g) - g.idx;
-            b->in_bad[i] = true;
-            return;
-        }
         uint8_t *seg = rx_reserve(b, need, len);
         (void)gso_tcp_next(&g, seg);
         q->st.rx_segments++;
         rx_put(b, i, seg, len, NETRXF_data_validated, ex, n_ex, false);
     }
+    return true;
 }
 
-/* Input frame i of the burst towards the guest. */
-static void rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
-                   const struct nb_rx_hash *hx)
+/* One frame towards the guest (input i of the burst, or RX_FROM_QUEUE):
+ * put on the ring, or dropped and counted for a reason of its own. Returns
+ * false, having done nothing, when the ring lacks the buffers for it. */
+static bool rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
+                   const struct nb_rx_hash *h)
 {
     struct nb_dp *dp = b->dp;
     struct nb_queue *q = b->q;
@@ -630,14 +664,12 @@ static void rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
             gso = XEN_NETIF_GSO_TYPE_TCPV4;
         else if (dp->sg && dp->ipv6_csum && vt == VIRTIO_NET_HDR_GSO_TCPV6 && dp->gso6)
             gso = XEN_NETIF_GSO_TYPE_TCPV6;
-        else {
-            rx_segment(b, i, pkt, hx);
-            return;
-        }
+        else
+            return rx_segment(b, i, pkt, h);
     }
     if (pkt->len > (dp->sg ? NB_RX_MAX_DATA * NB_PAGE : NB_PAGE)) {
         q->st.rx_drop_big++;
-        return;
+        return true;
     }
     struct netif_extra_info ex[NB_RX_MAX_EXTRAS];
     unsigned n_ex = 0;
@@ -649,14 +681,12 @@ static void rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
         ex[n_ex].u.gso.size = pkt->vnet.gso_size;
         n_ex++;
     }
-    n_ex += rx_hash_extra(&ex[n_ex], hx, i);
+    n_ex += rx_hash_extra(&ex[n_ex], h);
     for (unsigned k = 0; k + 1 < n_ex; k++)
         ex[k].flags = XEN_NETIF_EXTRA_FLAG_MORE;
     unsigned need = (pkt->len + NB_PAGE - 1) / NB_PAGE + n_ex;
-    if (rx_slots_free(b) < need) {
-        q->st.rx_drop_nobuf++;
-        return;
-    }
+    if (rx_slots_free(b) < need)
+        return false;
 
     const uint8_t *src = pkt->data;
     uint16_t flags = 0;
@@ -679,7 +709,7 @@ static void rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
             flags = NETRXF_data_validated;
         } else {
             q->st.rx_drop_big++;
-            return;
+            return true;
         }
     } else if (pkt->vnet.flags & VIRTIO_NET_HDR_F_DATA_VALID) {
         flags = NETRXF_data_validated;
@@ -687,13 +717,92 @@ static void rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
     if (src == pkt->data)
         (void)rx_reserve(b, need, 0);
     rx_put(b, i, src, pkt->len, flags, ex, n_ex, gso != 0);
+    return true;
 }
 
+/* ---- the RX queue: frames waiting for the guest's buffers ---- */
+
+static bool rxq_push(struct nb_queue *q, const struct pkt *pkt, const struct nb_rx_hash *h)
+{
+    struct nb_rxq_ent *e;
+    if (q->rxq_bytes + pkt->len > NB_RXQ_BYTES || !(e = malloc(sizeof(*e) + pkt->len))) {
+        q->st.rx_dropped_full++;
+        return false;
+    }
+    e->next = NULL;
+    e->since_ms = xbr_now_ms();
+    e->vnet = pkt->vnet;
+    e->hash_type = h ? h->type : -1;
+    e->hash = h ? h->value : 0;
+    e->len = pkt->len;
+    memcpy(e->data, pkt->data, pkt->len);
+    if (!q->rxq_head)
+        q->rxq_tail = &q->rxq_head;
+    *q->rxq_tail = e;
+    q->rxq_tail = &e->next;
+    q->rxq_bytes += pkt->len;
+    atomic_fetch_add_explicit(&q->rxq_n, 1, memory_order_relaxed);
+    q->st.rx_queued++;
+    return true;
+}
+
+static struct nb_rxq_ent *rxq_pop(struct nb_queue *q)
+{
+    struct nb_rxq_ent *e = q->rxq_head;
+    q->rxq_head = e->next;
+    q->rxq_bytes -= e->len;
+    atomic_fetch_sub_explicit(&q->rxq_n, 1, memory_order_relaxed);
+    e->next = NULL;
+    return e;
+}
+
+/* Drops the queue's frames older than NB_RX_DRAIN_MS (under rx_lock). */
+static void rxq_expire(struct nb_queue *q, uint64_t now)
+{
+    while (q->rxq_head && now - q->rxq_head->since_ms >= NB_RX_DRAIN_MS) {
+        free(rxq_pop(q));
+        q->st.rx_dropped_stalled++;
+    }
+}
+
+/* Puts queued frames on the ring, oldest first, while it has buffers. */
+static void rxq_drain(struct rx_batch *b)
+{
+    struct nb_queue *q = b->q;
+    rxq_expire(q, xbr_now_ms());
+    while (q->rxq_head) {
+        struct nb_rxq_ent *e = q->rxq_head;
+        struct pkt p = {.data = e->data, .len = e->len, .vnet = e->vnet};
+        struct nb_rx_hash h = {e->hash_type, e->hash};
+        if (!rx_one(b, RX_FROM_QUEUE, &p, e->hash_type >= 0 ? &h : NULL))
+            break;
+        /* Its data may be referenced by the batch: freed after the flush. */
+        e = rxq_pop(q);
+        e->next = b->done;
+        b->done = e;
+    }
+}
+
+void nb_dp_rx_expire(struct nb_dp *dp)
+{
+    uint64_t now = xbr_now_ms();
+    for (unsigned i = 0; i < dp->nq; i++) {
+        struct nb_queue *q = &dp->q[i];
+        if (!atomic_load_explicit(&q->rxq_n, memory_order_relaxed))
+            continue;
+        pthread_spin_lock(&q->rx_lock);
+        rxq_expire(q, now);
+        pthread_spin_unlock(&q->rx_lock);
+    }
+}
+
+/* Frames for queue q's RX ring (n may be 0: only the RX queue is served).
+ * Frames the ring has no buffers for wait in the RX queue, behind any that
+ * wait already, so the guest gets them in order. */
 static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
                          struct pkt *const *pkts, unsigned n, const struct nb_rx_hash *hx)
 {
-    if (dp->rx_shared)
-        pthread_spin_lock(&q->rx_lock);
+    pthread_spin_lock(&q->rx_lock);
 
     struct rx_batch b;
     unsigned sent = 0;
@@ -702,22 +811,42 @@ static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
     b.w = w;
     b.n_seg = b.n_frames = 0;
     b.scratch_used = 0;
-    memset(b.in_put, 0, n * sizeof(b.in_put[0]));
-    memset(b.in_bad, 0, n * sizeof(b.in_bad[0]));
+    b.done = NULL;
+    memset(b.in_put, 0, sizeof(b.in_put));
+    memset(b.in_bad, 0, sizeof(b.in_bad));
     b.prod = __atomic_load_n(&q->rx.sring->req_prod, __ATOMIC_ACQUIRE);
     if (b.prod - q->rx.req_cons > RING_SIZE(&q->rx)) {
         nb_dp_fatal(dp, "queue %u: RX req_prod %u is more than a ring ahead of %u", q->idx,
                     b.prod, q->rx.req_cons);
         goto out;
     }
-    for (unsigned i = 0; i < n; i++)
-        rx_one(&b, i, pkts[i], hx);
+    if (q->rxq_head)
+        rxq_drain(&b);
+    for (unsigned i = 0; i < n; i++) {
+        const struct nb_rx_hash *h = hx ? &hx[i] : NULL;
+        if (!q->rxq_head && rx_one(&b, i, pkts[i], h))
+            continue;
+        b.in_put[i] = rxq_push(q, pkts[i], h);
+    }
     rx_flush(&b);
+    if (q->rxq_head) {
+        /* Ask for a notification when the guest posts any buffer (the
+         * frontend checks req_event after pushing), then look once more in
+         * case it posted before seeing it. */
+        q->rx.sring->req_event = b.prod + 1;
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        RING_IDX now = __atomic_load_n(&q->rx.sring->req_prod, __ATOMIC_ACQUIRE);
+        if (now != b.prod && now - q->rx.req_cons <= RING_SIZE(&q->rx)) {
+            b.prod = now;
+            rxq_drain(&b);
+            rx_flush(&b);
+            q->rx.sring->req_event = now + 1;
+        }
+    }
     for (unsigned i = 0; i < n; i++)
         sent += b.in_put[i] && !b.in_bad[i];
 out:
-    if (dp->rx_shared)
-        pthread_spin_unlock(&q->rx_lock);
+    pthread_spin_unlock(&q->rx_lock);
     return sent;
 }
 
@@ -871,10 +1000,22 @@ static void nb_show(struct port *p, struct ctl_out *o)
     ctl_out_u64(o, "to_guest_gso", " gso %llu", st.rx_gso);
     ctl_out_u64(o, "to_guest_segmented", " segmented %llu", st.rx_segmented);
     ctl_out_u64(o, "to_guest_segments", " (%llu segments)", st.rx_segments);
-    ctl_out_u64(o, "to_guest_no_buffers", " no-buffers %llu", st.rx_drop_nobuf);
+    /* For want of buffers: queue full, or left in it too long. */
+    ctl_out_u64(o, "to_guest_no_buffers", " no-buffers %llu",
+                st.rx_dropped_full + st.rx_dropped_stalled);
     ctl_out_u64(o, "to_guest_gso_unsupported", " gso-unsupported %llu", st.rx_drop_gso);
     ctl_out_u64(o, "to_guest_too_big", " too-big %llu", st.rx_drop_big);
     ctl_out_u64(o, "to_guest_copy_failed", " copy-failed %llu\n", st.rx_drop_copy);
+    uint64_t qn = 0, qb = 0;
+    for (unsigned i = 0; i < dp->nq; i++) { /* racy reads, for display */
+        qn += atomic_load_explicit(&dp->q[i].rxq_n, memory_order_relaxed);
+        qb += __atomic_load_n(&dp->q[i].rxq_bytes, __ATOMIC_RELAXED);
+    }
+    ctl_out_u64(o, "rx_queued", "    rx-queue: queued %llu", st.rx_queued);
+    ctl_out_u64(o, "rx_dropped_stalled", " dropped-stalled %llu", st.rx_dropped_stalled);
+    ctl_out_u64(o, "rx_dropped_full", " dropped-full %llu", st.rx_dropped_full);
+    ctl_out_u64(o, "rx_queue_frames", " now %llu", qn);
+    ctl_out_u64(o, "rx_queue_bytes", " (%llu bytes)\n", qb);
     ctl_out_close_object(o);
     nb_ctrl_show(dp, o);
 }

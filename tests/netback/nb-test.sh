@@ -1,7 +1,7 @@
 # Netback scenarios against the Xen simulator: xs-sim (xenstore), a
 # libxensim world (grant tables, event channels), xbrd-sim as dom0's
 # backend, and xensim-netfront processes as guests.
-#   nb-test.sh ping|sizes|cycles|destroy|restart|bridge-wait|multiqueue|csum-burst|gso-segment
+#   nb-test.sh ping|sizes|cycles|destroy|restart|bridge-wait|multiqueue|csum-burst|gso-segment|rx-queue
 #   nb-test.sh attack NAME
 #   nb-test.sh workers-default|ctrl-ring|ctrl-attack|mcast|xs-write-loop
 #   nb-test.sh xs CASE        (hostile xenstore values, see t_xs)
@@ -409,6 +409,62 @@ t_csum_burst() {
     ok "201 csum_blank TCP frames, back to back, to a no-csum guest: all delivered, checksums verified ($(echo "$s" | grep -o 'csum_ok [0-9]* csum_bad [0-9]*'))"
 }
 
+# The RX queue. A guest momentarily short of buffers (16 posted) gets a
+# back-to-back burst of 300 all the same: what does not fit waits and goes on
+# as it posts more. A guest that never posts holds at most 512 KiB queued
+# (the rest dropped-full) and loses the queued frames after 10 s
+# (dropped-stalled), as Linux's rx queue with its drain timeout.
+t_rx_queue() {
+    setup_two
+    attach 3
+    "$NETFRONT" --domid 2 --rx-buffers 16 recv --from "$(mac_of 1)" --count 301 --wait 30000 \
+        >"$WORK/recv.2" 2>&1 &
+    local rpid=$! q nb
+    wait_port vif2.0 1 || fail "vif2.0"
+    wait_forwarding
+    nf --domid 1 send --count 300 --size 60:1514 --dst "$(mac_of 2)" >"$WORK/send.1" 2>&1 ||
+        { cat "$WORK/send.1" >&2; fail "send"; }
+    sleep 0.5
+    q=$(port_json vif2.0 .netback_stats.rx_queued) nb=$(port_json vif2.0 .netback_stats.to_guest_no_buffers)
+    nf --domid 1 send --count 1 --size 60 --dst "$(mac_of 2)" >/dev/null || fail "last frame"
+    wait "$rpid" || { cat "$WORK/recv.2" >&2; fail "a guest with 16 buffers lost frames of a burst"; }
+    grep -q " ok 301 bad 0 " "$WORK/recv.2" || fail "$(grep SUMMARY "$WORK/recv.2")"
+    [ "$q" -ge 1 ] || fail "rx_queued '$q': the burst never needed the queue"
+    [ "$nb" = 0 ] || fail "$nb frames dropped for want of buffers"
+    ok "301 frames to a guest with 16 buffers: all delivered in order, $q waited in the RX queue"
+    wait_port vif2.0 0 || fail "vif2.0 still a port"
+
+    "$NETFRONT" --domid 3 --attack no-rx-buffers attack --hold 14 >"$WORK/attack" 2>&1 &
+    local apid=$!
+    wait_port vif3.0 1 || fail "vif3.0"
+    wait_forwarding
+    nf --domid 1 send --count 400 --size 1514 --dst "$(mac_of 3)" >/dev/null 2>&1 || fail "send to the staller"
+    sleep 0.3
+    local full bytes frames queued t0
+    full=$(port_json vif3.0 .netback_stats.rx_dropped_full) bytes=$(port_json vif3.0 .netback_stats.rx_queue_bytes)
+    frames=$(port_json vif3.0 .netback_stats.rx_queue_frames) queued=$(port_json vif3.0 .netback_stats.rx_queued)
+    echo "no-rx-buffers: queued $queued, now $frames frames / $bytes bytes, dropped-full $full"
+    [ "$bytes" -le 524288 ] && [ "$bytes" -gt 400000 ] || fail "queue holds $bytes bytes: not bounded at 512 KiB"
+    [ "$queued" = "$frames" ] || fail "queued $queued but $frames in the queue"
+    [ $(( queued + full )) -ge 400 ] && [ "$full" -ge 1 ] || fail "dropped-full $full + queued $queued < 400"
+    t0=$(date +%s)
+    # The burst's frames expire together; BPDUs keep arriving behind them.
+    local stalled=0 st
+    for _ in $(seq 120); do
+        st=$(port_json vif3.0 .netback_stats)
+        stalled=$(echo "$st" | jq .rx_dropped_stalled)
+        [ "$stalled" -ge "$queued" ] && break
+        sleep 0.1
+    done
+    [ "$stalled" -ge "$queued" ] && [ "$(echo "$st" | jq .rx_queue_bytes)" -lt 10000 ] ||
+        fail "after $(( $(date +%s) - t0 )) s: dropped-stalled $stalled of $queued: $st"
+    [ "$(echo "$st" | jq .to_guest_no_buffers)" = "$(echo "$st" | jq '.rx_dropped_full + .rx_dropped_stalled')" ] ||
+        fail "no-buffers != full + stalled: $st"
+    ok "a guest that never posts: $queued frames ($bytes bytes, at most 512 KiB) held, dropped-stalled after $(( $(date +%s) - t0 )) s (drain timeout 10 s), $full dropped-full"
+    wait "$apid" || true
+    [ "$(grep '^SUMMARY cmd attack' "$WORK/attack" | summary_field backend_state)" = 4 ] || fail "the staller was disconnected"
+}
+
 # Attacks, each with the outcome for the attacker itself (guest 3), as
 # Linux netback treats the same input:
 #   deliver   legal though unusual: the crafted packet (a test frame, sent to
@@ -419,8 +475,8 @@ t_csum_burst() {
 #   copyfail  a grant the copy cannot use fails its packet only (TX:
 #             from_guest_copy_failed, NETIF_RSP_ERROR; RX: to_guest_copy_failed,
 #             the guest sees error responses); the vif stays connected
-#   nobuf     the guest posts no RX buffers: frames to it are counted as
-#             dropped (to_guest_no_buffers), nothing is kept for it
+#   nobuf     the guest posts no RX buffers: frames to it wait in its bounded
+#             RX queue (rx_queued; their expiry is t_rx_queue's)
 #   fatal     a ring-level violation: disconnected, with the reason logged once
 #   survive   only the daemon and the other guests are judged
 # In every case guests 1 -> 2 keep forwarding meanwhile, intact.
@@ -496,7 +552,7 @@ t_attack() {
     case $kind in
     drop) counter=from_guest_bad ;;
     copyfail) case $a in rx-*) counter=to_guest_copy_failed ;; *) counter=from_guest_copy_failed ;; esac ;;
-    nobuf) counter=to_guest_no_buffers ;;
+    nobuf) counter=rx_queued ;;
     esac
     [ -n "$counter" ] && cval=$(attacker_counter "$counter")
     local bad_now
@@ -555,8 +611,10 @@ t_attack() {
             esac
             ok "$a: dropped, $counter $cval, error responses, attacker still connected" ;;
         nobuf)
+            # What happens to them later (dropped-stalled, dropped-full, at
+            # most 512 KiB held) is t_rx_queue's.
             [ "$cval" != none ] && [ "$cval" -ge 1 ] || fail "$a: $counter is '$cval', expected >= 1"
-            ok "$a: frames to the guest dropped and counted ($counter $cval), attacker still connected" ;;
+            ok "$a: frames to the guest held in its bounded RX queue ($counter $cval), attacker still connected" ;;
         survive)
             ok "attack $a survived (violations ${v:-0}, backend_state $bs)" ;;
         esac
@@ -842,6 +900,7 @@ bridge-wait) t_bridge_wait ;;
 multiqueue) t_multiqueue ;;
 csum-burst) t_csum_burst ;;
 gso-segment) t_gso_segment ;;
+rx-queue) t_rx_queue ;;
 attack) t_attack "${2:?attack name}" ;;
 workers-default) t_workers_default ;;
 ctrl-ring) t_ctrl_ring ;;
