@@ -388,19 +388,6 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
 
 /* ---- bridge -> guest RX ring (port tx_burst) ---- */
 
-static uint16_t csum_fold_range(const uint8_t *d, uint32_t len)
-{
-    uint64_t sum = 0;
-    uint32_t i = 0;
-    for (; i + 1 < len; i += 2)
-        sum += (uint32_t)(d[i] << 8 | d[i + 1]);
-    if (i < len)
-        sum += (uint32_t)d[i] << 8;
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
 static bool frame_is_ipv6(const struct pkt *pkt)
 {
     const uint8_t *d = pkt->data;
@@ -700,7 +687,7 @@ static bool rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
              * in a copy (the frame may be flooded to other ports). */
             uint8_t *c = rx_reserve(b, need, pkt->len);
             memcpy(c, pkt->data, pkt->len);
-            uint16_t sum = csum_fold_range(c + cs, pkt->len - cs);
+            uint16_t sum = gso_csum(0, c + cs, pkt->len - cs);
             if (sum == 0 && pkt->vnet.csum_offset == 6)
                 sum = 0xffff; /* UDP: 0 means "no checksum" */
             c[co] = (uint8_t)(sum >> 8);
