@@ -1,7 +1,7 @@
 # Netback scenarios against the Xen simulator: xs-sim (xenstore), a
 # libxensim world (grant tables, event channels), xbrd-sim as dom0's
 # backend, and xensim-netfront processes as guests.
-#   nb-test.sh ping|sizes|cycles|destroy|restart|bridge-wait|multiqueue|csum-burst|gso-segment|rx-queue
+#   nb-test.sh ping|sizes|cycles|destroy|restart|bridge-wait|multiqueue|csum-burst|gso-segment|gso-uplink|rx-queue
 #   nb-test.sh attack NAME
 #   nb-test.sh workers-default|ctrl-ring|ctrl-attack|mcast|xs-write-loop
 #   nb-test.sh xs CASE        (hostile xenstore values, see t_xs)
@@ -407,6 +407,83 @@ t_csum_burst() {
         [ "$(echo "$s" | summary_field offload_bad)" = 0 ] || fail "checksums: $s"
     [ "$nb" = 0 ] || fail "'$nb' frames dropped for want of buffers"
     ok "201 csum_blank TCP frames, back to back, to a no-csum guest: all delivered, checksums verified ($(echo "$s" | grep -o 'csum_ok [0-9]* csum_bad [0-9]*'))"
+}
+
+# Super-frames from the uplink: a host namespace writes TCP/IPv4 GSO frames
+# (virtio-net header, PACKET_VNET_HDR) into a veth whose other end is an
+# AF_PACKET port of the bridge, so xbr receives them as GSO frames. A guest
+# with GSO must get them as GSO (proving the path carried super-frames), a
+# guest without must get every one in segments that reassemble and check.
+gso_uplink_send() { # dst-mac count
+    cat >"$WORK/gso-send.py" <<'PY'
+import socket, struct, sys, zlib
+dev, dst, count = sys.argv[1], bytes.fromhex(sys.argv[2].replace(':', '')), int(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.setsockopt(263, 15, 1)  # SOL_PACKET, PACKET_VNET_HDR
+s.bind((dev, 0))
+src = s.getsockname()[4]
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while t >> 16: t = (t & 0xffff) + (t >> 16)
+    return t
+for seq in range(count):
+    n = 4500 + seq * 1500  # 4500..33000 bytes
+    x = (seq * 2654435761 + 1) & 0xffffffff
+    pat = bytearray()
+    for _ in range(n - 70):
+        x ^= (x << 13) & 0xffffffff; x ^= x >> 17; x ^= (x << 5) & 0xffffffff
+        pat.append(x & 0xff)
+    pl = b'XSIM' + struct.pack('!III', seq, n, zlib.crc32(bytes(pat))) + bytes(pat)
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, n - 14, seq, 0x4000, 64, 6, 0,
+                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    ip = ip[:10] + struct.pack('!H', 0xffff ^ csum(ip)) + ip[12:]
+    ps = csum(ip[12:20] + struct.pack('!HH', 6, n - 34))
+    tcp = struct.pack('!HHIIBBHHH', 12345, 80, seq * 65536, 0, 0x50, 0x18, 65535, ps, 0)
+    # flags NEEDS_CSUM, GSO_TCPV4, hdr_len, gso_size 1448, csum_start 34, csum_offset 16
+    vnet = struct.pack('=BBHHHH', 1, 1, 54, 1448, 34, 16)
+    s.send(vnet + dst + src + b'\x08\x00' + ip + tcp + pl)
+PY
+    ip netns exec "$NS" python3 "$WORK/gso-send.py" eth0 "$1" "$2" || fail "GSO sender"
+}
+
+t_gso_uplink() {
+    start_sim
+    start_xbrd
+    ctl add-br xenbr0 >/dev/null
+    ctl stp set xenbr0 enabled no >/dev/null
+    ip netns add "$NS"
+    ip link add "${NS}h" type veth peer name eth0 netns "$NS"
+    ip link set "${NS}h" up
+    ip -n "$NS" link set eth0 up
+    ctl add-port xenbr0 "${NS}h" >/dev/null
+    attach 1
+    local nsmac f s seg
+    nsmac=$(ip -n "$NS" -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+    for f in "" --no-gso --no-sg --no-csum; do
+        "$NETFRONT" --domid 1 $f recv --from "$nsmac" --count 21 --wait 20000 >"$WORK/recv.1" 2>&1 &
+        local rpid=$!
+        wait_port vif1.0 1 || fail "vif1.0"
+        sleep 0.5
+        gso_uplink_send "$(mac_of 1)" 20
+        sleep 0.3
+        seg=$(port_json vif1.0 .netback_stats.to_guest_segmented)
+        gso_uplink_send "$(mac_of 1)" 1
+        wait "$rpid" || { cat "$WORK/recv.1" >&2; fail "${f:-default}: not all 21 super-frames arrived"; }
+        s=$(grep SUMMARY "$WORK/recv.1")
+        [ "$(echo "$s" | summary_field bad)" = 0 ] && [ "$(echo "$s" | summary_field seg_bad)" = 0 ] &&
+            [ "$(echo "$s" | summary_field csum_bad)" = 0 ] && [ "$(echo "$s" | summary_field offload_bad)" = 0 ] ||
+            fail "${f:-default}: $s"
+        if [ -z "$f" ]; then
+            [ "$(echo "$s" | summary_field rx_gso)" -ge 20 ] || fail "super-frames from the uplink did not arrive as GSO: $s"
+            ok "uplink super-frames reach a GSO guest as GSO ($(echo "$s" | grep -o 'rx_gso [0-9]*'))"
+        else
+            [ "$(echo "$s" | summary_field reassembled)" -ge 20 ] && [ "$seg" -ge 20 ] ||
+                fail "$f: reassembled $(echo "$s" | summary_field reassembled), xbr segmented '$seg': $s"
+            ok "$f: 21 uplink super-frames in $(echo "$s" | summary_field segments) segments, reassembled and checked (xbr segmented $seg)"
+        fi
+        wait_port vif1.0 0 || fail "vif1.0 still a port"
+    done
 }
 
 # The RX queue. A guest momentarily short of buffers (16 posted) gets a
@@ -900,6 +977,7 @@ bridge-wait) t_bridge_wait ;;
 multiqueue) t_multiqueue ;;
 csum-burst) t_csum_burst ;;
 gso-segment) t_gso_segment ;;
+gso-uplink) t_gso_uplink ;;
 rx-queue) t_rx_queue ;;
 attack) t_attack "${2:?attack name}" ;;
 workers-default) t_workers_default ;;
