@@ -706,8 +706,10 @@ static void on_tick(int fd, uint32_t events, void *aux)
     struct nb_vif *v = nb.vifs, *next;
     for (; v; v = next) {
         next = v->next;
-        if (v->dp)
+        if (v->dp) {
             nb_ctrl_tick(v->dp); /* control-ring work the budget held back */
+            nb_dp_rx_expire(v->dp); /* RX queue: frames a guest left too long */
+        }
         if (v->dp && atomic_load_explicit(&v->dp->fatal, memory_order_acquire) == 2) {
             char why[sizeof(v->dp->why)];
             memcpy(why, v->dp->why, sizeof(why));
