@@ -271,6 +271,71 @@ static void vif_free(struct nb_vif *v)
     free(v);
 }
 
+/* The backend keys libxl writes (xl-network-configuration) that xbr acts
+ * on, and the ones it and the frontend handshake write themselves. Any
+ * other key is named in the log once, when the vif is found: an admin
+ * moving from vif-bridge must not lose `rate=` or `ip=` without a word. */
+static bool be_key_known(const char *k)
+{
+    static const char *const known[] = {
+        "frontend", "frontend-id", "online", "state", "script", "mac", "bridge", "handle",
+        "type", "mtu", "vifname", "hotplug-status", "hotplug-error", "request-rx-copy",
+    };
+    static const char *const prefixes[] = {"feature-", "multi-queue-"};
+    for (size_t i = 0; i < XBR_ARRAY_SIZE(known); i++)
+        if (!strcmp(k, known[i]))
+            return true;
+    for (size_t i = 0; i < XBR_ARRAY_SIZE(prefixes); i++)
+        if (!strncmp(k, prefixes[i], strlen(prefixes[i])))
+            return true;
+    return false;
+}
+
+static void log_unimplemented_keys(const struct nb_vif *v)
+{
+    unsigned n = 0;
+    char **keys = xs_directory(nb.xs, XBT_NULL, v->be, &n);
+    char list[256] = "";
+    size_t used = 0;
+    unsigned shown = 0, unknown = 0;
+    for (unsigned i = 0; keys && i < n && i < 256; i++) {
+        if (be_key_known(keys[i]))
+            continue;
+        unknown++;
+        int w = snprintf(list + used, sizeof(list) - used, "%s%.40s", shown ? ", " : "", keys[i]);
+        if (w > 0 && (size_t)w < sizeof(list) - used) {
+            used += (size_t)w;
+            shown++;
+        }
+    }
+    free(keys);
+    if (unknown)
+        xbr_warn("netback: %s: backend key(s) not implemented by xbr, ignored: %s%s", v->name,
+                 list, unknown > shown ? ", ..." : "");
+}
+
+/* vifname= (libxl writes it to the backend): the port's name, when it is a
+ * name an interface could have and no other vif has taken it. */
+static void apply_vifname(struct nb_vif *v)
+{
+    char *s = xs_get(v->be, "vifname");
+    if (!s || !s[0]) {
+        free(s);
+        return;
+    }
+    bool ok = strlen(s) < sizeof(v->name) && strcmp(s, ".") && strcmp(s, "..");
+    for (const char *c = s; ok && *c; c++)
+        ok = *c > ' ' && *c < 0x7f && *c != '/' && *c != ':';
+    for (const struct nb_vif *o = nb.vifs; ok && o; o = o->next)
+        ok = strcmp(o->name, s) != 0;
+    if (ok)
+        (void)xbr_strlcpy(v->name, s, sizeof(v->name));
+    else
+        xbr_warn("netback: %s: vifname '%.40s' is not a free interface name; keeping %s",
+                 v->name, s, v->name);
+    free(s);
+}
+
 static struct nb_vif *vif_create(unsigned domid, unsigned devid)
 {
     char be[NB_PATH];
@@ -308,6 +373,8 @@ static struct nb_vif *vif_create(unsigned domid, unsigned devid)
     v->mtu = (uint32_t)xs_get_uint_def(be, "mtu", 65535, 1500);
     if (v->mtu < 68)
         v->mtu = 1500;
+    apply_vifname(v);
+    log_unimplemented_keys(v);
     if (!fe_watch(v))
         xbr_warn("netback: %s: cannot watch %s/state (%s); its state is polled",
                  v->name, v->fe, strerror(errno));

@@ -44,6 +44,7 @@ cleanup() {
     [ -n "$XS_PID" ] && kill -TERM "$XS_PID" 2>/dev/null && wait "$XS_PID" 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
     ip link del "${NS}h" 2>/dev/null || true
+    ip link del "${NS}e" 2>/dev/null || true
     [ "$rc" = 0 ] || log_tail
     "$XENSIM_CTL" destroy >/dev/null 2>&1 || true
     rm -rf "$WORK"
@@ -94,7 +95,7 @@ start_xbrd() { # [xbrd args...]
 
 ctl() { "$XBRCTL" --socket "$SOCK" "$@"; }
 # hotplug online|offline XENBUS_PATH — the shipped vif hotplug script against this xbrd.
-hotplug() { XENBUS_PATH=$2 XBRCTL=$XBRCTL XBR_SOCKET=$SOCK sh "$(dirname "$0")/../../netback/vif-xbr" "$1"; }
+hotplug() { XENBUS_PATH=$2 XBRCTL=$XBRCTL XBR_SOCKET=$SOCK bash "$(dirname "$0")/../../netback/vif-xbr" "$1"; }
 nf() { "$NETFRONT" "$@"; }
 mac_of() { printf '00:16:3e:00:%02x:%02x' "$1" "${2:-0}"; }
 attach() { # domid [bridge]
@@ -1039,8 +1040,76 @@ t_antispoof_config() {
     ok "save writes it, reload takes it back, a bad value is refused"
 }
 
+# What libxl writes to the backend beyond the handshake: vifname= names the
+# port (unless another vif has the name); keys xbr does not implement (ip=,
+# rate= today) are named in the log once, not ignored silently.
+t_vif_keys() {
+    start_sim
+    attach 1
+    nf --domid 1 backend-set vifname web0 >/dev/null || fail "backend-set vifname"
+    nf --domid 1 backend-set rate 10000000,50000 >/dev/null || fail "backend-set rate"
+    nf --domid 1 backend-set ip 10.0.0.5 >/dev/null || fail "backend-set ip"
+    attach 2
+    nf --domid 2 backend-set vifname web0 >/dev/null || fail "backend-set vifname"
+    start_xbrd
+    ctl add-br xenbr0 >/dev/null
+    "$NETFRONT" --domid 1 connect >/dev/null 2>&1 &
+    BG+=($!)
+    wait_port web0 1 || fail "dom1's vif did not become port web0"
+    ok "vifname=web0 names dom1's port"
+    grep -q "web0: backend key(s) not implemented by xbr, ignored: .*ip" "$WORK/xbrd.log" &&
+        grep -q "web0: backend key(s) not implemented by xbr, ignored: .*rate" "$WORK/xbrd.log" ||
+        fail "ip= and rate= not named in the log"
+    [ "$(grep -c "backend key(s) not implemented" "$WORK/xbrd.log")" = 1 ] ||
+        fail "unimplemented keys logged other than once"
+    grep -q "vif2.0: vifname 'web0' is not a free interface name; keeping vif2.0" "$WORK/xbrd.log" ||
+        fail "dom2's clashing vifname not refused in the log"
+    local s
+    s=$(exchange 1 2 20 100)
+    [ "$(echo "$s" | summary_field ok)" = 20 ] || fail "web0 -> vif2.0: $s"
+    ok "unimplemented keys logged once; a clashing vifname keeps vif2.0, which forwards"
+}
+
+# vif-xbr as libxl runs it for an HVM guest's emulated NIC (type_if=tap,
+# vif=the device model's tap): add puts the tap on the vif line's bridge as an
+# edge port, remove takes it off. A failure reaches the toolstack as
+# hotplug-error / hotplug-status=error, through xenstore-write (here a stand-in
+# on PATH that records what it was asked; on real Xen, xl prints the error).
+t_hotplug() {
+    start_sim
+    start_xbrd
+    ctl add-br xenbr0 >/dev/null
+    local tap="${NS}e" bin="$WORK/bin"
+    ip tuntap add dev "$tap" mode tap || fail "cannot create tap $tap"
+    mkdir -p "$bin"
+    printf '#!/bin/sh\nprintf "%%s\\n" "$*" >>"%s"\n' "$WORK/xs-writes" >"$bin/xenstore-write"
+    chmod +x "$bin/xenstore-write"
+    local be=/local/domain/0/backend/vif/7/0
+    PATH="$bin:$PATH" type_if=tap vif="$tap" XBR_BRIDGE=xenbr0 hotplug add "$be" >"$WORK/hp" 2>&1 ||
+        { cat "$WORK/hp" >&2; fail "vif-xbr add (tap)"; }
+    wait_port "$tap" 1 || fail "the emulated NIC's tap is not a port"
+    [ "$(port_json "$tap" .type)" = afpacket ] || fail "$tap: type $(port_json "$tap" .type)"
+    ctl save | grep -q "port set xenbr0 $tap admin-edge yes" || fail "$tap is not an edge port: $(ctl save)"
+    grep -qx "$be/hotplug-status connected" "$WORK/xs-writes" || fail "add wrote no hotplug-status connected: $(cat "$WORK/xs-writes")"
+    ok "type_if=tap add: $tap on xenbr0 as an edge port, hotplug-status connected"
+    PATH="$bin:$PATH" type_if=tap vif="$tap" XBR_BRIDGE=xenbr0 hotplug add "$be" >"$WORK/hp" 2>&1 &&
+        fail "a second add of the same tap succeeded"
+    grep -q "^$be/hotplug-error xbrctl add-port xenbr0 $tap: .* $be/hotplug-status error$" "$WORK/xs-writes" ||
+        fail "the failed add wrote no hotplug-error: $(cat "$WORK/xs-writes")"
+    PATH="$bin:$PATH" type_if=tap vif="$tap" XBR_BRIDGE=xenbr0 hotplug remove "$be" >"$WORK/hp" 2>&1 ||
+        fail "vif-xbr remove (tap)"
+    wait_port "$tap" 0 || fail "the tap is still a port after remove"
+    : >"$WORK/xs-writes"
+    PATH="$bin:$PATH" hotplug online "$be" >"$WORK/hp" 2>&1 && fail "online of a vif xbrd does not know succeeded"
+    grep -q "^$be/hotplug-error xbrd does not serve $be: .* $be/hotplug-status error$" "$WORK/xs-writes" ||
+        fail "online's failure wrote no hotplug-error: $(cat "$WORK/xs-writes")"
+    ok "a failed add or online reaches the toolstack as hotplug-error; remove takes the tap off"
+}
+
 case "${1:-}" in
 ping) t_ping ;;
+hotplug) t_hotplug ;;
+vif-keys) t_vif_keys ;;
 antispoof-config) t_antispoof_config ;;
 sizes) t_sizes ;;
 capture) t_capture ;;
