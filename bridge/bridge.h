@@ -151,8 +151,10 @@ struct port_class {
     int (*wait_fd)(struct port *p, unsigned q);
     /* Called before the worker sleeps: arm notifications (e.g. netback's
      * event fields) and return true if work arrived meanwhile, in which case
-     * the worker does not sleep. May be NULL. */
-    bool (*arm)(struct port *p, unsigned q);
+     * the worker does not sleep. A port that holds work back until a time
+     * (netback's rate=) lowers *wake_ns (xbr_now_ns() clock) to it. May be
+     * NULL. */
+    bool (*arm)(struct port *p, unsigned q, uint64_t *wake_ns);
 
     /* [control] Re-reads facts that can change underneath (MTU, link, speed).
      * Returns -ENODEV when the port's device has gone away, and the bridge

@@ -349,14 +349,19 @@ static void worker_rebuild_epoll(struct worker *w, const struct dp_view *v)
 /* Arms every port and sleeps until one has work or the view changes. */
 static void worker_sleep(struct worker *w, const struct dp_view *v)
 {
+    uint64_t now = xbr_now_ns(), wake = now + 1000000000u; /* at least once a second */
     for (unsigned i = 0; v && i < v->n; i++) {
         struct port *p = v->ports[i];
-        if (p->cls->arm && p->cls->arm(p, w->id))
+        if (p->cls->arm && p->cls->arm(p, w->id, &wake))
             return; /* work arrived while arming */
     }
+    if (wake <= now)
+        return;
+    /* Rounded up: waking a little late is fine, early would spin. */
+    int timeout_ms = (int)((wake - now + 999999u) / 1000000u);
     struct epoll_event evs[16];
     urcu_qsbr_thread_offline();
-    int r = epoll_wait(w->epfd, evs, XBR_ARRAY_SIZE(evs), 1000);
+    int r = epoll_wait(w->epfd, evs, XBR_ARRAY_SIZE(evs), timeout_ms);
     urcu_qsbr_thread_online();
     for (int i = 0; i < r; i++) {
         if (evs[i].data.fd == w->wake_fd) {

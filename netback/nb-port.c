@@ -183,29 +183,16 @@ void nb_dp_free(struct nb_dp *dp)
     free(dp);
 }
 
+/* Every field of nb_qstats is a uint64_t counter: summed as an array. */
+_Static_assert(sizeof(struct nb_qstats) % sizeof(uint64_t) == 0, "nb_qstats holds counters only");
 void nb_dp_stats(const struct nb_dp *dp, struct nb_qstats *sum)
 {
+    uint64_t *out = (uint64_t *)(void *)sum;
     memset(sum, 0, sizeof(*sum));
     for (unsigned i = 0; i < dp->nq; i++) {
-        const struct nb_qstats *s = &dp->q[i].st;
-        sum->tx_frames += s->tx_frames;
-        sum->tx_gso += s->tx_gso;
-        sum->tx_drop_bad += s->tx_drop_bad;
-        sum->tx_drop_spoof += s->tx_drop_spoof;
-        sum->tx_drop_csum += s->tx_drop_csum;
-        sum->tx_drop_copy += s->tx_drop_copy;
-        sum->rx_frames += s->rx_frames;
-        sum->rx_gso += s->rx_gso;
-        sum->rx_queued += s->rx_queued;
-        sum->rx_dropped_stalled += s->rx_dropped_stalled;
-        sum->rx_dropped_full += s->rx_dropped_full;
-        sum->rx_drop_gso += s->rx_drop_gso;
-        sum->rx_drop_big += s->rx_drop_big;
-        sum->rx_drop_copy += s->rx_drop_copy;
-        sum->rx_segmented += s->rx_segmented;
-        sum->rx_segments += s->rx_segments;
-        sum->notify_tx += s->notify_tx;
-        sum->notify_rx += s->notify_rx;
+        const uint64_t *in = (const uint64_t *)(const void *)&dp->q[i].st;
+        for (size_t k = 0; k < sizeof(*sum) / sizeof(uint64_t); k++)
+            out[k] += in[k];
     }
 }
 
@@ -246,6 +233,53 @@ static bool tx_offloads(const struct nb_tx_frame *f, struct pkt *pkt)
     return true;
 }
 
+void nb_dp_set_rate(struct nb_dp *dp, uint64_t bytes, uint64_t usec)
+{
+    atomic_store_explicit(&dp->rate.bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&dp->rate.usec, usec, memory_order_relaxed);
+    atomic_fetch_add_explicit(&dp->rate.gen, 1, memory_order_release);
+}
+
+/* Linux's tx_add_credit: a period's credit more, but never more banked than
+ * max(128 KiB, one period's credit), so a frame larger than the credit
+ * still goes once enough has accumulated. */
+static void credit_add(struct nb_queue *q)
+{
+    uint64_t max_burst = XBR_MAX(q->credit_bytes, 131072u);
+    q->credit_left = XBR_MIN(q->credit_left + q->credit_bytes, max_burst);
+}
+
+/* Linux's tx_credit_exceeded, with the credit timer replaced by the
+ * worker's wake-up time (nb_arm). True: size must wait for the next
+ * period. The periods stay on their grid while the guest keeps sending. */
+static bool credit_exceeded(struct nb_queue *q, uint32_t size, uint64_t now)
+{
+    if (now >= q->credit_next_ns) {
+        bool on_grid = now - q->credit_next_ns < q->credit_period_ns;
+        q->credit_next_ns = (on_grid ? q->credit_next_ns : now) + q->credit_period_ns;
+        credit_add(q);
+    }
+    if (size > q->credit_left) {
+        q->st.tx_rate_limited++;
+        return true;
+    }
+    q->credit_left -= size;
+    return false;
+}
+
+/* The vif's rate= as this queue last saw it; re-read when it changed. */
+static void credit_sync(struct nb_dp *dp, struct nb_queue *q)
+{
+    unsigned gen = atomic_load_explicit(&dp->rate.gen, memory_order_acquire);
+    if (XBR_LIKELY(gen == q->rate_gen))
+        return;
+    q->rate_gen = gen;
+    q->credit_bytes = atomic_load_explicit(&dp->rate.bytes, memory_order_relaxed);
+    q->credit_period_ns = atomic_load_explicit(&dp->rate.usec, memory_order_relaxed) * 1000u;
+    q->credit_left = q->credit_bytes;
+    q->credit_next_ns = xbr_now_ns() + q->credit_period_ns;
+}
+
 static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsigned n)
 {
     struct nb_dp *dp = p->priv;
@@ -269,6 +303,8 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
 
     unsigned n_frames = 0, n_parsed = 0, n_seg = 0, n_rsp = 0;
     const char *fatal_why = NULL;
+    credit_sync(dp, q);
+    uint64_t now = q->credit_bytes ? xbr_now_ns() : 0;
     while (n_parsed < n && cons != prod) {
         struct nb_tx_frame *f = &q->txf[n_parsed];
         enum nb_tx_verdict v = nb_tx_parse(r->sring->ring, RING_SIZE(r), cons, prod, f);
@@ -276,6 +312,10 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
             fatal_why = f->why;
             break;
         }
+        /* Over the credit: the frame stays on the ring, not consumed, and
+         * the worker comes back at the next period (nb_arm). */
+        if (q->credit_bytes && v != NB_TX_MCAST && credit_exceeded(q, f->len, now))
+            break;
         cons += f->n_slots;
         n_parsed++;
         if (v == NB_TX_MCAST) {
@@ -896,12 +936,18 @@ static int nb_wait_fd(struct port *p, unsigned w)
     return w < dp->nq ? dp->q[w].ev_fd : -1;
 }
 
-static bool nb_arm(struct port *p, unsigned w)
+static bool nb_arm(struct port *p, unsigned w, uint64_t *wake_ns)
 {
     struct nb_dp *dp = p->priv;
     if (w >= dp->nq)
         return false;
     struct nb_queue *q = &dp->q[w];
+    /* Requests held back by rate=: the guest will not notify again for
+     * them, so the worker wakes when the next period's credit comes. */
+    if (q->credit_bytes && RING_HAS_UNCONSUMED_REQUESTS(&q->tx)) {
+        *wake_ns = XBR_MIN(*wake_ns, q->credit_next_ns);
+        return false;
+    }
     /* Consume what woke us (the fd is level-triggered and non-blocking);
      * unmasking lets the next notification through. Bounded: a flooding
      * frontend (XSA-332) costs one wake-up per unmask, not a busy loop. */
@@ -960,6 +1006,9 @@ static void nb_show(struct port *p, struct ctl_out *o)
     ctl_out_bool(o, "gso_tcpv6", " gso6 %s", dp->gso6);
     ctl_out_bool(o, "csum_offload", " csum %s", dp->csum);
     ctl_out_bool(o, "antispoof", " antispoof %s", dp->antispoof);
+    ctl_out_u64(o, "rate_bytes", " rate %llu",
+                atomic_load_explicit(&dp->rate.bytes, memory_order_relaxed));
+    ctl_out_u64(o, "rate_usec", "/%llu us", atomic_load_explicit(&dp->rate.usec, memory_order_relaxed));
     ctl_out_bool(o, "disconnecting", " disconnecting %s\n", dp_dead(dp));
     ctl_out_open_array(o, "rings");
     for (unsigned i = 0; i < dp->nq; i++) {
@@ -982,6 +1031,7 @@ static void nb_show(struct port *p, struct ctl_out *o)
     ctl_out_u64(o, "from_guest_bad", " bad %llu", st.tx_drop_bad);
     ctl_out_u64(o, "from_guest_spoofed", " spoofed %llu", st.tx_drop_spoof);
     ctl_out_u64(o, "from_guest_bad_offload", " bad-offload %llu", st.tx_drop_csum);
+    ctl_out_u64(o, "from_guest_rate_limited", " rate-limited %llu", st.tx_rate_limited);
     ctl_out_u64(o, "from_guest_copy_failed", " copy-failed %llu\n", st.tx_drop_copy);
     ctl_out_u64(o, "to_guest", "    to-guest %llu", st.rx_frames);
     ctl_out_u64(o, "to_guest_gso", " gso %llu", st.rx_gso);

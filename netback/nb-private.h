@@ -178,6 +178,7 @@ struct nb_qstats {
     uint64_t rx_dropped_stalled; /* ... and were dropped after NB_RX_DRAIN_MS */
     uint64_t rx_dropped_full;    /* dropped: the RX queue was at NB_RXQ_BYTES */
     uint64_t notify_tx, notify_rx;
+    uint64_t tx_rate_limited;    /* times the TX credit (rate=) held requests back */
 };
 
 #define NB_TX_MAX_RSP (XBR_BURST * NB_TX_MAX_SLOTS)
@@ -221,6 +222,11 @@ struct nb_queue {
 
     /* TX (guest -> bridge): used by worker idx only. */
     struct nb_tx_frame txf[XBR_BURST];
+    /* rate= (Linux netback's credit scheduler, per queue as there): this
+     * many bytes per period; requests beyond the credit stay on the ring. */
+    unsigned rate_gen;              /* of dp->rate this state follows */
+    uint64_t credit_bytes;          /* 0: no limit */
+    uint64_t credit_period_ns, credit_left, credit_next_ns;
     struct { uint16_t id; int16_t status; } tx_rsp[NB_TX_MAX_RSP];
     xengnttab_grant_copy_segment_t tx_seg[NB_TX_MAX_SEGS];
 
@@ -245,6 +251,12 @@ struct nb_dp {
     bool sg, gso4, gso6, csum, ipv6_csum, rx_notify;
     bool antispoof;
     uint8_t mac[6];
+    /* rate= "bytes,usec" from the backend, set by the control thread
+     * (nb_dp_set_rate) and picked up by each queue's worker by gen. */
+    struct {
+        _Atomic unsigned gen;
+        _Atomic uint64_t bytes, usec;
+    } rate;
     /* feature-ctrl-ring (nb-ctrl.c): ctrl is the control thread's; hash is
      * what workers read, an RCU pointer (NULL: no hashing, frames go to
      * queue w % nq). A vif with a control ring always locks its RX side
@@ -274,6 +286,9 @@ extern const struct port_class nb_port_class;
 void nb_dp_fatal(struct nb_dp *dp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Unmaps, unbinds and frees (control thread; no worker may be inside). */
 void nb_dp_free(struct nb_dp *dp);
+/* [control] rate= of the vif: bytes per usec microseconds (0 bytes: no
+ * limit); takes effect at each queue's next burst. */
+void nb_dp_set_rate(struct nb_dp *dp, uint64_t bytes, uint64_t usec);
 /* Queue q's summed stats. */
 void nb_dp_stats(const struct nb_dp *dp, struct nb_qstats *sum);
 /* [control, every tick] Drops queued RX frames older than NB_RX_DRAIN_MS. */

@@ -77,6 +77,7 @@ struct nb_vif {
     bool bad_bridge;           /* the backend names one longer than IF_NAMESIZE */
     uint8_t mac[6];
     uint32_t mtu;
+    uint64_t rate_bytes, rate_usec; /* rate= as applied (0 bytes: none) */
     bool fe_watched;
     char fe_token[48];         /* "nb-fe:<domid>:<devid>:<gen>", unique per watch */
     unsigned watch_gen;        /* bumped by every fe_watch() */
@@ -279,7 +280,7 @@ static bool be_key_known(const char *k)
 {
     static const char *const known[] = {
         "frontend", "frontend-id", "online", "state", "script", "mac", "bridge", "handle",
-        "type", "mtu", "vifname", "hotplug-status", "hotplug-error", "request-rx-copy",
+        "type", "mtu", "vifname", "rate", "hotplug-status", "hotplug-error", "request-rx-copy",
     };
     static const char *const prefixes[] = {"feature-", "multi-queue-"};
     for (size_t i = 0; i < XBR_ARRAY_SIZE(known); i++)
@@ -513,6 +514,8 @@ static void vif_connect(struct nb_vif *v)
     dp->rx_notify = xs_get_uint_def(v->fe, "feature-rx-notify", 1, 0);
     dp->antispoof = nb.antispoof && !xbr_mac_is_zero(v->mac);
     memcpy(dp->mac, v->mac, 6);
+    if (v->rate_bytes)
+        nb_dp_set_rate(dp, v->rate_bytes, v->rate_usec);
     dp->map_gt = nb.map_gt;
     dp->copy_gt = nb.copy_gt;
     for (unsigned i = 0; i < nq; i++) {
@@ -572,6 +575,40 @@ static void vif_connect(struct nb_vif *v)
             dp->ctrl ? ", ctrl ring" : "", dp->mcast_ctrl ? ", multicast control" : "");
 }
 
+/* rate= as libxl writes it to the backend: "BYTES,USEC", BYTES per USEC
+ * microseconds of guest TX (Linux's xen_net_read_rate). Absent, or not
+ * that shape: no limit (logged when it is there but bad). Applied to a
+ * connected vif at once, as Linux's watch on the key does. */
+static void apply_rate(struct nb_vif *v)
+{
+    uint64_t bytes = 0, usec = 0;
+    char *s = xs_get(v->be, "rate");
+    if (s) {
+        char *comma = strchr(s, ',');
+        if (comma)
+            *comma = '\0';
+        if (!comma || xbr_parse_uint(s, 1, 1ull << 48, &bytes) < 0 ||
+            xbr_parse_uint(comma + 1, 1, 1000000000u, &usec) < 0) {
+            if (comma)
+                *comma = ',';
+            vif_log(v, XBR_LOG_WARN, ": rate '%.40s' is not BYTES,USEC: no limit", s);
+            bytes = usec = 0;
+        }
+        free(s);
+    }
+    if (bytes == v->rate_bytes && usec == v->rate_usec)
+        return;
+    v->rate_bytes = bytes;
+    v->rate_usec = usec;
+    if (v->dp)
+        nb_dp_set_rate(v->dp, bytes, usec);
+    if (bytes)
+        vif_log(v, XBR_LOG_INFO, ": rate %llu bytes per %llu us (%.1f Mbit/s)",
+                (unsigned long long)bytes, (unsigned long long)usec, (double)bytes * 8 / (double)usec);
+    else
+        vif_log(v, XBR_LOG_INFO, ": no rate limit");
+}
+
 /* Reads everything again and does what the states ask. May free v. */
 static void vif_evaluate(struct nb_vif *v)
 {
@@ -582,6 +619,7 @@ static void vif_evaluate(struct nb_vif *v)
         return;
     }
     free(fe);
+    apply_rate(v);
     int bs = be_state(v);
     uint64_t online = xs_get_uint_def(v->be, "online", 1, 1);
     int fs = (int)xs_get_uint_def(v->fe, "state", 7, 0);
@@ -826,6 +864,8 @@ static int cmd_vif_show(int argc, char **argv, struct ctl_out *o, char *err, siz
         ctl_out_u64(o, "devid", " dev %llu", v->devid);
         ctl_out_str(o, "bridge", " bridge %s", v->bridge);
         ctl_out_str(o, "mac", " mac %s", xbr_mac_format(v->mac, mac));
+        ctl_out_u64(o, "rate_bytes", " rate %llu", v->rate_bytes);
+        ctl_out_u64(o, "rate_usec", "/%llu us", v->rate_usec);
         ctl_out_i64(o, "backend_state", " be %lld", be_state(v));
         ctl_out_i64(o, "frontend_state", " fe %lld",
                     (int64_t)xs_get_uint_def(v->fe, "state", 7, 0));
