@@ -658,13 +658,10 @@ static void port_values(const struct stp_port_config *c, const char *key, char o
         snprintf(out, VAL_MAX, "%s", c->bpdu_filter ? "yes" : "no");
 }
 
-static void port_default(bool end_station, const char *key, char out[VAL_MAX])
+static void port_default(const struct port_class *cls, const char *key, char out[VAL_MAX])
 {
     struct stp_port_config c;
-    if (end_station)
-        stp_port_config_guest(&c);
-    else
-        stp_port_config_uplink(&c);
+    xbr_stp_port_default_config(cls, &c);
     port_values(&c, key, out);
 }
 
@@ -835,7 +832,7 @@ static void port_live_cb(void *obj, const char *key, char out[VAL_MAX])
 }
 static void port_dflt_cb(void *obj, const char *key, char out[VAL_MAX])
 {
-    port_default(((struct port *)obj)->cls->end_station, key, out);
+    port_default(((struct port *)obj)->cls, key, out);
 }
 
 static void apply_bridge_settings(struct apply *a, struct xbr_bridge *br,
@@ -1082,7 +1079,7 @@ void xbr_cfg_save(struct ctl_out *o)
             for (size_t k = 0; k < XBR_ARRAY_SIZE(port_keys); k++) {
                 if (port_live(p, port_keys[k], now) < 0)
                     continue;
-                port_default(p->cls->end_station, port_keys[k], dflt);
+                port_default(p->cls, port_keys[k], dflt);
                 if (strcmp(now, dflt))
                     ctl_out_text(o, "port set %s %s %s %s\n", br->name, p->name, port_keys[k],
                                  now);

@@ -1,0 +1,1002 @@
+/* vxlan port: a VXLAN tunnel endpoint (RFC 7348) on a UDP underlay, IPv4 or
+ * IPv6, so that bridges on many hosts make one L2 network with each other,
+ * with Linux `vxlan` devices and with Open vSwitch `type=vxlan` ports.
+ *
+ * Receive: one UDP socket per worker queue bound to local:dstport with
+ *   SO_REUSEPORT (the kernel spreads the remote VTEPs' flows over them),
+ *   read with recvmmsg straight into the worker's frame buffers. A datagram
+ *   is checked (length, RFC 7348 flags, VNI), its source address becomes a
+ *   VTEP handle (below) that the bridge learns with the inner source MAC,
+ *   and the inner frame goes on as a plain, fully checksummed frame.
+ * Transmit: a raw IPPROTO_UDP socket per queue, because the outer UDP
+ *   source port is chosen per inner flow (entropy for the underlay's ECMP
+ *   and RSS, as Linux does: a hash of the inner flow mapped into
+ *   32768..60999); the kernel adds the IP header. IPv6 gets its UDP checksum
+ *   from the kernel (IPV6_CHECKSUM); IPv4 sends none, like Linux's default
+ *   (noudpcsum). Datagrams go out in batches with sendmmsg. Frames with a
+ *   partial checksum are completed, and GSO (TSO) frames are cut into
+ *   segments in software first: the far end receives plain frames.
+ * Where a frame goes: the FDB entry of its destination remembers the VTEP
+ *   (struct pkt.remote); broadcast, multicast and unknown unicast go to every
+ *   remote of the static list and to the multicast group (head-end
+ *   replication). The worker never floods a frame that came from a tunnel to
+ *   another tunnel port (split horizon), and a single port holds the whole
+ *   mesh, so what a VTEP floods reaches local ports only.
+ *
+ * VTEP handles: a fixed table of at most VXLAN_MAX_VTEPS addresses, the
+ * static remotes first, then addresses learned from received datagrams;
+ * a handle (index + 1) is never reused while the port lives, so an FDB
+ * entry's remote can never come to mean another host. When the table is
+ * full, datagrams from further addresses are dropped and counted (a flood of
+ * forged source VTEPs fills a bounded table and nothing else). Workers add
+ * learned addresses lock-free (index reserved with an atomic add, published
+ * in an open-addressing index with a compare-and-swap). */
+#include "bridge/private.h"
+#include "ctl/ctl.h"
+#include "util/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <linux/filter.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define VXLAN_HDR_LEN 8u
+#define VXLAN_FLAG_I 0x08000000u
+/* Outer overhead on top of the inner frame's L3 MTU: inner Ethernet 14 +
+ * VXLAN 8 + UDP 8 + IP 20 (IPv4) or 40 (IPv6). */
+#define VXLAN_OVERHEAD_V4 50u
+#define VXLAN_OVERHEAD_V6 70u
+/* The largest inner frame accepted: a 9000-byte jumbo with a VLAN tag and
+ * headroom; longer datagrams are counted as oversized and dropped. */
+#define VXLAN_MAX_INNER 9216u
+#define VXLAN_SRC_PORT_MIN 32768u
+#define VXLAN_SRC_PORT_MAX 61000u /* exclusive, as Linux's default range */
+#define VXLAN_IDX_SLOTS (2u * XBR_VXLAN_MAX_VTEPS)
+/* Datagrams queued per queue before a sendmmsg. */
+#define VXLAN_TX_MSGS 256u
+/* Room for segments cut from one GSO frame (64 KiB / smallest MSS). */
+#define VXLAN_TX_SCRATCH (XBR_PKT_BUF_SIZE * 2u)
+
+struct vxlan_vtep {
+    struct in6_addr addr; /* IPv4 as v4-mapped */
+    bool is_static;       /* from the remote list: flooded to */
+};
+
+struct vxlan_rxq {
+    int fd;
+    struct mmsghdr msgs[XBR_BURST];
+    struct iovec iov[XBR_BURST];
+    struct sockaddr_in6 from[XBR_BURST];
+};
+
+struct vxlan_txq {
+    int fd;
+    unsigned n;        /* datagrams queued */
+    size_t scratch_used;
+    struct mmsghdr msgs[VXLAN_TX_MSGS];
+    struct iovec iov[VXLAN_TX_MSGS][2];
+    uint8_t hdr[VXLAN_TX_MSGS][16]; /* UDP + VXLAN headers */
+    struct sockaddr_in6 to[VXLAN_TX_MSGS];
+    uint8_t *scratch; /* completed-checksum copies and GSO segments */
+};
+
+struct vxlan_port {
+    struct xbr_vxlan_config cfg;
+    bool v6;
+    char underlay[IF_NAMESIZE];
+    unsigned n_queues;
+    /* VTEP table (see the top). */
+    uint32_t n_vteps; /* entries reserved, atomic */
+    struct vxlan_vtep vteps[XBR_VXLAN_MAX_VTEPS];
+    uint16_t idx[VXLAN_IDX_SLOTS]; /* handle, 0 = empty; CAS */
+    struct xbr_vxlan_stats stats[XBR_MAX_WORKERS];
+    struct vxlan_rxq *rxq;
+    struct vxlan_txq *txq;
+};
+
+/* ---- addresses ---- */
+
+static bool is_v4mapped(const struct in6_addr *a) { return IN6_IS_ADDR_V4MAPPED(a); }
+
+int xbr_vxlan_parse_ip(const char *s, struct in6_addr *out)
+{
+    struct in_addr v4;
+    if (inet_pton(AF_INET, s, &v4) == 1) {
+        memset(out, 0, sizeof(*out));
+        out->s6_addr[10] = out->s6_addr[11] = 0xff;
+        memcpy(&out->s6_addr[12], &v4, 4);
+        return 0;
+    }
+    return inet_pton(AF_INET6, s, out) == 1 ? 0 : -EINVAL;
+}
+
+const char *xbr_vxlan_format_ip(const struct in6_addr *a, char buf[INET6_ADDRSTRLEN])
+{
+    if (is_v4mapped(a))
+        return inet_ntop(AF_INET, &a->s6_addr[12], buf, INET6_ADDRSTRLEN);
+    return inet_ntop(AF_INET6, a, buf, INET6_ADDRSTRLEN);
+}
+
+static bool ip_is_multicast(const struct in6_addr *a)
+{
+    return is_v4mapped(a) ? (a->s6_addr[12] & 0xf0) == 0xe0 : a->s6_addr[0] == 0xff;
+}
+
+static bool ip_is_unspecified(const struct in6_addr *a)
+{
+    static const uint8_t zero4[4];
+    return is_v4mapped(a) ? !memcmp(&a->s6_addr[12], zero4, 4) : IN6_IS_ADDR_UNSPECIFIED(a);
+}
+
+static void to_sockaddr(const struct in6_addr *a, uint16_t port, struct sockaddr_in6 *sa,
+                        socklen_t *len)
+{
+    memset(sa, 0, sizeof(*sa));
+    if (is_v4mapped(a)) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)sa;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        memcpy(&s4->sin_addr, &a->s6_addr[12], 4);
+        *len = sizeof(*s4);
+    } else {
+        sa->sin6_family = AF_INET6;
+        sa->sin6_port = htons(port);
+        sa->sin6_addr = *a;
+        *len = sizeof(*sa);
+    }
+}
+
+/* ---- configuration (add-port options, also the config file's) ---- */
+
+int xbr_vxlan_parse_args(int argc, char **argv, struct xbr_vxlan_config *c, char *err,
+                         size_t errlen)
+{
+    bool have_vni = false, have_local = false;
+    memset(c, 0, sizeof(*c));
+    c->dstport = XBR_VXLAN_DEFAULT_PORT;
+    for (int i = 0; i < argc; i++) {
+        const char *opt = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint64_t n;
+        if (!v) {
+            snprintf(err, errlen, "vxlan option %s needs a value", opt);
+            return -EINVAL;
+        }
+        i++;
+        if (!strcmp(opt, "--vni")) {
+            if (xbr_parse_uint(v, 0, 0xffffff, &n) < 0) {
+                snprintf(err, errlen, "invalid VNI '%s' (0-16777215)", v);
+                return -EINVAL;
+            }
+            c->vni = (uint32_t)n;
+            have_vni = true;
+        } else if (!strcmp(opt, "--dstport")) {
+            if (xbr_parse_uint(v, 1, 65535, &n) < 0) {
+                snprintf(err, errlen, "invalid UDP port '%s' (1-65535)", v);
+                return -EINVAL;
+            }
+            c->dstport = (uint16_t)n;
+        } else if (!strcmp(opt, "--local")) {
+            if (xbr_vxlan_parse_ip(v, &c->local) < 0 || ip_is_multicast(&c->local) ||
+                ip_is_unspecified(&c->local)) {
+                snprintf(err, errlen, "invalid local address '%s' (a unicast IPv4 or IPv6 address)",
+                         v);
+                return -EINVAL;
+            }
+            have_local = true;
+        } else if (!strcmp(opt, "--group")) {
+            if (xbr_vxlan_parse_ip(v, &c->group) < 0 || !ip_is_multicast(&c->group)) {
+                snprintf(err, errlen, "invalid multicast group '%s'", v);
+                return -EINVAL;
+            }
+            c->has_group = true;
+        } else if (!strcmp(opt, "--remote")) {
+            /* A comma-separated list, bounded: a hostile list is refused,
+             * not allocated. */
+            char buf[INET6_ADDRSTRLEN];
+            const char *s = v;
+            while (*s) {
+                size_t len = strcspn(s, ",");
+                if (c->n_remotes == XBR_VXLAN_MAX_REMOTES) {
+                    snprintf(err, errlen, "too many remotes (at most %u)",
+                             XBR_VXLAN_MAX_REMOTES);
+                    return -E2BIG;
+                }
+                if (len == 0 || len >= sizeof(buf)) {
+                    snprintf(err, errlen, "invalid remote list '%.64s'", v);
+                    return -EINVAL;
+                }
+                memcpy(buf, s, len);
+                buf[len] = '\0';
+                struct in6_addr a;
+                if (xbr_vxlan_parse_ip(buf, &a) < 0 || ip_is_multicast(&a) ||
+                    ip_is_unspecified(&a)) {
+                    snprintf(err, errlen, "invalid remote address '%s'", buf);
+                    return -EINVAL;
+                }
+                for (unsigned k = 0; k < c->n_remotes; k++)
+                    if (!memcmp(&c->remotes[k], &a, sizeof(a))) {
+                        snprintf(err, errlen, "remote %s is listed twice", buf);
+                        return -EINVAL;
+                    }
+                c->remotes[c->n_remotes++] = a;
+                s += len;
+                if (*s == ',')
+                    s++;
+            }
+        } else {
+            snprintf(err, errlen,
+                     "unknown vxlan option '%s' (--vni N --local IP [--remote IP[,IP...]] "
+                     "[--group MCAST] [--dstport PORT])",
+                     opt);
+            return -EINVAL;
+        }
+    }
+    if (!have_vni || !have_local) {
+        snprintf(err, errlen, "a vxlan port needs --vni N and --local IP");
+        return -EINVAL;
+    }
+    bool v6 = !is_v4mapped(&c->local);
+    for (unsigned k = 0; k < c->n_remotes; k++)
+        if (!is_v4mapped(&c->remotes[k]) != v6) {
+            snprintf(err, errlen, "remotes must be of the local address's family");
+            return -EINVAL;
+        }
+    if (c->has_group && !is_v4mapped(&c->group) != v6) {
+        snprintf(err, errlen, "the group must be of the local address's family");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int xbr_vxlan_format_args(const struct port *p, char *buf, size_t len)
+{
+    const struct vxlan_port *vp = p->priv;
+    const struct xbr_vxlan_config *c = &vp->cfg;
+    char a[INET6_ADDRSTRLEN];
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, len - XBR_MIN(o, len), "--vni %u --local %s", c->vni,
+                          xbr_vxlan_format_ip(&c->local, a));
+    for (unsigned k = 0; k < c->n_remotes; k++)
+        o += (size_t)snprintf(buf + o, len - XBR_MIN(o, len), "%s%s", k ? "," : " --remote ",
+                              xbr_vxlan_format_ip(&c->remotes[k], a));
+    if (c->has_group)
+        o += (size_t)snprintf(buf + o, len - XBR_MIN(o, len), " --group %s",
+                              xbr_vxlan_format_ip(&c->group, a));
+    if (c->dstport != XBR_VXLAN_DEFAULT_PORT)
+        o += (size_t)snprintf(buf + o, len - XBR_MIN(o, len), " --dstport %u", c->dstport);
+    return o < len ? 0 : -ENOSPC;
+}
+
+bool xbr_vxlan_config_equal(const struct port *p, const struct xbr_vxlan_config *c)
+{
+    const struct xbr_vxlan_config *o = &((const struct vxlan_port *)p->priv)->cfg;
+    return o->vni == c->vni && o->dstport == c->dstport &&
+           !memcmp(&o->local, &c->local, sizeof(c->local)) && o->has_group == c->has_group &&
+           (!c->has_group || !memcmp(&o->group, &c->group, sizeof(c->group))) &&
+           o->n_remotes == c->n_remotes &&
+           !memcmp(o->remotes, c->remotes, c->n_remotes * sizeof(c->remotes[0]));
+}
+
+/* ---- VTEP table ---- */
+
+static inline uint32_t addr_hash(const struct in6_addr *a)
+{
+    uint64_t x, y;
+    memcpy(&x, a->s6_addr, 8);
+    memcpy(&y, a->s6_addr + 8, 8);
+    uint64_t h = (x ^ (y * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+    return (uint32_t)(h >> 32);
+}
+
+/* The handle of addr, adding it when learn and there is room; 0 when the
+ * table is full (or !learn and unknown). Any worker, lock-free. */
+static uint32_t vtep_handle(struct vxlan_port *vp, const struct in6_addr *addr, bool learn,
+                            bool is_static)
+{
+    uint32_t slot = addr_hash(addr) & (VXLAN_IDX_SLOTS - 1);
+    uint32_t mine = 0;
+    for (unsigned probe = 0; probe < VXLAN_IDX_SLOTS; probe++) {
+        uint16_t *s = &vp->idx[(slot + probe) & (VXLAN_IDX_SLOTS - 1)];
+        uint16_t h = __atomic_load_n(s, __ATOMIC_ACQUIRE);
+        if (h == 0) {
+            if (!learn)
+                return 0;
+            if (!mine) {
+                uint32_t i = __atomic_fetch_add(&vp->n_vteps, 1, __ATOMIC_RELAXED);
+                if (i >= XBR_VXLAN_MAX_VTEPS) {
+                    __atomic_fetch_sub(&vp->n_vteps, 1, __ATOMIC_RELAXED);
+                    return 0;
+                }
+                vp->vteps[i].addr = *addr;
+                vp->vteps[i].is_static = is_static;
+                mine = i + 1;
+            }
+            uint16_t expect = 0;
+            if (__atomic_compare_exchange_n(s, &expect, (uint16_t)mine, false, __ATOMIC_RELEASE,
+                                            __ATOMIC_ACQUIRE))
+                return mine;
+            h = expect; /* another worker took this slot: look at what it put */
+        }
+        if (!memcmp(&vp->vteps[h - 1].addr, addr, sizeof(*addr)))
+            return h; /* (a reserved entry of ours, if any, stays unused) */
+    }
+    return 0;
+}
+
+uint32_t xbr_vxlan_remote_handle(struct port *p, const struct in6_addr *addr)
+{
+    return vtep_handle(p->priv, addr, true, false);
+}
+
+bool xbr_vxlan_remote_addr(const struct port *p, uint32_t handle, struct in6_addr *addr)
+{
+    const struct vxlan_port *vp = p->priv;
+    if (handle == FDB_REMOTE_NONE || handle > __atomic_load_n(&vp->n_vteps, __ATOMIC_ACQUIRE))
+        return false;
+    *addr = vp->vteps[handle - 1].addr;
+    return true;
+}
+
+/* ---- underlay ---- */
+
+/* The interface that holds the local address, and its MTU. */
+static int underlay_find(const struct in6_addr *local, char name[IF_NAMESIZE], uint32_t *mtu,
+                         bool *up)
+{
+    struct ifaddrs *ifs, *i;
+    int r = -EADDRNOTAVAIL;
+    if (getifaddrs(&ifs) < 0)
+        return -errno;
+    for (i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_addr)
+            continue;
+        bool match = false;
+        if (i->ifa_addr->sa_family == AF_INET && is_v4mapped(local))
+            match = !memcmp(&((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr,
+                            &local->s6_addr[12], 4);
+        else if (i->ifa_addr->sa_family == AF_INET6 && !is_v4mapped(local))
+            match = !memcmp(&((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr, local,
+                            sizeof(*local));
+        if (match) {
+            xbr_strlcpy(name, i->ifa_name, IF_NAMESIZE);
+            *up = (i->ifa_flags & IFF_UP) != 0;
+            r = 0;
+            break;
+        }
+    }
+    freeifaddrs(ifs);
+    if (r < 0)
+        return r;
+    struct ifreq ifr = {0};
+    xbr_strlcpy(ifr.ifr_name, name, sizeof(ifr.ifr_name));
+    r = xbr_if_ioctl(SIOCGIFMTU, &ifr);
+    if (r < 0)
+        return r;
+    *mtu = (uint32_t)ifr.ifr_mtu;
+    return 0;
+}
+
+static void set_mtu(struct port *p, struct vxlan_port *vp, uint32_t underlay_mtu)
+{
+    uint32_t over = vp->v6 ? VXLAN_OVERHEAD_V6 : VXLAN_OVERHEAD_V4;
+    p->mtu = underlay_mtu > over + 68 ? underlay_mtu - over : 68;
+}
+
+static int rx_socket(const struct vxlan_port *vp, char *err, size_t errlen)
+{
+    int fam = vp->v6 ? AF_INET6 : AF_INET;
+    int fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (fd < 0) {
+        snprintf(err, errlen, "UDP socket: %s", strerror(errno));
+        return -errno;
+    }
+    int one = 1, rcvbuf = 4 << 20;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    if (vp->v6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    struct sockaddr_in6 sa;
+    socklen_t len;
+    /* Bound to the port on every address: the group's datagrams arrive
+     * with the group as destination. */
+    struct in6_addr any = IN6ADDR_ANY_INIT;
+    if (!vp->v6)
+        (void)xbr_vxlan_parse_ip("0.0.0.0", &any);
+    to_sockaddr(vp->cfg.has_group ? &any : &vp->cfg.local, vp->cfg.dstport, &sa, &len);
+    if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot bind UDP port %u: %s", vp->cfg.dstport, strerror(e));
+        close(fd);
+        return -e;
+    }
+    if (vp->cfg.has_group) {
+        int r;
+        if (vp->v6) {
+            struct ipv6_mreq m = {.ipv6mr_multiaddr = vp->cfg.group,
+                                  .ipv6mr_interface = if_nametoindex(vp->underlay)};
+            r = setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &m, sizeof(m));
+        } else {
+            struct ip_mreq m;
+            memcpy(&m.imr_multiaddr, &vp->cfg.group.s6_addr[12], 4);
+            memcpy(&m.imr_interface, &vp->cfg.local.s6_addr[12], 4);
+            r = setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof(m));
+        }
+        if (r < 0) {
+            int e = errno;
+            snprintf(err, errlen, "cannot join the group: %s", strerror(e));
+            close(fd);
+            return -e;
+        }
+    }
+    return fd;
+}
+
+static int tx_socket(const struct vxlan_port *vp, char *err, size_t errlen)
+{
+    int fam = vp->v6 ? AF_INET6 : AF_INET;
+    int fd = socket(fam, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (fd < 0) {
+        snprintf(err, errlen, "raw UDP socket (for per-flow source ports): %s",
+                 strerror(errno));
+        return -errno;
+    }
+    /* Send only: a raw socket gets a copy of every UDP datagram, which a
+     * filter that accepts nothing discards. */
+    struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
+    struct sock_fprog prog = {.len = 1, .filter = &drop};
+    int sndbuf = 4 << 20;
+    (void)setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    if (vp->v6) {
+        int off = 6; /* the kernel fills in the UDP checksum */
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, &off, sizeof(off)) < 0) {
+            int e = errno;
+            snprintf(err, errlen, "IPV6_CHECKSUM: %s", strerror(e));
+            close(fd);
+            return -e;
+        }
+        int hops = 64;
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops));
+    } else {
+        /* Like Linux's vxlan: no DF, the underlay may fragment. */
+        int pmtu = IP_PMTUDISC_DONT, ttl = 64;
+        (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
+        (void)setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl));
+    }
+    struct sockaddr_in6 sa;
+    socklen_t len;
+    to_sockaddr(&vp->cfg.local, 0, &sa, &len);
+    if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot bind to the local address: %s", strerror(e));
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+static void vxlan_close(struct port *p)
+{
+    struct vxlan_port *vp = p->priv;
+    if (!vp)
+        return;
+    for (unsigned q = 0; q < vp->n_queues; q++) {
+        if (vp->rxq && vp->rxq[q].fd >= 0)
+            close(vp->rxq[q].fd);
+        if (vp->txq && vp->txq[q].fd >= 0)
+            close(vp->txq[q].fd);
+        if (vp->txq)
+            free(vp->txq[q].scratch);
+    }
+    free(vp->rxq);
+    free(vp->txq);
+    free(vp);
+    p->priv = NULL;
+}
+
+static int vxlan_open(struct port *p, const struct port_open_args *args, char *err,
+                      size_t errlen)
+{
+    const struct xbr_vxlan_config *cfg = args->class_arg;
+    if (!cfg) {
+        snprintf(err, errlen, "a vxlan port needs --vni N --local IP");
+        return -EINVAL;
+    }
+    struct vxlan_port *vp = xbr_xzalloc(sizeof(*vp));
+    vp->cfg = *cfg;
+    vp->v6 = !is_v4mapped(&cfg->local);
+    vp->n_queues = args->n_queues;
+    p->priv = vp;
+    uint32_t mtu;
+    bool up;
+    int r = underlay_find(&cfg->local, vp->underlay, &mtu, &up);
+    if (r < 0) {
+        char a[INET6_ADDRSTRLEN];
+        snprintf(err, errlen, "local address %s is on no interface here: %s",
+                 xbr_vxlan_format_ip(&cfg->local, a), strerror(-r));
+        vxlan_close(p);
+        return r;
+    }
+    set_mtu(p, vp, mtu);
+    p->link_up = up;
+    /* The static remotes take the first handles. */
+    for (unsigned k = 0; k < cfg->n_remotes; k++)
+        (void)vtep_handle(vp, &cfg->remotes[k], true, true);
+    vp->rxq = xbr_xzalloc(vp->n_queues * sizeof(*vp->rxq));
+    vp->txq = xbr_xzalloc(vp->n_queues * sizeof(*vp->txq));
+    for (unsigned q = 0; q < vp->n_queues; q++)
+        vp->rxq[q].fd = vp->txq[q].fd = -1;
+    for (unsigned q = 0; q < vp->n_queues; q++) {
+        if ((r = rx_socket(vp, err, errlen)) < 0 || (vp->rxq[q].fd = r, 0) ||
+            (r = tx_socket(vp, err, errlen)) < 0) {
+            vxlan_close(p);
+            return r;
+        }
+        vp->txq[q].fd = r;
+        vp->txq[q].scratch = malloc(VXLAN_TX_SCRATCH);
+        if (!vp->txq[q].scratch) {
+            snprintf(err, errlen, "out of memory");
+            vxlan_close(p);
+            return -ENOMEM;
+        }
+    }
+    /* A random locally administered unicast address: the port's BPDU
+     * source, should STP be let through the tunnel. */
+    if (getrandom(p->mac, 6, 0) != 6)
+        memset(p->mac, 0x5a, 6);
+    p->mac[0] = (uint8_t)((p->mac[0] & 0xfe) | 0x02);
+    return 0;
+}
+
+static int vxlan_refresh(struct port *p)
+{
+    struct vxlan_port *vp = p->priv;
+    char name[IF_NAMESIZE];
+    uint32_t mtu;
+    bool up;
+    /* The local address going away is a link down, not the port's end:
+     * it comes back with the address. */
+    if (underlay_find(&vp->cfg.local, name, &mtu, &up) < 0) {
+        p->link_up = false;
+        return 0;
+    }
+    set_mtu(p, vp, mtu);
+    p->link_up = up;
+    return 0;
+}
+
+/* ---- receive ---- */
+
+static unsigned vxlan_rx_burst(struct port *p, unsigned q, struct pkt *pkts, unsigned n)
+{
+    struct vxlan_port *vp = p->priv;
+    struct vxlan_rxq *r = &vp->rxq[q];
+    struct xbr_vxlan_stats *st = &vp->stats[q];
+    n = XBR_MIN(n, XBR_BURST);
+    for (unsigned i = 0; i < n; i++) {
+        r->iov[i] = (struct iovec){.iov_base = pkts[i].buf,
+                                   .iov_len = VXLAN_HDR_LEN + VXLAN_MAX_INNER};
+        r->msgs[i].msg_hdr = (struct msghdr){.msg_name = &r->from[i],
+                                             .msg_namelen = sizeof(r->from[i]),
+                                             .msg_iov = &r->iov[i],
+                                             .msg_iovlen = 1};
+    }
+    int got = recvmmsg(r->fd, r->msgs, n, MSG_DONTWAIT, NULL);
+    if (got <= 0)
+        return 0;
+    unsigned out = 0;
+    for (int i = 0; i < got; i++) {
+        const struct msghdr *m = &r->msgs[i].msg_hdr;
+        uint32_t len = r->msgs[i].msg_len;
+        uint8_t *d = pkts[i].buf;
+        if (XBR_UNLIKELY(m->msg_flags & MSG_TRUNC)) {
+            st->rx_oversized++;
+            continue;
+        }
+        if (XBR_UNLIKELY(len < VXLAN_HDR_LEN)) {
+            st->rx_truncated++;
+            continue;
+        }
+        uint32_t w0, w1;
+        memcpy(&w0, d, 4);
+        memcpy(&w1, d + 4, 4);
+        w0 = ntohl(w0);
+        w1 = ntohl(w1);
+        /* RFC 7348: the I flag and nothing else; the reserved byte after
+         * the VNI zero (extensions such as GBP or GPE are not spoken). */
+        if (XBR_UNLIKELY(w0 != VXLAN_FLAG_I || (w1 & 0xff))) {
+            st->rx_bad_flags++;
+            continue;
+        }
+        if (XBR_UNLIKELY((w1 >> 8) != vp->cfg.vni)) {
+            st->rx_wrong_vni++;
+            continue;
+        }
+        if (XBR_UNLIKELY(len < VXLAN_HDR_LEN + 14)) {
+            st->rx_inner_runt++;
+            continue;
+        }
+        struct in6_addr src;
+        if (r->from[i].sin6_family == AF_INET) {
+            const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)&r->from[i];
+            memset(&src, 0, sizeof(src));
+            src.s6_addr[10] = src.s6_addr[11] = 0xff;
+            memcpy(&src.s6_addr[12], &s4->sin_addr, 4);
+        } else {
+            src = r->from[i].sin6_addr;
+        }
+        uint32_t h = vtep_handle(vp, &src, true, false);
+        if (XBR_UNLIKELY(h == 0)) {
+            st->rx_vtep_limit++;
+            continue;
+        }
+        struct pkt *o = &pkts[out++];
+        if (o != &pkts[i]) {
+            /* A dropped datagram before this one: move the buffers so
+             * that out's buffer holds this frame (swap, keep both). */
+            uint8_t *b = o->buf;
+            o->buf = pkts[i].buf;
+            pkts[i].buf = b;
+        }
+        o->data = o->buf + VXLAN_HDR_LEN;
+        o->len = len - VXLAN_HDR_LEN;
+        o->remote = h;
+        memset(&o->vnet, 0, sizeof(o->vnet));
+        o->flags = 0;
+    }
+    uint32_t dropped = (uint32_t)got - out;
+    if (dropped)
+        p->stats[q].rx_drop_port += dropped;
+    return out;
+}
+
+static int vxlan_wait_fd(struct port *p, unsigned q)
+{
+    return ((struct vxlan_port *)p->priv)->rxq[q].fd;
+}
+
+/* ---- transmit ---- */
+
+static inline uint32_t csum_add(uint32_t sum, const uint8_t *d, size_t len)
+{
+    while (len > 1) {
+        sum += (uint32_t)(d[0] << 8 | d[1]);
+        d += 2;
+        len -= 2;
+    }
+    if (len)
+        sum += (uint32_t)(d[0] << 8);
+    return sum;
+}
+
+static inline uint16_t csum_fold(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)sum;
+}
+
+static inline void put16(uint8_t *d, uint16_t v)
+{
+    d[0] = (uint8_t)(v >> 8);
+    d[1] = (uint8_t)v;
+}
+
+static inline uint16_t get16(const uint8_t *d) { return (uint16_t)(d[0] << 8 | d[1]); }
+
+/* Linux's udp_flow_src_port: a hash of the inner flow (addresses, protocol
+ * and ports for IP; MAC addresses and EtherType otherwise) scaled into the
+ * source port range, so one flow keeps one underlay path. */
+static uint16_t flow_src_port(const uint8_t *f, uint32_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    uint32_t l2 = 14;
+    uint16_t type = get16(f + 12);
+    if ((type == 0x8100 || type == 0x88a8) && len >= 18) {
+        type = get16(f + 16);
+        l2 = 18;
+    }
+    const uint8_t *k = f;
+    size_t klen = 14;
+    uint8_t buf[40];
+    if (type == 0x0800 && len >= l2 + 20) {
+        const uint8_t *ip = f + l2;
+        uint32_t ihl = (ip[0] & 0xfu) * 4u;
+        memcpy(buf, ip + 12, 8);
+        buf[8] = ip[9];
+        klen = 9;
+        bool frag = (get16(ip + 6) & 0x3fff) != 0;
+        if (!frag && (ip[9] == 6 || ip[9] == 17) && len >= l2 + ihl + 4) {
+            memcpy(buf + 9, ip + ihl, 4);
+            klen = 13;
+        }
+        k = buf;
+    } else if (type == 0x86dd && len >= l2 + 40) {
+        const uint8_t *ip = f + l2;
+        memcpy(buf, ip + 8, 32);
+        buf[32] = ip[6];
+        klen = 33;
+        if ((ip[6] == 6 || ip[6] == 17) && len >= l2 + 44) {
+            memcpy(buf + 33, ip + 40, 4);
+            klen = 37;
+        }
+        k = buf;
+    }
+    for (size_t i = 0; i < klen; i++)
+        h = (h ^ k[i]) * 0x100000001b3ull;
+    uint32_t h32 = (uint32_t)(h ^ (h >> 32));
+    return (uint16_t)((((uint64_t)h32 * (VXLAN_SRC_PORT_MAX - VXLAN_SRC_PORT_MIN)) >> 32) +
+                      VXLAN_SRC_PORT_MIN);
+}
+
+/* Sends what is queued. reset_scratch: the queued frames were the last
+ * users of the scratch copies (not so in the middle of one frame's
+ * replication, whose copy the next datagrams still point at). */
+static void tx_send(struct vxlan_port *vp, unsigned q, bool reset_scratch)
+{
+    struct vxlan_txq *t = &vp->txq[q];
+    unsigned done = 0;
+    while (done < t->n) {
+        int r = sendmmsg(t->fd, t->msgs + done, t->n - done, MSG_DONTWAIT);
+        if (r <= 0) {
+            /* The first unsent datagram failed (no route, buffer full):
+             * count it and go on with the rest. */
+            vp->stats[q].tx_errors++;
+            done++;
+            continue;
+        }
+        done += (unsigned)r;
+    }
+    t->n = 0;
+    if (reset_scratch)
+        t->scratch_used = 0;
+}
+
+/* Queues one datagram of frame f (len bytes) to addr. */
+static void tx_queue(struct vxlan_port *vp, unsigned q, const struct in6_addr *addr,
+                     const uint8_t *f, uint32_t len, uint16_t sport)
+{
+    struct vxlan_txq *t = &vp->txq[q];
+    if (t->n == VXLAN_TX_MSGS)
+        tx_send(vp, q, false);
+    unsigned i = t->n++;
+    uint8_t *h = t->hdr[i];
+    put16(h, sport);
+    put16(h + 2, vp->cfg.dstport);
+    put16(h + 4, (uint16_t)(16 + len));
+    put16(h + 6, 0); /* IPv4: none (Linux's default); IPv6: the kernel's */
+    uint32_t w0 = htonl(VXLAN_FLAG_I), w1 = htonl(vp->cfg.vni << 8);
+    memcpy(h + 8, &w0, 4);
+    memcpy(h + 12, &w1, 4);
+    socklen_t alen;
+    /* A raw socket's "port" is the protocol; the UDP header is ours. */
+    to_sockaddr(addr, 0, &t->to[i], &alen);
+    t->iov[i][0] = (struct iovec){.iov_base = h, .iov_len = 16};
+    t->iov[i][1] = (struct iovec){.iov_base = (void *)(uintptr_t)f, .iov_len = len};
+    t->msgs[i].msg_hdr = (struct msghdr){
+        .msg_name = &t->to[i], .msg_namelen = alen, .msg_iov = t->iov[i], .msg_iovlen = 2};
+}
+
+/* Sends frame f to its VTEP, or to every static remote and the group. */
+static void tx_frame(struct port *p, unsigned q, const struct pkt *pk, const uint8_t *f,
+                     uint32_t len)
+{
+    struct vxlan_port *vp = p->priv;
+    uint16_t sport = flow_src_port(f, len);
+    struct in6_addr a;
+    if (pk->remote != FDB_REMOTE_NONE && xbr_vxlan_remote_addr(p, pk->remote, &a)) {
+        tx_queue(vp, q, &a, f, len, sport);
+        return;
+    }
+    uint32_t nv = __atomic_load_n(&vp->n_vteps, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < nv && i < XBR_VXLAN_MAX_VTEPS; i++)
+        if (vp->vteps[i].is_static)
+            tx_queue(vp, q, &vp->vteps[i].addr, f, len, sport);
+    if (vp->cfg.has_group)
+        tx_queue(vp, q, &vp->cfg.group, f, len, sport);
+}
+
+/* Where an IP header and its TCP header start, for a GSO or partial
+ * checksum frame; false if the frame is not what its vnet header says. */
+static bool l3_of(const uint8_t *f, uint32_t len, uint32_t *l2, bool *v6)
+{
+    if (len < 14)
+        return false;
+    uint16_t type = get16(f + 12);
+    *l2 = 14;
+    if ((type == 0x8100 || type == 0x88a8) && len >= 18) {
+        type = get16(f + 16);
+        *l2 = 18;
+    }
+    *v6 = type == 0x86dd;
+    return type == 0x0800 || type == 0x86dd;
+}
+
+/* Software TSO: cuts a TCP GSO frame into frames of gso_size payload with
+ * their IP and TCP headers fixed up and checksummed, into scratch; each
+ * goes out at once. Returns false when the frame is malformed. */
+static bool tx_gso_tcp(struct port *p, unsigned q, const struct pkt *pk)
+{
+    struct vxlan_port *vp = p->priv;
+    struct vxlan_txq *t = &vp->txq[q];
+    const uint8_t *f = pk->data;
+    uint32_t l2;
+    bool v6;
+    if (!l3_of(f, pk->len, &l2, &v6))
+        return false;
+    uint32_t l4 = pk->vnet.csum_start;
+    if (l4 < l2 + (v6 ? 40u : 20u) || l4 + 20 > pk->len)
+        return false;
+    uint32_t thl = (uint32_t)(f[l4 + 12] >> 4) * 4u;
+    uint32_t hdr = l4 + thl, mss = pk->vnet.gso_size;
+    if (thl < 20 || hdr > pk->len || mss == 0 || (!v6 && f[l2 + 9] != 6) ||
+        (v6 && f[l2 + 6] != 6))
+        return false;
+    uint32_t payload = pk->len - hdr, seq0;
+    memcpy(&seq0, f + l4 + 4, 4);
+    seq0 = ntohl(seq0);
+    uint16_t id0 = v6 ? 0 : get16(f + l2 + 4);
+    uint8_t flags = f[l4 + 13];
+    for (uint32_t off = 0, k = 0; off < payload || (payload == 0 && k == 0); off += mss, k++) {
+        uint32_t seg = XBR_MIN(mss, payload - off), slen = hdr + seg;
+        if (t->scratch_used + slen > VXLAN_TX_SCRATCH || t->n == VXLAN_TX_MSGS)
+            tx_send(vp, q, true);
+        uint8_t *s = t->scratch + t->scratch_used;
+        t->scratch_used += (slen + 63) & ~63u;
+        memcpy(s, f, hdr);
+        memcpy(s + hdr, f + hdr + off, seg);
+        if (v6) {
+            put16(s + l2 + 4, (uint16_t)(slen - l2 - 40));
+        } else {
+            put16(s + l2 + 2, (uint16_t)(slen - l2));
+            put16(s + l2 + 4, (uint16_t)(id0 + k));
+            put16(s + l2 + 10, 0);
+            put16(s + l2 + 10, (uint16_t)~csum_fold(csum_add(0, s + l2, l4 - l2)));
+        }
+        uint32_t seq = htonl(seq0 + off);
+        memcpy(s + l4 + 4, &seq, 4);
+        bool last = off + seg >= payload;
+        /* FIN and PSH only on the last segment, CWR only on the first. */
+        s[l4 + 13] = (uint8_t)(last ? flags : flags & ~0x09u);
+        if (k > 0)
+            s[l4 + 13] &= (uint8_t)~0x80u;
+        /* TCP checksum over the pseudo header and the segment. */
+        uint32_t sum = 0, tcplen = slen - l4;
+        if (v6) {
+            sum = csum_add(sum, s + l2 + 8, 32);
+            sum += tcplen >> 16;
+            sum += tcplen & 0xffff;
+            sum += 6;
+        } else {
+            sum = csum_add(sum, s + l2 + 12, 8);
+            sum += 6;
+            sum += tcplen;
+        }
+        put16(s + l4 + 16, 0);
+        sum = csum_add(sum, s + l4, tcplen);
+        put16(s + l4 + 16, (uint16_t)~csum_fold(sum));
+        tx_frame(p, q, pk, s, slen);
+        if (payload == 0)
+            break;
+    }
+    return true;
+}
+
+static unsigned vxlan_tx_burst(struct port *p, unsigned q, struct pkt *const *pkts, unsigned n)
+{
+    struct vxlan_port *vp = p->priv;
+    struct vxlan_txq *t = &vp->txq[q];
+    unsigned sent = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const struct pkt *pk = pkts[i];
+        if (pk->vnet.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+            uint8_t g = pk->vnet.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+            if ((g != VIRTIO_NET_HDR_GSO_TCPV4 && g != VIRTIO_NET_HDR_GSO_TCPV6) ||
+                !(pk->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) || !tx_gso_tcp(p, q, pk)) {
+                vp->stats[q].tx_bad_offload++;
+                continue;
+            }
+            sent++;
+            continue;
+        }
+        if (pk->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+            /* Complete the checksum on a copy: the frame itself may still
+             * go to other ports, partial. */
+            uint32_t cs = pk->vnet.csum_start, co = pk->vnet.csum_offset;
+            if (cs + co + 2 > pk->len) {
+                vp->stats[q].tx_bad_offload++;
+                continue;
+            }
+            if (t->scratch_used + pk->len > VXLAN_TX_SCRATCH || t->n == VXLAN_TX_MSGS)
+                tx_send(vp, q, true);
+            uint8_t *s = t->scratch + t->scratch_used;
+            t->scratch_used += (pk->len + 63) & ~63u;
+            memcpy(s, pk->data, pk->len);
+            /* The field holds the pseudo-header sum; summing it with the
+             * rest gives the checksum. */
+            uint16_t c = (uint16_t)~csum_fold(csum_add(0, s + cs, pk->len - cs));
+            put16(s + cs + co, c);
+            tx_frame(p, q, pk, s, pk->len);
+        } else {
+            tx_frame(p, q, pk, pk->data, pk->len);
+        }
+        sent++;
+    }
+    /* Out before returning: the caller owns the frames (no deferral). */
+    if (t->n)
+        tx_send(vp, q, true);
+    return sent;
+}
+
+/* ---- show ---- */
+
+void xbr_vxlan_get_stats(const struct port *p, struct xbr_vxlan_stats *sum)
+{
+    const struct vxlan_port *vp = p->priv;
+    memset(sum, 0, sizeof(*sum));
+    for (unsigned q = 0; q < vp->n_queues; q++) {
+        const struct xbr_vxlan_stats *s = &vp->stats[q];
+        sum->rx_truncated += s->rx_truncated;
+        sum->rx_oversized += s->rx_oversized;
+        sum->rx_bad_flags += s->rx_bad_flags;
+        sum->rx_wrong_vni += s->rx_wrong_vni;
+        sum->rx_inner_runt += s->rx_inner_runt;
+        sum->rx_vtep_limit += s->rx_vtep_limit;
+        sum->tx_bad_offload += s->tx_bad_offload;
+        sum->tx_errors += s->tx_errors;
+    }
+}
+
+static void vxlan_show(struct port *p, struct ctl_out *o)
+{
+    const struct vxlan_port *vp = p->priv;
+    char a[INET6_ADDRSTRLEN];
+    struct xbr_vxlan_stats s;
+    xbr_vxlan_get_stats(p, &s);
+    uint32_t nv = XBR_MIN(__atomic_load_n(&vp->n_vteps, __ATOMIC_ACQUIRE), XBR_VXLAN_MAX_VTEPS);
+    ctl_out_open_object(o, "vxlan");
+    ctl_out_u64(o, "vni", "    vxlan vni %llu", vp->cfg.vni);
+    ctl_out_str(o, "local", " local %s", xbr_vxlan_format_ip(&vp->cfg.local, a));
+    ctl_out_u64(o, "dstport", " dstport %llu", vp->cfg.dstport);
+    ctl_out_str(o, "underlay", " underlay %s", vp->underlay);
+    if (vp->cfg.has_group)
+        ctl_out_str(o, "group", " group %s", xbr_vxlan_format_ip(&vp->cfg.group, a));
+    ctl_out_open_array(o, "remotes");
+    ctl_out_text(o, " remotes");
+    for (unsigned k = 0; k < vp->cfg.n_remotes; k++)
+        ctl_out_str(o, NULL, " %s", xbr_vxlan_format_ip(&vp->cfg.remotes[k], a));
+    ctl_out_close_array(o);
+    ctl_out_u64(o, "vteps", " vteps %llu", nv);
+    ctl_out_u64(o, "vteps_max", "/%llu\n", XBR_VXLAN_MAX_VTEPS);
+    ctl_out_text(o, "    vxlan drops:");
+    ctl_out_u64(o, "rx_truncated", " truncated %llu", s.rx_truncated);
+    ctl_out_u64(o, "rx_oversized", " oversized %llu", s.rx_oversized);
+    ctl_out_u64(o, "rx_bad_flags", " bad-flags %llu", s.rx_bad_flags);
+    ctl_out_u64(o, "rx_wrong_vni", " wrong-vni %llu", s.rx_wrong_vni);
+    ctl_out_u64(o, "rx_inner_runt", " inner-runt %llu", s.rx_inner_runt);
+    ctl_out_u64(o, "rx_vtep_limit", " vtep-limit %llu", s.rx_vtep_limit);
+    ctl_out_u64(o, "tx_bad_offload", " tx-bad-offload %llu", s.tx_bad_offload);
+    ctl_out_u64(o, "tx_errors", " tx-errors %llu\n", s.tx_errors);
+    ctl_out_close_object(o);
+}
+
+const struct port_class port_vxlan_class = {
+    .type = "vxlan",
+    .end_station = false,
+    .tunnel = true,
+    .open = vxlan_open,
+    .close = vxlan_close,
+    .rx_burst = vxlan_rx_burst,
+    .tx_burst = vxlan_tx_burst,
+    .wait_fd = vxlan_wait_fd,
+    .refresh = vxlan_refresh,
+    .show = vxlan_show,
+};
