@@ -259,7 +259,11 @@ int xbr_vxlan_parse_args(int argc, char **argv, struct xbr_vxlan_config *c, char
 int xbr_vxlan_format_args(const struct port *p, char *buf, size_t len)
 {
     const struct vxlan_port *vp = p->priv;
-    const struct xbr_vxlan_config *c = &vp->cfg;
+    return xbr_vxlan_format_config(&vp->cfg, buf, len);
+}
+
+int xbr_vxlan_format_config(const struct xbr_vxlan_config *c, char *buf, size_t len)
+{
     char a[INET6_ADDRSTRLEN];
     size_t o = 0;
     o += (size_t)snprintf(buf + o, len - XBR_MIN(o, len), "--vni %u --local %s", c->vni,

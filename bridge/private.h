@@ -220,8 +220,10 @@ struct xbr_vxlan_stats {
 /* Parses add-port's vxlan options (argv: option value pairs). */
 int xbr_vxlan_parse_args(int argc, char **argv, struct xbr_vxlan_config *c, char *err,
                          size_t errlen);
-/* The options back, as add-port takes them (for save). */
+/* The options back, as add-port takes them (for save); -ENOSPC if cut. */
+#define XBR_VXLAN_ARGS_MAX (XBR_VXLAN_MAX_REMOTES * 48 + 256)
 int xbr_vxlan_format_args(const struct port *p, char *buf, size_t len);
+int xbr_vxlan_format_config(const struct xbr_vxlan_config *c, char *buf, size_t len);
 /* Whether the running port p has the settings c. */
 bool xbr_vxlan_config_equal(const struct port *p, const struct xbr_vxlan_config *c);
 int xbr_vxlan_parse_ip(const char *s, struct in6_addr *out);

@@ -305,6 +305,27 @@ xc port set br0 vx42 bpdu-filter yes
 xc stp set br0 enabled no
 ok "STP on: no BPDU over the vxlan port by default; $BPDUS in 4.5 s with bpdu-filter no"
 
+# ---- save, restart with the saved file ----
+xcc fdb add br0 02:00:00:cc:00:01 vx42 dst "$UK"
+xcc save "$WORK/c.conf"
+grep -qx -- "add-port br0 vx42 --type vxlan --vni 42 --local $UC --remote $UA,$UB,$UK" "$WORK/c.conf" ||
+    fail "saved vxlan port: $(grep vx42 "$WORK/c.conf")"
+grep -qx -- "fdb add br0 02:00:00:cc:00:01 vx42 dst $UK" "$WORK/c.conf" ||
+    fail "saved static entry: $(grep 'fdb add' "$WORK/c.conf")"
+kill -TERM "$PID_C"
+wait "$PID_C" || fail "C's xbrd exited non-zero"
+ip netns exec "$C" "$XBRD" --socket "$SOCK_C" ${XBRD_ARGS:-} --config "$WORK/c.conf" >>"$WORK/xbrd-c.log" 2>&1 &
+PID_C=$!
+for _ in $(seq 100); do xcc version >/dev/null 2>&1 && break; sleep 0.05; done
+xcc save "$WORK/c2.conf"
+diff "$WORK/c.conf" "$WORK/c2.conf" >&2 || fail "C saved another file after the restart"
+xcc -j show br0 | jq -e '.[0].ports[] | select(.name == "vx42") | .vxlan.vni == 42' >/dev/null ||
+    fail "C's vxlan port is not back"
+# Reloading the same file changes nothing (the port matches its declaration).
+xcc reload >/dev/null || fail "reload of the saved file failed"
+in_h 3 ping -c 2 -i 0.2 -W 2 10.123.0.1 >/dev/null || fail "h3 cannot ping h1 after C's restart"
+ok "save: the vxlan port and its static dst entry; restart with the file: same port, same file, traffic flows"
+
 # ---- hostile datagrams ----
 ip netns exec "$A" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.ul.rp_filter=0
 before=$(xc -j show br0 | jq '.[0].ports[] | select(.name == "vx42") | .vxlan')
