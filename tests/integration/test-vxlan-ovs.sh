@@ -13,37 +13,16 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if ! command -v ovs-vswitchd >/dev/null || ! command -v ovsdb-server >/dev/null; then
-    fail "Open vSwitch not installed (apt-get install openvswitch-switch)"
-fi
+# shellcheck source=lib-ovs.sh
+. "$(dirname "$0")/lib-ovs.sh"
 
 R="${P}r"
 O="${P}o"
-OVSDIR="$WORK/ovs"
-export OVS_RUNDIR="$OVSDIR" OVS_DBDIR="$OVSDIR" OVS_LOGDIR="$OVSDIR" OVS_SYSCONFDIR="$OVSDIR"
-vs() { ovs-vsctl --db="unix:$OVSDIR/db.sock" --timeout=10 "$@"; }
-oa() { ovs-appctl -t "$OVSDIR/vswitchd.ctl" --timeout=10 "$@"; }
 
-ovs_stop() {
-    local d pid
-    for d in vswitchd ovsdb; do
-        [ -s "$OVSDIR/$d.pid" ] || continue
-        pid=$(cat "$OVSDIR/$d.pid")
-        kill -TERM "$pid" 2>/dev/null || continue
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-}
 on_exit() {
     local rc=$?
     set +e
-    if [ "$rc" != 0 ] && [ -s "$OVSDIR/vswitchd.log" ]; then
-        echo "---- ovs-vswitchd log (tail) ----" >&2
-        tail -n 30 "$OVSDIR/vswitchd.log" >&2
-    fi
+    ovs_dump_log "$rc"
     ovs_stop
     (exit "$rc")
     cleanup
@@ -74,31 +53,13 @@ UA=10.201.1.2 UO=10.201.5.2
 # Guests, receive checksum offload off (their kernels verify checksums);
 # h2's transmit offload off too: across veths nothing would complete a
 # partial checksum before OVS's userspace encapsulates it.
-guest() { # guest I NS PEERNAME
-    local ns="${P}h$1"
-    ip netns add "$ns"
-    HOSTS+=("$ns")
-    ip link add "$3" netns "$2" type veth peer name eth0 netns "$ns"
-    ip -n "$ns" link set lo up
-    ip -n "$ns" addr add "10.123.0.$1/24" dev eth0
-    ip -n "$ns" link set eth0 mtu 1400 up
-    ip netns exec "$ns" ethtool -K eth0 rx off >/dev/null
-    ip -n "$2" link set "$3" up
-}
-guest 1 "$SW" g1
-guest 2 "$O" o2
+add_guest 1 "$SW" g1
+add_guest 2 "$O" o2
+for i in 1 2; do ip -n "${P}h$i" link set eth0 mtu 1400; done
 ip netns exec "${P}h2" ethtool -K eth0 tx off >/dev/null
 
 # ---- OVS, userspace datapath ----
-mkdir -p "$OVSDIR"
-ovsdb-tool create "$OVSDIR/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-ip netns exec "$O" ovsdb-server "$OVSDIR/conf.db" --remote="punix:$OVSDIR/db.sock" \
-    --pidfile="$OVSDIR/ovsdb.pid" --unixctl="$OVSDIR/ovsdb.ctl" --detach --no-chdir \
-    --log-file="$OVSDIR/ovsdb.log" 2>>"$OVSDIR/stderr"
-vs --no-wait init
-ip netns exec "$O" ovs-vswitchd "unix:$OVSDIR/db.sock" \
-    --pidfile="$OVSDIR/vswitchd.pid" --unixctl="$OVSDIR/vswitchd.ctl" --detach --no-chdir \
-    --log-file="$OVSDIR/vswitchd.log" 2>>"$OVSDIR/stderr"
+ovs_start "$O"
 vs add-br br-phy -- set bridge br-phy datapath_type=netdev
 vs add-port br-phy ul
 ip -n "$O" addr add "$UO/24" dev br-phy
@@ -139,17 +100,6 @@ dst=$(xc -j fdb show br0 | jq -r --arg m "$h2mac" '.[] | select(.mac == $m) | "\
 [ "$dst" = "vx42 $UO" ] || fail "A's entry for h2: '$dst', expected 'vx42 $UO'"
 ok "xbr <-> OVS vxlan (userspace datapath): ARP, ping both ways; A learned h2 behind $UO"
 
-head -c 1048576 /dev/urandom >"$WORK/blob"
-want=$(sha256sum <"$WORK/blob" | cut -d' ' -f1)
-tcp_check() { # tcp_check FROM TO TOADDR
-    ip netns exec "${P}h$2" timeout 15 socat -u TCP-LISTEN:5001,reuseaddr "OPEN:$WORK/got.$2,creat,trunc" &
-    local lpid=$!
-    sleep 0.3
-    ip netns exec "${P}h$1" timeout 15 socat -u "OPEN:$WORK/blob" "TCP:$3:5001" ||
-        fail "TCP h$1 -> h$2 failed"
-    wait "$lpid" || fail "TCP receiver on h$2 failed"
-    [ "$(sha256sum <"$WORK/got.$2" | cut -d' ' -f1)" = "$want" ] || fail "TCP h$1 -> h$2: bytes differ"
-}
-tcp_check 1 2 10.123.0.2
-tcp_check 2 1 10.123.0.1
+tcp_check 1 2 10.123.0.2 1
+tcp_check 2 1 10.123.0.1 1
 ok "TCP xbr -> OVS and back: 1 MiB each way intact (guests verify checksums)"
