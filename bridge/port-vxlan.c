@@ -89,6 +89,7 @@ struct vxlan_txq {
 };
 
 struct vxlan_port {
+    struct vxlan_port *next; /* every open vxlan port (control thread) */
     struct xbr_vxlan_config cfg;
     bool v6;
     char underlay[IF_NAMESIZE];
@@ -101,6 +102,9 @@ struct vxlan_port {
     struct vxlan_rxq *rxq;
     struct vxlan_txq *txq;
 };
+
+/* Open vxlan ports, for the socket check in vxlan_open (control thread). */
+static struct vxlan_port *open_ports;
 
 /* ---- addresses ---- */
 
@@ -467,13 +471,24 @@ static int tx_socket(const struct vxlan_port *vp, char *err, size_t errlen)
             close(fd);
             return -e;
         }
-        int hops = 64;
+        int hops = 64, ifindex = (int)if_nametoindex(vp->underlay);
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops));
+        /* The group is reached on the underlay, not the default route's. */
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof(ifindex));
+        /* Our own floods must not come back to our receive sockets. */
+        int loop = 0;
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop, sizeof(loop));
     } else {
         /* Like Linux's vxlan: no DF, the underlay may fragment. */
         int pmtu = IP_PMTUDISC_DONT, ttl = 64;
         (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
         (void)setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl));
+        struct in_addr ifaddr;
+        memcpy(&ifaddr, &vp->cfg.local.s6_addr[12], 4);
+        (void)setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &ifaddr, sizeof(ifaddr));
+        /* Our own floods must not come back to our receive sockets. */
+        unsigned char loop = 0;
+        (void)setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof(loop));
     }
     struct sockaddr_in6 sa;
     socklen_t len;
@@ -492,6 +507,11 @@ static void vxlan_close(struct port *p)
     struct vxlan_port *vp = p->priv;
     if (!vp)
         return;
+    for (struct vxlan_port **pp = &open_ports; *pp; pp = &(*pp)->next)
+        if (*pp == vp) {
+            *pp = vp->next;
+            break;
+        }
     for (unsigned q = 0; q < vp->n_queues; q++) {
         if (vp->rxq && vp->rxq[q].fd >= 0)
             close(vp->rxq[q].fd);
@@ -513,6 +533,24 @@ static int vxlan_open(struct port *p, const struct port_open_args *args, char *e
     if (!cfg) {
         snprintf(err, errlen, "a vxlan port needs --vni N --local IP");
         return -EINVAL;
+    }
+    /* Datagrams are told apart by socket, not by VNI: two ports on one
+     * local address and UDP port would each get a share of the other's
+     * (SO_REUSEPORT), so that is refused. A port with a group listens on
+     * every address. */
+    for (const struct vxlan_port *o = open_ports; o; o = o->next) {
+        if (o->cfg.dstport != cfg->dstport ||
+            is_v4mapped(&o->cfg.local) != is_v4mapped(&cfg->local))
+            continue;
+        if (o->cfg.has_group || cfg->has_group ||
+            !memcmp(&o->cfg.local, &cfg->local, sizeof(cfg->local))) {
+            char a[INET6_ADDRSTRLEN];
+            snprintf(err, errlen,
+                     "another vxlan port (VNI %u) already receives on %s UDP port %u: one VNI "
+                     "per local address and UDP port (use another --local or --dstport)",
+                     o->cfg.vni, xbr_vxlan_format_ip(&o->cfg.local, a), cfg->dstport);
+            return -EADDRINUSE;
+        }
     }
     struct vxlan_port *vp = xbr_xzalloc(sizeof(*vp));
     vp->cfg = *cfg;
@@ -557,6 +595,8 @@ static int vxlan_open(struct port *p, const struct port_open_args *args, char *e
     if (getrandom(p->mac, 6, 0) != 6)
         memset(p->mac, 0x5a, 6);
     p->mac[0] = (uint8_t)((p->mac[0] & 0xfe) | 0x02);
+    vp->next = open_ports;
+    open_ports = vp;
     return 0;
 }
 

@@ -291,6 +291,40 @@ xcc reload >/dev/null || fail "reload of the saved file failed"
 in_h 3 ping -c 2 -i 0.2 -W 2 10.123.0.1 >/dev/null || fail "h3 cannot ping h1 after C's restart"
 ok "save: the vxlan port and its static dst entry; restart with the file: same port, same file, traffic flows"
 
+# ---- one socket per local address and UDP port; a multicast group ----
+expect_fail "already receives on" xc add-port br0 vx99 --type vxlan --vni 99 --local "$UA"
+expect_fail "already receives on" xc add-port br0 vx99 --type vxlan --vni 99 --local "$UA" \
+    --group 239.1.1.44
+# A and K on one more L2 segment (multicast is not routed by R): VNI 44 on
+# UDP port 4790 with group 239.1.1.44 and no remote list, flooding by
+# multicast as the kernel's group mode does.
+ip link add name mca netns "$A" type veth peer name mck netns "$K"
+ip -n "$A" addr add 10.202.0.1/24 dev mca
+ip -n "$K" addr add 10.202.0.4/24 dev mck
+ip -n "$A" link set mca up
+ip -n "$K" link set mck up
+ip -n "$K" link add vx44 type vxlan id 44 group 239.1.1.44 dev mck local 10.202.0.4 dstport 4790
+ip -n "$K" link add kbr44 type bridge stp_state 0
+add_guest 7 "$K" g7
+add_guest 8 "$A" g8
+for i in 7 8; do
+    ip -n "${P}h$i" addr flush dev eth0
+    ip -n "${P}h$i" addr add "10.125.0.$i/24" dev eth0
+done
+ip -n "$K" link set vx44 master kbr44
+ip -n "$K" link set g7 master kbr44
+ip -n "$K" link set vx44 up
+ip -n "$K" link set kbr44 up
+xc add-br br44
+xc stp set br44 enabled no
+xc add-port br44 g8
+xc add-port br44 vx44 --type vxlan --vni 44 --local 10.202.0.1 --group 239.1.1.44 --dstport 4790
+in_h 8 ping -c 3 -i 0.2 -W 2 10.125.0.7 >/dev/null || fail "h8 (xbr, group mode) cannot ping h7 (kernel, group mode)"
+in_h 7 ping -c 3 -i 0.2 -W 2 10.125.0.8 >/dev/null || fail "h7 cannot ping h8 in group mode"
+gdst=$(xc -j fdb show br44 | jq -r --arg m "$(host_mac 7)" '.[] | select(.mac == $m) | .dst')
+[ "$gdst" = 10.202.0.4 ] || fail "A learned h7 behind '$gdst' in group mode"
+ok "multicast group 239.1.1.44 with the kernel's vxlan: ping both ways, h7 learned behind 10.202.0.4"
+
 # ---- hostile datagrams ----
 ip netns exec "$A" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.ul.rp_filter=0
 before=$(xc -j show br0 | jq '.[0].ports[] | select(.name == "vx42") | .vxlan')
