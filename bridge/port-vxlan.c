@@ -23,14 +23,17 @@
  *   another tunnel port (split horizon), and a single port holds the whole
  *   mesh, so what a VTEP floods reaches local ports only.
  *
- * VTEP handles: a fixed table of at most VXLAN_MAX_VTEPS addresses, the
- * static remotes first, then addresses learned from received datagrams;
- * a handle (index + 1) is never reused while the port lives, so an FDB
- * entry's remote can never come to mean another host. When the table is
- * full, datagrams from further addresses are dropped and counted (a flood of
- * forged source VTEPs fills a bounded table and nothing else). Workers add
- * learned addresses lock-free (index reserved with an atomic add, published
- * in an open-addressing index with a compare-and-swap). */
+ * VTEP handles: a fixed table of at most XBR_VXLAN_MAX_VTEPS addresses, the
+ * static remotes first, then addresses learned from received datagrams; an
+ * FDB entry's remote is a handle (index + 1). When the table is full,
+ * datagrams from further addresses are dropped and counted, and within a
+ * second the control thread clears the learned VTEPs (vtep_table_clear: a
+ * new table, the port's learned FDB entries flushed after a grace period, so
+ * that no handle ever comes to mean another host). A flood of forged source
+ * VTEPs thus fills a bounded table and costs relearning, never memory nor a
+ * lasting lockout. Workers add learned addresses lock-free (an entry claimed
+ * with a compare-and-swap, published in an open-addressing index with
+ * another). */
 #include "bridge/private.h"
 #include "ctl/ctl.h"
 #include "util/util.h"
@@ -47,6 +50,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <urcu-qsbr.h>
 
 #define VXLAN_HDR_LEN 8u
 #define VXLAN_FLAG_I 0x08000000u
@@ -67,7 +71,15 @@
 
 struct vxlan_vtep {
     struct in6_addr addr; /* IPv4 as v4-mapped */
-    bool is_static;       /* from the remote list: flooded to */
+    uint8_t used;         /* claimed (CAS); the address is valid once in idx */
+};
+
+/* The VTEP table (see the top), replaced as a whole when it is cleared. */
+struct vtep_table {
+    uint32_t n_used; /* atomic */
+    uint32_t hint;   /* where the next claim starts looking, atomic */
+    struct vxlan_vtep vteps[XBR_VXLAN_MAX_VTEPS];
+    uint16_t idx[VXLAN_IDX_SLOTS]; /* handle, 0 = empty; CAS */
 };
 
 struct vxlan_rxq {
@@ -94,10 +106,8 @@ struct vxlan_port {
     bool v6;
     char underlay[IF_NAMESIZE];
     unsigned n_queues;
-    /* VTEP table (see the top). */
-    uint32_t n_vteps; /* entries reserved, atomic */
-    struct vxlan_vtep vteps[XBR_VXLAN_MAX_VTEPS];
-    uint16_t idx[VXLAN_IDX_SLOTS]; /* handle, 0 = empty; CAS */
+    struct vtep_table *tab; /* RCU */
+    uint64_t vtep_resets;   /* times a full table was cleared (control thread) */
     struct xbr_vxlan_stats stats[XBR_MAX_WORKERS];
     struct vxlan_rxq *rxq;
     struct vxlan_txq *txq;
@@ -304,28 +314,46 @@ static inline uint32_t addr_hash(const struct in6_addr *a)
     return (uint32_t)(h >> 32);
 }
 
-/* The handle of addr, adding it when learn and there is room; 0 when the
- * table is full (or !learn and unknown). Any worker, lock-free. */
-static uint32_t vtep_handle(struct vxlan_port *vp, const struct in6_addr *addr, bool learn,
-                            bool is_static)
+/* Claims a free entry: its handle, or 0 when the table is full. */
+static uint32_t vtep_claim(struct vtep_table *t)
+{
+    uint32_t start = __atomic_load_n(&t->hint, __ATOMIC_RELAXED);
+    for (uint32_t k = 0; k < XBR_VXLAN_MAX_VTEPS; k++) {
+        uint32_t i = (start + k) % XBR_VXLAN_MAX_VTEPS;
+        uint8_t zero = 0;
+        if (!__atomic_load_n(&t->vteps[i].used, __ATOMIC_RELAXED) &&
+            __atomic_compare_exchange_n(&t->vteps[i].used, &zero, 1, false, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED)) {
+            __atomic_store_n(&t->hint, i + 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&t->n_used, 1, __ATOMIC_RELAXED);
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+static void vtep_unclaim(struct vtep_table *t, uint32_t h)
+{
+    __atomic_store_n(&t->vteps[h - 1].used, 0, __ATOMIC_RELEASE);
+    __atomic_fetch_sub(&t->n_used, 1, __ATOMIC_RELAXED);
+}
+
+/* The handle of addr in t, adding it when learn and there is room; 0 when
+ * the table is full (or !learn and unknown). Any worker, lock-free. */
+static uint32_t vtep_handle(struct vtep_table *t, const struct in6_addr *addr, bool learn)
 {
     uint32_t slot = addr_hash(addr) & (VXLAN_IDX_SLOTS - 1);
     uint32_t mine = 0;
     for (unsigned probe = 0; probe < VXLAN_IDX_SLOTS; probe++) {
-        uint16_t *s = &vp->idx[(slot + probe) & (VXLAN_IDX_SLOTS - 1)];
+        uint16_t *s = &t->idx[(slot + probe) & (VXLAN_IDX_SLOTS - 1)];
         uint16_t h = __atomic_load_n(s, __ATOMIC_ACQUIRE);
         if (h == 0) {
             if (!learn)
                 return 0;
             if (!mine) {
-                uint32_t i = __atomic_fetch_add(&vp->n_vteps, 1, __ATOMIC_RELAXED);
-                if (i >= XBR_VXLAN_MAX_VTEPS) {
-                    __atomic_fetch_sub(&vp->n_vteps, 1, __ATOMIC_RELAXED);
+                if (!(mine = vtep_claim(t)))
                     return 0;
-                }
-                vp->vteps[i].addr = *addr;
-                vp->vteps[i].is_static = is_static;
-                mine = i + 1;
+                t->vteps[mine - 1].addr = *addr;
             }
             uint16_t expect = 0;
             if (__atomic_compare_exchange_n(s, &expect, (uint16_t)mine, false, __ATOMIC_RELEASE,
@@ -333,24 +361,85 @@ static uint32_t vtep_handle(struct vxlan_port *vp, const struct in6_addr *addr, 
                 return mine;
             h = expect; /* another worker took this slot: look at what it put */
         }
-        if (!memcmp(&vp->vteps[h - 1].addr, addr, sizeof(*addr)))
-            return h; /* (a reserved entry of ours, if any, stays unused) */
+        if (!memcmp(&t->vteps[h - 1].addr, addr, sizeof(*addr))) {
+            if (mine)
+                vtep_unclaim(t, mine); /* never published */
+            return h;
+        }
     }
+    if (mine)
+        vtep_unclaim(t, mine);
     return 0;
 }
 
 uint32_t xbr_vxlan_remote_handle(struct port *p, const struct in6_addr *addr)
 {
-    return vtep_handle(p->priv, addr, true, false);
+    struct vxlan_port *vp = p->priv;
+    return vtep_handle(rcu_dereference(vp->tab), addr, true);
 }
 
 bool xbr_vxlan_remote_addr(const struct port *p, uint32_t handle, struct in6_addr *addr)
 {
     const struct vxlan_port *vp = p->priv;
-    if (handle == FDB_REMOTE_NONE || handle > __atomic_load_n(&vp->n_vteps, __ATOMIC_ACQUIRE))
+    const struct vtep_table *t = rcu_dereference(vp->tab);
+    if (handle == FDB_REMOTE_NONE || handle > XBR_VXLAN_MAX_VTEPS ||
+        !__atomic_load_n(&t->vteps[handle - 1].used, __ATOMIC_ACQUIRE))
         return false;
-    *addr = vp->vteps[handle - 1].addr;
+    *addr = t->vteps[handle - 1].addr;
     return true;
+}
+
+/* A full table is cleared of learned VTEPs (control thread, from refresh):
+ * a new table keeps, under the same handles, the static remotes and the
+ * VTEPs static FDB entries name; once no worker can hold a handle of the
+ * old one, the port's learned FDB entries go (their next frames learn them
+ * again) and the old table is freed. So a flood of forged source addresses
+ * costs the mesh a relearning, never a lockout of new VTEPs. */
+struct pin_walk {
+    uint32_t port;
+    bool *pinned;
+};
+
+static int pin_static(const struct fdb_entry_info *e, void *aux)
+{
+    struct pin_walk *w = aux;
+    if (e->is_static && e->port == w->port && e->remote != FDB_REMOTE_NONE &&
+        e->remote <= XBR_VXLAN_MAX_VTEPS)
+        w->pinned[e->remote - 1] = true;
+    return 0;
+}
+
+static void vtep_table_clear(struct port *p)
+{
+    struct vxlan_port *vp = p->priv;
+    struct vtep_table *old = vp->tab, *t = xbr_xzalloc(sizeof(*t));
+    bool *pinned = xbr_xzalloc(XBR_VXLAN_MAX_VTEPS * sizeof(*pinned));
+    struct pin_walk w = {.port = p->no, .pinned = pinned};
+    (void)fdb_foreach(p->bridge->fdb, xbr_now_coarse_s(), pin_static, &w);
+    for (unsigned k = 0; k < vp->cfg.n_remotes; k++) {
+        uint32_t h = vtep_handle(old, &vp->cfg.remotes[k], false);
+        if (h)
+            pinned[h - 1] = true;
+    }
+    for (uint32_t i = 0; i < XBR_VXLAN_MAX_VTEPS; i++) {
+        if (!pinned[i] || !old->vteps[i].used)
+            continue;
+        t->vteps[i] = old->vteps[i];
+        t->n_used++;
+        uint32_t slot = addr_hash(&t->vteps[i].addr) & (VXLAN_IDX_SLOTS - 1);
+        while (t->idx[slot])
+            slot = (slot + 1) & (VXLAN_IDX_SLOTS - 1);
+        t->idx[slot] = (uint16_t)(i + 1);
+    }
+    free(pinned);
+    rcu_assign_pointer(vp->tab, t);
+    urcu_qsbr_synchronize_rcu();
+    size_t flushed = fdb_flush(p->bridge->fdb, p->no, false);
+    free(old);
+    vp->vtep_resets++;
+    xbr_warn("%s: VTEP table full (%u addresses): cleared, %u kept, %zu learned entries to "
+             "learn again",
+             p->name, XBR_VXLAN_MAX_VTEPS, t->n_used, flushed);
 }
 
 /* ---- underlay ---- */
@@ -522,6 +611,7 @@ static void vxlan_close(struct port *p)
     }
     free(vp->rxq);
     free(vp->txq);
+    free(vp->tab);
     free(vp);
     p->priv = NULL;
 }
@@ -570,8 +660,9 @@ static int vxlan_open(struct port *p, const struct port_open_args *args, char *e
     set_mtu(p, vp, mtu);
     p->link_up = up;
     /* The static remotes take the first handles. */
+    vp->tab = xbr_xzalloc(sizeof(*vp->tab));
     for (unsigned k = 0; k < cfg->n_remotes; k++)
-        (void)vtep_handle(vp, &cfg->remotes[k], true, true);
+        (void)vtep_handle(vp->tab, &cfg->remotes[k], true);
     vp->rxq = xbr_xzalloc(vp->n_queues * sizeof(*vp->rxq));
     vp->txq = xbr_xzalloc(vp->n_queues * sizeof(*vp->txq));
     for (unsigned q = 0; q < vp->n_queues; q++)
@@ -606,6 +697,8 @@ static int vxlan_refresh(struct port *p)
     char name[IF_NAMESIZE];
     uint32_t mtu;
     bool up;
+    if (__atomic_load_n(&vp->tab->n_used, __ATOMIC_RELAXED) >= XBR_VXLAN_MAX_VTEPS)
+        vtep_table_clear(p);
     /* The local address going away is a link down, not the port's end:
      * it comes back with the address. */
     if (underlay_find(&vp->cfg.local, name, &mtu, &up) < 0) {
@@ -624,6 +717,7 @@ static unsigned vxlan_rx_burst(struct port *p, unsigned q, struct pkt *pkts, uns
     struct vxlan_port *vp = p->priv;
     struct vxlan_rxq *r = &vp->rxq[q];
     struct xbr_vxlan_stats *st = &vp->stats[q];
+    struct vtep_table *tab = rcu_dereference(vp->tab);
     n = XBR_MIN(n, XBR_BURST);
     for (unsigned i = 0; i < n; i++) {
         r->iov[i] = (struct iovec){.iov_base = pkts[i].buf,
@@ -677,7 +771,7 @@ static unsigned vxlan_rx_burst(struct port *p, unsigned q, struct pkt *pkts, uns
         } else {
             src = r->from[i].sin6_addr;
         }
-        uint32_t h = vtep_handle(vp, &src, true, false);
+        uint32_t h = vtep_handle(tab, &src, true);
         if (XBR_UNLIKELY(h == 0)) {
             st->rx_vtep_limit++;
             continue;
@@ -840,10 +934,8 @@ static void tx_frame(struct port *p, unsigned q, const struct pkt *pk, const uin
         tx_queue(vp, q, &a, f, len, sport);
         return;
     }
-    uint32_t nv = __atomic_load_n(&vp->n_vteps, __ATOMIC_ACQUIRE);
-    for (uint32_t i = 0; i < nv && i < XBR_VXLAN_MAX_VTEPS; i++)
-        if (vp->vteps[i].is_static)
-            tx_queue(vp, q, &vp->vteps[i].addr, f, len, sport);
+    for (unsigned k = 0; k < vp->cfg.n_remotes; k++)
+        tx_queue(vp, q, &vp->cfg.remotes[k], f, len, sport);
     if (vp->cfg.has_group)
         tx_queue(vp, q, &vp->cfg.group, f, len, sport);
 }
@@ -1005,7 +1097,7 @@ static void vxlan_show(struct port *p, struct ctl_out *o)
     char a[INET6_ADDRSTRLEN];
     struct xbr_vxlan_stats s;
     xbr_vxlan_get_stats(p, &s);
-    uint32_t nv = XBR_MIN(__atomic_load_n(&vp->n_vteps, __ATOMIC_ACQUIRE), XBR_VXLAN_MAX_VTEPS);
+    uint32_t nv = __atomic_load_n(&rcu_dereference(vp->tab)->n_used, __ATOMIC_RELAXED);
     ctl_out_open_object(o, "vxlan");
     ctl_out_u64(o, "vni", "    vxlan vni %llu", vp->cfg.vni);
     ctl_out_str(o, "local", " local %s", xbr_vxlan_format_ip(&vp->cfg.local, a));
@@ -1019,7 +1111,8 @@ static void vxlan_show(struct port *p, struct ctl_out *o)
         ctl_out_str(o, NULL, " %s", xbr_vxlan_format_ip(&vp->cfg.remotes[k], a));
     ctl_out_close_array(o);
     ctl_out_u64(o, "vteps", " vteps %llu", nv);
-    ctl_out_u64(o, "vteps_max", "/%llu\n", XBR_VXLAN_MAX_VTEPS);
+    ctl_out_u64(o, "vteps_max", "/%llu", XBR_VXLAN_MAX_VTEPS);
+    ctl_out_u64(o, "vtep_resets", " (cleared %llu times)\n", vp->vtep_resets);
     ctl_out_text(o, "    vxlan drops:");
     ctl_out_u64(o, "rx_truncated", " truncated %llu", s.rx_truncated);
     ctl_out_u64(o, "rx_oversized", " oversized %llu", s.rx_oversized);
