@@ -354,7 +354,7 @@ static int cmd_fdb_add(int argc, char **argv, struct ctl_out *o, char *err, size
     if (dst) {
         struct in6_addr a;
         if (!p->cls->tunnel)
-            return ERR("dst is for tunnel (vxlan) ports; %s is a %s port", p->name,
+            return ERR("dst is for tunnel (vxlan) ports; %s is of type %s", p->name,
                        p->cls->type);
         if (xbr_vxlan_parse_ip(dst, &a) < 0)
             return ERR("invalid dst address '%s'", dst);
