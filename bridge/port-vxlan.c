@@ -4,10 +4,14 @@
  *
  * Receive: one UDP socket per worker queue bound to local:dstport with
  *   SO_REUSEPORT (the kernel spreads the remote VTEPs' flows over them),
- *   read with recvmmsg straight into the worker's frame buffers. A datagram
- *   is checked (length, RFC 7348 flags, VNI), its source address becomes a
- *   VTEP handle (below) that the bridge learns with the inner source MAC,
- *   and the inner frame goes on as a plain, fully checksummed frame.
+ *   read with recvmmsg straight into the worker's frame buffers. The
+ *   sockets belong to an endpoint (address, UDP port) that every vxlan port
+ *   on it shares: the port that reads a datagram of another VNI copies it
+ *   into that port's ring for the same queue (the same worker serves both).
+ *   A datagram is checked (length, RFC 7348 flags, VNI), its source address
+ *   becomes a VTEP handle (below) that the bridge learns with the inner
+ *   source MAC, and the inner frame goes on as a plain, fully checksummed
+ *   frame.
  * Transmit: a raw IPPROTO_UDP socket per queue, because the outer UDP
  *   source port is chosen per inner flow (entropy for the underlay's ECMP
  *   and RSS, as Linux does: a hash of the inner flow mapped into
@@ -83,10 +87,37 @@ struct vtep_table {
 };
 
 struct vxlan_rxq {
-    int fd;
     struct mmsghdr msgs[XBR_BURST];
     struct iovec iov[XBR_BURST];
     struct sockaddr_in6 from[XBR_BURST];
+};
+
+/* Datagrams for this port that a sibling on the same endpoint read (queue q
+ * of both is worker q's, so the ring needs no synchronisation). */
+#define VXLAN_HANDOFF 32u
+struct vxlan_handoff {
+    unsigned head, tail, taken; /* taken: handed to the worker, freed at rx_done */
+    struct {
+        uint32_t len;
+        struct in6_addr src;
+        uint8_t data[VXLAN_HDR_LEN + VXLAN_MAX_INNER];
+    } slot[VXLAN_HANDOFF];
+};
+
+/* The UDP sockets of one (family, bound address, UDP port), shared by every
+ * vxlan port on it: whichever port reads a datagram hands it to the port
+ * of its VNI. Control thread, except members (RCU). */
+struct vxlan_members {
+    unsigned n;
+    struct vxlan_port *p[];
+};
+struct vxlan_endpoint {
+    struct vxlan_endpoint *next;
+    struct in6_addr bound; /* the local address, or any (ports with a group) */
+    uint16_t dstport;
+    unsigned refs, n_queues;
+    int *fds; /* one per queue */
+    struct vxlan_members *members; /* RCU */
 };
 
 struct vxlan_txq {
@@ -110,11 +141,14 @@ struct vxlan_port {
     uint64_t vtep_resets;   /* times a full table was cleared (control thread) */
     struct xbr_vxlan_stats stats[XBR_MAX_WORKERS];
     struct vxlan_rxq *rxq;
+    struct vxlan_handoff **handoff; /* per queue */
+    struct vxlan_endpoint *ep;
     struct vxlan_txq *txq;
 };
 
-/* Open vxlan ports, for the socket check in vxlan_open (control thread). */
+/* Open vxlan ports and their endpoints (control thread). */
 static struct vxlan_port *open_ports;
+static struct vxlan_endpoint *endpoints;
 
 /* ---- addresses ---- */
 
@@ -487,10 +521,11 @@ static void set_mtu(struct port *p, struct vxlan_port *vp, uint32_t underlay_mtu
     p->mtu = underlay_mtu > over + 68 ? underlay_mtu - over : 68;
 }
 
-static int rx_socket(const struct vxlan_port *vp, char *err, size_t errlen)
+static int rx_socket(bool v6, const struct in6_addr *bound, uint16_t dstport, char *err,
+                     size_t errlen)
 {
-    int fam = vp->v6 ? AF_INET6 : AF_INET;
-    int fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    IPPROTO_UDP);
     if (fd < 0) {
         snprintf(err, errlen, "UDP socket: %s", strerror(errno));
         return -errno;
@@ -498,42 +533,157 @@ static int rx_socket(const struct vxlan_port *vp, char *err, size_t errlen)
     int one = 1, rcvbuf = 4 << 20;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    if (vp->v6)
+    if (v6)
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     struct sockaddr_in6 sa;
     socklen_t len;
-    /* Bound to the port on every address: the group's datagrams arrive
-     * with the group as destination. */
-    struct in6_addr any = IN6ADDR_ANY_INIT;
-    if (!vp->v6)
-        (void)xbr_vxlan_parse_ip("0.0.0.0", &any);
-    to_sockaddr(vp->cfg.has_group ? &any : &vp->cfg.local, vp->cfg.dstport, &sa, &len);
+    to_sockaddr(bound, dstport, &sa, &len);
     if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
         int e = errno;
-        snprintf(err, errlen, "cannot bind UDP port %u: %s", vp->cfg.dstport, strerror(e));
+        snprintf(err, errlen, "cannot bind UDP port %u: %s", dstport, strerror(e));
         close(fd);
         return -e;
     }
-    if (vp->cfg.has_group) {
-        int r;
+    return fd;
+}
+
+/* Joins (or leaves) the port's group on every socket of its endpoint. */
+static int group_membership(const struct vxlan_port *vp, bool join, char *err, size_t errlen)
+{
+    for (unsigned q = 0; q < vp->ep->n_queues; q++) {
+        int r, fd = vp->ep->fds[q];
         if (vp->v6) {
             struct ipv6_mreq m = {.ipv6mr_multiaddr = vp->cfg.group,
                                   .ipv6mr_interface = if_nametoindex(vp->underlay)};
-            r = setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &m, sizeof(m));
+            r = setsockopt(fd, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP,
+                           &m, sizeof(m));
         } else {
             struct ip_mreq m;
             memcpy(&m.imr_multiaddr, &vp->cfg.group.s6_addr[12], 4);
             memcpy(&m.imr_interface, &vp->cfg.local.s6_addr[12], 4);
-            r = setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof(m));
+            r = setsockopt(fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &m,
+                           sizeof(m));
         }
-        if (r < 0) {
-            int e = errno;
-            snprintf(err, errlen, "cannot join the group: %s", strerror(e));
-            close(fd);
-            return -e;
+        /* A sibling with the same group joined already. */
+        if (r < 0 && join && errno != EADDRINUSE) {
+            snprintf(err, errlen, "cannot join the group: %s", strerror(errno));
+            return -errno;
         }
     }
-    return fd;
+    return 0;
+}
+
+static void members_publish(struct vxlan_endpoint *ep, struct vxlan_port *add,
+                            const struct vxlan_port *drop)
+{
+    struct vxlan_members *old = ep->members;
+    unsigned n = old ? old->n : 0;
+    struct vxlan_members *m = xbr_xzalloc(sizeof(*m) + (n + 1) * sizeof(m->p[0]));
+    for (unsigned i = 0; i < n; i++)
+        if (old->p[i] != drop)
+            m->p[m->n++] = old->p[i];
+    if (add)
+        m->p[m->n++] = add;
+    rcu_assign_pointer(ep->members, m);
+    if (old) {
+        /* No worker may still hand a datagram to a port that left. */
+        urcu_qsbr_synchronize_rcu();
+        free(old);
+    }
+}
+
+/* The endpoint for vp (created with its sockets if new), vp a member. */
+static int endpoint_attach(struct vxlan_port *vp, unsigned n_queues, char *err, size_t errlen)
+{
+    struct in6_addr bound = vp->cfg.local;
+    if (vp->cfg.has_group) {
+        /* Every address of the port: the group's datagrams arrive with the
+         * group as destination. */
+        struct in6_addr any = IN6ADDR_ANY_INIT;
+        if (!vp->v6)
+            (void)xbr_vxlan_parse_ip("0.0.0.0", &any);
+        bound = any;
+    }
+    struct vxlan_endpoint *ep;
+    for (ep = endpoints; ep; ep = ep->next)
+        if (ep->dstport == vp->cfg.dstport && !memcmp(&ep->bound, &bound, sizeof(bound)))
+            break;
+    if (ep) {
+        const struct vxlan_members *m = ep->members;
+        for (unsigned i = 0; i < m->n; i++)
+            if (m->p[i]->cfg.vni == vp->cfg.vni) {
+                char a[INET6_ADDRSTRLEN];
+                snprintf(err, errlen, "VNI %u already has a vxlan port on %s UDP port %u",
+                         vp->cfg.vni, xbr_vxlan_format_ip(&bound, a), vp->cfg.dstport);
+                return -EADDRINUSE;
+            }
+        if (ep->n_queues != n_queues) {
+            snprintf(err, errlen, "internal: endpoint queue count differs");
+            return -EINVAL;
+        }
+    } else {
+        ep = xbr_xzalloc(sizeof(*ep));
+        ep->bound = bound;
+        ep->dstport = vp->cfg.dstport;
+        ep->n_queues = n_queues;
+        ep->fds = xbr_xzalloc(n_queues * sizeof(*ep->fds));
+        for (unsigned q = 0; q < n_queues; q++)
+            ep->fds[q] = -1;
+        for (unsigned q = 0; q < n_queues; q++) {
+            int fd = rx_socket(vp->v6, &bound, vp->cfg.dstport, err, errlen);
+            if (fd < 0) {
+                for (unsigned k = 0; k < q; k++)
+                    close(ep->fds[k]);
+                free(ep->fds);
+                free(ep);
+                return fd;
+            }
+            ep->fds[q] = fd;
+        }
+        ep->next = endpoints;
+        endpoints = ep;
+    }
+    vp->ep = ep;
+    ep->refs++;
+    if (vp->cfg.has_group) {
+        int r = group_membership(vp, true, err, errlen);
+        if (r < 0)
+            return r; /* vxlan_close detaches */
+    }
+    members_publish(ep, vp, NULL);
+    return 0;
+}
+
+static void endpoint_detach(struct vxlan_port *vp)
+{
+    struct vxlan_endpoint *ep = vp->ep;
+    if (!ep)
+        return;
+    members_publish(ep, NULL, vp);
+    vp->ep = NULL;
+    if (--ep->refs) {
+        bool shared_group = false;
+        for (unsigned i = 0; i < ep->members->n; i++)
+            shared_group |= ep->members->p[i]->cfg.has_group &&
+                            !memcmp(&ep->members->p[i]->cfg.group, &vp->cfg.group,
+                                    sizeof(vp->cfg.group));
+        if (vp->cfg.has_group && !shared_group) {
+            vp->ep = ep; /* for group_membership */
+            (void)group_membership(vp, false, NULL, 0);
+            vp->ep = NULL;
+        }
+        return;
+    }
+    for (struct vxlan_endpoint **pp = &endpoints; *pp; pp = &(*pp)->next)
+        if (*pp == ep) {
+            *pp = ep->next;
+            break;
+        }
+    for (unsigned q = 0; q < ep->n_queues; q++)
+        close(ep->fds[q]);
+    free(ep->fds);
+    free(ep->members);
+    free(ep);
 }
 
 static int tx_socket(const struct vxlan_port *vp, char *err, size_t errlen)
@@ -601,14 +751,16 @@ static void vxlan_close(struct port *p)
             *pp = vp->next;
             break;
         }
+    endpoint_detach(vp);
     for (unsigned q = 0; q < vp->n_queues; q++) {
-        if (vp->rxq && vp->rxq[q].fd >= 0)
-            close(vp->rxq[q].fd);
         if (vp->txq && vp->txq[q].fd >= 0)
             close(vp->txq[q].fd);
         if (vp->txq)
             free(vp->txq[q].scratch);
+        if (vp->handoff)
+            free(vp->handoff[q]);
     }
+    free(vp->handoff);
     free(vp->rxq);
     free(vp->txq);
     free(vp->tab);
@@ -623,24 +775,6 @@ static int vxlan_open(struct port *p, const struct port_open_args *args, char *e
     if (!cfg) {
         snprintf(err, errlen, "a vxlan port needs --vni N --local IP");
         return -EINVAL;
-    }
-    /* Datagrams are told apart by socket, not by VNI: two ports on one
-     * local address and UDP port would each get a share of the other's
-     * (SO_REUSEPORT), so that is refused. A port with a group listens on
-     * every address. */
-    for (const struct vxlan_port *o = open_ports; o; o = o->next) {
-        if (o->cfg.dstport != cfg->dstport ||
-            is_v4mapped(&o->cfg.local) != is_v4mapped(&cfg->local))
-            continue;
-        if (o->cfg.has_group || cfg->has_group ||
-            !memcmp(&o->cfg.local, &cfg->local, sizeof(cfg->local))) {
-            char a[INET6_ADDRSTRLEN];
-            snprintf(err, errlen,
-                     "another vxlan port (VNI %u) already receives on %s UDP port %u: one VNI "
-                     "per local address and UDP port (use another --local or --dstport)",
-                     o->cfg.vni, xbr_vxlan_format_ip(&o->cfg.local, a), cfg->dstport);
-            return -EADDRINUSE;
-        }
     }
     struct vxlan_port *vp = xbr_xzalloc(sizeof(*vp));
     vp->cfg = *cfg;
@@ -665,11 +799,13 @@ static int vxlan_open(struct port *p, const struct port_open_args *args, char *e
         (void)vtep_handle(vp->tab, &cfg->remotes[k], true);
     vp->rxq = xbr_xzalloc(vp->n_queues * sizeof(*vp->rxq));
     vp->txq = xbr_xzalloc(vp->n_queues * sizeof(*vp->txq));
-    for (unsigned q = 0; q < vp->n_queues; q++)
-        vp->rxq[q].fd = vp->txq[q].fd = -1;
+    vp->handoff = xbr_xzalloc(vp->n_queues * sizeof(*vp->handoff));
     for (unsigned q = 0; q < vp->n_queues; q++) {
-        if ((r = rx_socket(vp, err, errlen)) < 0 || (vp->rxq[q].fd = r, 0) ||
-            (r = tx_socket(vp, err, errlen)) < 0) {
+        vp->txq[q].fd = -1;
+        vp->handoff[q] = xbr_xzalloc(sizeof(*vp->handoff[q]));
+    }
+    for (unsigned q = 0; q < vp->n_queues; q++) {
+        if ((r = tx_socket(vp, err, errlen)) < 0) {
             vxlan_close(p);
             return r;
         }
@@ -686,6 +822,11 @@ static int vxlan_open(struct port *p, const struct port_open_args *args, char *e
     if (getrandom(p->mac, 6, 0) != 6)
         memset(p->mac, 0x5a, 6);
     p->mac[0] = (uint8_t)((p->mac[0] & 0xfe) | 0x02);
+    /* Last: from here on siblings hand datagrams to this port. */
+    if ((r = endpoint_attach(vp, vp->n_queues, err, errlen)) < 0) {
+        vxlan_close(p);
+        return r;
+    }
     vp->next = open_ports;
     open_ports = vp;
     return 0;
@@ -712,13 +853,76 @@ static int vxlan_refresh(struct port *p)
 
 /* ---- receive ---- */
 
+/* The inner frame of an accepted datagram of this port into o (data points
+ * into memory that stays until rx_done); false when dropped (counted). */
+static bool rx_accept(struct vxlan_port *vp, unsigned q, struct vtep_table *tab, struct pkt *o,
+                      uint8_t *d, uint32_t len, const struct in6_addr *src)
+{
+    struct xbr_vxlan_stats *st = &vp->stats[q];
+    if (XBR_UNLIKELY(len < VXLAN_HDR_LEN + 14)) {
+        st->rx_inner_runt++;
+        return false;
+    }
+    uint32_t h = vtep_handle(tab, src, true);
+    if (XBR_UNLIKELY(h == 0)) {
+        st->rx_vtep_limit++;
+        return false;
+    }
+    o->data = d + VXLAN_HDR_LEN;
+    o->len = len - VXLAN_HDR_LEN;
+    o->remote = h;
+    memset(&o->vnet, 0, sizeof(o->vnet));
+    o->flags = 0;
+    return true;
+}
+
+/* What siblings handed over: frames straight from the ring's slots. */
+static unsigned rx_handoff(struct port *p, unsigned q, struct pkt *pkts, unsigned n)
+{
+    struct vxlan_port *vp = p->priv;
+    struct vxlan_handoff *h = vp->handoff[q];
+    struct vtep_table *tab = rcu_dereference(vp->tab);
+    unsigned out = 0, dropped = 0;
+    while (h->tail + h->taken != h->head && out < n) {
+        unsigned i = (h->tail + h->taken++) % VXLAN_HANDOFF;
+        if (rx_accept(vp, q, tab, &pkts[out], h->slot[i].data, h->slot[i].len, &h->slot[i].src))
+            out++;
+        else
+            dropped++;
+    }
+    p->stats[q].rx_drop_port += dropped;
+    return out;
+}
+
+static void vxlan_rx_done(struct port *p, unsigned q)
+{
+    struct vxlan_handoff *h = ((struct vxlan_port *)p->priv)->handoff[q];
+    h->tail += h->taken;
+    h->taken = 0;
+}
+
+/* The sibling port of vni on the endpoint, or NULL. */
+static struct vxlan_port *member_of(const struct vxlan_endpoint *ep, uint32_t vni)
+{
+    const struct vxlan_members *m = rcu_dereference(ep->members);
+    for (unsigned i = 0; i < m->n; i++)
+        if (m->p[i]->cfg.vni == vni)
+            return m->p[i];
+    return NULL;
+}
+
 static unsigned vxlan_rx_burst(struct port *p, unsigned q, struct pkt *pkts, unsigned n)
 {
     struct vxlan_port *vp = p->priv;
     struct vxlan_rxq *r = &vp->rxq[q];
     struct xbr_vxlan_stats *st = &vp->stats[q];
-    struct vtep_table *tab = rcu_dereference(vp->tab);
     n = XBR_MIN(n, XBR_BURST);
+    if (vp->handoff[q]->tail != vp->handoff[q]->head) {
+        unsigned got = rx_handoff(p, q, pkts, n);
+        if (got)
+            return got;
+    }
+    struct vtep_table *tab = rcu_dereference(vp->tab);
     for (unsigned i = 0; i < n; i++) {
         r->iov[i] = (struct iovec){.iov_base = pkts[i].buf,
                                    .iov_len = VXLAN_HDR_LEN + VXLAN_MAX_INNER};
@@ -727,20 +931,22 @@ static unsigned vxlan_rx_burst(struct port *p, unsigned q, struct pkt *pkts, uns
                                              .msg_iov = &r->iov[i],
                                              .msg_iovlen = 1};
     }
-    int got = recvmmsg(r->fd, r->msgs, n, MSG_DONTWAIT, NULL);
+    int got = recvmmsg(vp->ep->fds[q], r->msgs, n, MSG_DONTWAIT, NULL);
     if (got <= 0)
         return 0;
-    unsigned out = 0;
+    unsigned out = 0, dropped = 0;
     for (int i = 0; i < got; i++) {
         const struct msghdr *m = &r->msgs[i].msg_hdr;
         uint32_t len = r->msgs[i].msg_len;
         uint8_t *d = pkts[i].buf;
         if (XBR_UNLIKELY(m->msg_flags & MSG_TRUNC)) {
             st->rx_oversized++;
+            dropped++;
             continue;
         }
         if (XBR_UNLIKELY(len < VXLAN_HDR_LEN)) {
             st->rx_truncated++;
+            dropped++;
             continue;
         }
         uint32_t w0, w1;
@@ -752,14 +958,7 @@ static unsigned vxlan_rx_burst(struct port *p, unsigned q, struct pkt *pkts, uns
          * the VNI zero (extensions such as GBP or GPE are not spoken). */
         if (XBR_UNLIKELY(w0 != VXLAN_FLAG_I || (w1 & 0xff))) {
             st->rx_bad_flags++;
-            continue;
-        }
-        if (XBR_UNLIKELY((w1 >> 8) != vp->cfg.vni)) {
-            st->rx_wrong_vni++;
-            continue;
-        }
-        if (XBR_UNLIKELY(len < VXLAN_HDR_LEN + 14)) {
-            st->rx_inner_runt++;
+            dropped++;
             continue;
         }
         struct in6_addr src;
@@ -771,34 +970,53 @@ static unsigned vxlan_rx_burst(struct port *p, unsigned q, struct pkt *pkts, uns
         } else {
             src = r->from[i].sin6_addr;
         }
-        uint32_t h = vtep_handle(tab, &src, true);
-        if (XBR_UNLIKELY(h == 0)) {
-            st->rx_vtep_limit++;
+        if ((w1 >> 8) != vp->cfg.vni) {
+            /* A sibling's (same endpoint): into its ring for queue q. */
+            struct vxlan_port *sib = member_of(vp->ep, w1 >> 8);
+            struct vxlan_handoff *h = sib ? sib->handoff[q] : NULL;
+            if (!sib) {
+                st->rx_wrong_vni++;
+            } else if (h->head - h->tail == VXLAN_HANDOFF) {
+                sib->stats[q].rx_handoff_full++;
+            } else {
+                unsigned k = h->head % VXLAN_HANDOFF;
+                memcpy(h->slot[k].data, d, len);
+                h->slot[k].len = len;
+                h->slot[k].src = src;
+                h->head++;
+                continue; /* not this port's drop */
+            }
+            dropped++;
             continue;
         }
-        struct pkt *o = &pkts[out++];
+        struct pkt *o = &pkts[out];
         if (o != &pkts[i]) {
-            /* A dropped datagram before this one: move the buffers so
+            /* A datagram before this one was not ours: move the buffers so
              * that out's buffer holds this frame (swap, keep both). */
             uint8_t *b = o->buf;
             o->buf = pkts[i].buf;
             pkts[i].buf = b;
         }
-        o->data = o->buf + VXLAN_HDR_LEN;
-        o->len = len - VXLAN_HDR_LEN;
-        o->remote = h;
-        memset(&o->vnet, 0, sizeof(o->vnet));
-        o->flags = 0;
+        if (rx_accept(vp, q, tab, o, o->buf, len, &src))
+            out++;
+        else
+            dropped++;
     }
-    uint32_t dropped = (uint32_t)got - out;
-    if (dropped)
-        p->stats[q].rx_drop_port += dropped;
+    p->stats[q].rx_drop_port += dropped;
     return out;
+}
+
+static bool vxlan_arm(struct port *p, unsigned q)
+{
+    const struct vxlan_handoff *h = ((struct vxlan_port *)p->priv)->handoff[q];
+    return h->tail != h->head; /* a sibling left frames: do not sleep */
 }
 
 static int vxlan_wait_fd(struct port *p, unsigned q)
 {
-    return ((struct vxlan_port *)p->priv)->rxq[q].fd;
+    /* The endpoint's socket, the same for every port on it (the worker's
+     * epoll takes it once). */
+    return ((struct vxlan_port *)p->priv)->ep->fds[q];
 }
 
 /* ---- transmit ---- */
@@ -1086,6 +1304,7 @@ void xbr_vxlan_get_stats(const struct port *p, struct xbr_vxlan_stats *sum)
         sum->rx_wrong_vni += s->rx_wrong_vni;
         sum->rx_inner_runt += s->rx_inner_runt;
         sum->rx_vtep_limit += s->rx_vtep_limit;
+        sum->rx_handoff_full += s->rx_handoff_full;
         sum->tx_bad_offload += s->tx_bad_offload;
         sum->tx_errors += s->tx_errors;
     }
@@ -1120,6 +1339,7 @@ static void vxlan_show(struct port *p, struct ctl_out *o)
     ctl_out_u64(o, "rx_wrong_vni", " wrong-vni %llu", s.rx_wrong_vni);
     ctl_out_u64(o, "rx_inner_runt", " inner-runt %llu", s.rx_inner_runt);
     ctl_out_u64(o, "rx_vtep_limit", " vtep-limit %llu", s.rx_vtep_limit);
+    ctl_out_u64(o, "rx_handoff_full", " handoff-full %llu", s.rx_handoff_full);
     ctl_out_u64(o, "tx_bad_offload", " tx-bad-offload %llu", s.tx_bad_offload);
     ctl_out_u64(o, "tx_errors", " tx-errors %llu\n", s.tx_errors);
     ctl_out_close_object(o);
@@ -1132,8 +1352,10 @@ const struct port_class port_vxlan_class = {
     .open = vxlan_open,
     .close = vxlan_close,
     .rx_burst = vxlan_rx_burst,
+    .rx_done = vxlan_rx_done,
     .tx_burst = vxlan_tx_burst,
     .wait_fd = vxlan_wait_fd,
+    .arm = vxlan_arm,
     .refresh = vxlan_refresh,
     .show = vxlan_show,
 };

@@ -214,6 +214,7 @@ struct xbr_vxlan_stats {
     uint64_t rx_wrong_vni;
     uint64_t rx_inner_runt; /* inner frame < 14 bytes */
     uint64_t rx_vtep_limit; /* from a new address with the VTEP table full */
+    uint64_t rx_handoff_full; /* read by a sibling on the same socket, our ring full */
     uint64_t tx_bad_offload; /* GSO kind we cannot segment, malformed */
     uint64_t tx_errors;      /* the underlay refused the datagram */
 } __attribute__((aligned(64)));

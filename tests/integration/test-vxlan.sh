@@ -291,19 +291,57 @@ xcc reload >/dev/null || fail "reload of the saved file failed"
 in_h 3 ping -c 2 -i 0.2 -W 2 10.123.0.1 >/dev/null || fail "h3 cannot ping h1 after C's restart"
 ok "save: the vxlan port and its static dst entry; restart with the file: same port, same file, traffic flows"
 
-# ---- one socket per local address and UDP port; a multicast group ----
-expect_fail "already receives on" xc add-port br0 vx99 --type vxlan --vni 99 --local "$UA"
-expect_fail "already receives on" xc add-port br0 vx99 --type vxlan --vni 99 --local "$UA" \
-    --group 239.1.1.44
-# A and K on one more L2 segment (multicast is not routed by R): VNI 44 on
-# UDP port 4790 with group 239.1.1.44 and no remote list, flooding by
-# multicast as the kernel's group mode does.
+# ---- several VNIs on one address and UDP port; a multicast group ----
+expect_fail "VNI 42 already has a vxlan port" xc add-port br0 vx42b --type vxlan --vni 42 --local "$UA"
+# VNI 99 beside VNI 42 on A's and B's address and port 4789: the ports share
+# the UDP sockets and hand each other their datagrams by VNI.
+add_guest 9 "$A" g9
+add_guest 10 "$B" g10
+for i in 9 10; do
+    ip -n "${P}h$i" addr flush dev eth0
+    ip -n "${P}h$i" addr add "10.126.0.$i/24" dev eth0
+    ip -n "${P}h$i" link set eth0 mtu 1430
+done
+xc add-br br99
+xc stp set br99 enabled no
+xc add-port br99 g9
+xc add-port br99 vx99 --type vxlan --vni 99 --local "$UA" --remote "$UB"
+xb add-br br99
+xb stp set br99 enabled no
+xb add-port br99 g10
+xb add-port br99 vx99 --type vxlan --vni 99 --local "$UB" --remote "$UA"
+in_h 9 ping -c 3 -i 0.2 -W 2 10.126.0.10 >/dev/null || fail "h9 cannot ping h10 on VNI 99"
+in_h 1 ping -c 3 -i 0.2 -W 2 10.123.0.2 >/dev/null || fail "VNI 42 broke beside VNI 99"
+tcp_check 9 10 10.126.0.10 1
+vx42=$(xc -j show br0 | jq '.[0].ports[] | select(.name == "vx42") | .vxlan')
+vx99=$(xc -j show br99 | jq '.[0].ports[] | select(.name == "vx99") | .vxlan')
+[ "$(echo "$vx42" | jq .rx_wrong_vni)" = 0 ] && [ "$(echo "$vx99" | jq .rx_wrong_vni)" = 0 ] ||
+    fail "datagrams of the other VNI were dropped: $vx42 $vx99"
+# A broadcast on VNI 99 reaches h10 once and nobody on VNI 42.
+count_start n10 10 --tag 31 --seconds 2
+count_start n1 1 --tag 31 --seconds 2
+count_start n2 2 --tag 31 --seconds 2
+in_h 9 "$FRAMETOOL" send eth0 --dst ff:ff:ff:ff:ff:ff --tag 31 --count 1 >/dev/null
+count_result n10
+[ "$COUNT" = 1 ] || fail "h10 saw VNI 99's broadcast $COUNT times"
+for i in 1 2; do
+    count_result "n$i"
+    [ "$COUNT" = 0 ] || fail "h$i (VNI 42) saw VNI 99's broadcast"
+done
+ok "VNIs 42 and 99 on one address and UDP port: ping, TCP, a broadcast kept within its VNI"
+xc del-port br99 vx99
+in_h 1 ping -c 2 -i 0.2 -W 2 10.123.0.2 >/dev/null || fail "VNI 42 broke when VNI 99's port went"
+ok "removing VNI 99's port leaves VNI 42 working"
+# A and K on one more L2 segment (multicast is not routed by R): VNI 44 with
+# group 239.1.1.44 and no remote list, flooding by multicast as the kernel's
+# group mode does; on port 4789 too (A listens on every address for it,
+# beside vx42's socket on its own address).
 ip link add name mca netns "$A" type veth peer name mck netns "$K"
 ip -n "$A" addr add 10.202.0.1/24 dev mca
 ip -n "$K" addr add 10.202.0.4/24 dev mck
 ip -n "$A" link set mca up
 ip -n "$K" link set mck up
-ip -n "$K" link add vx44 type vxlan id 44 group 239.1.1.44 dev mck local 10.202.0.4 dstport 4790
+ip -n "$K" link add vx44 type vxlan id 44 group 239.1.1.44 dev mck local 10.202.0.4 dstport 4789
 ip -n "$K" link add kbr44 type bridge stp_state 0
 add_guest 7 "$K" g7
 add_guest 8 "$A" g8
@@ -318,7 +356,7 @@ ip -n "$K" link set kbr44 up
 xc add-br br44
 xc stp set br44 enabled no
 xc add-port br44 g8
-xc add-port br44 vx44 --type vxlan --vni 44 --local 10.202.0.1 --group 239.1.1.44 --dstport 4790
+xc add-port br44 vx44 --type vxlan --vni 44 --local 10.202.0.1 --group 239.1.1.44
 in_h 8 ping -c 3 -i 0.2 -W 2 10.125.0.7 >/dev/null || fail "h8 (xbr, group mode) cannot ping h7 (kernel, group mode)"
 in_h 7 ping -c 3 -i 0.2 -W 2 10.125.0.8 >/dev/null || fail "h7 cannot ping h8 in group mode"
 gdst=$(xc -j fdb show br44 | jq -r --arg m "$(host_mac 7)" '.[] | select(.mac == $m) | .dst')
