@@ -105,11 +105,18 @@ add_guest 4 "$K" g4
 ip netns exec "${P}h4" ethtool -K eth0 tx off >/dev/null
 add_guest 5 "$A" g5
 add_guest 6 "$B" g6
-# Guests 5 and 6 are on VNI 43 only: another subnet so routes never mix.
-for i in 5 6; do
-    ip -n "${P}h$i" addr flush dev eth0
-    ip -n "${P}h$i" addr add "10.124.0.$i/24" dev eth0
-done
+# subnet NET I...: guests of another VNI get addresses of their own subnet
+# (NET.I/24, IPv4 only, tunnel MTU) so that routes never mix.
+subnet() {
+    local net=$1 i
+    shift
+    for i in "$@"; do
+        ip -n "${P}h$i" addr flush dev eth0
+        ip -n "${P}h$i" addr add "$net.$i/24" dev eth0
+        ip -n "${P}h$i" link set eth0 mtu 1430
+    done
+}
+subnet 10.124.0 5 6 # VNI 43
 
 # K: the kernel's vxlan device (learning, head-end replication with
 # all-zero entries, as iproute2 documents it) in a kernel bridge.
@@ -297,11 +304,7 @@ expect_fail "VNI 42 already has a vxlan port" xc add-port br0 vx42b --type vxlan
 # the UDP sockets and hand each other their datagrams by VNI.
 add_guest 9 "$A" g9
 add_guest 10 "$B" g10
-for i in 9 10; do
-    ip -n "${P}h$i" addr flush dev eth0
-    ip -n "${P}h$i" addr add "10.126.0.$i/24" dev eth0
-    ip -n "${P}h$i" link set eth0 mtu 1430
-done
+subnet 10.126.0 9 10
 xc add-br br99
 xc stp set br99 enabled no
 xc add-port br99 g9
@@ -345,10 +348,7 @@ ip -n "$K" link add vx44 type vxlan id 44 group 239.1.1.44 dev mck local 10.202.
 ip -n "$K" link add kbr44 type bridge stp_state 0
 add_guest 7 "$K" g7
 add_guest 8 "$A" g8
-for i in 7 8; do
-    ip -n "${P}h$i" addr flush dev eth0
-    ip -n "${P}h$i" addr add "10.125.0.$i/24" dev eth0
-done
+subnet 10.125.0 7 8
 ip -n "$K" link set vx44 master kbr44
 ip -n "$K" link set g7 master kbr44
 ip -n "$K" link set vx44 up
