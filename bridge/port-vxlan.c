@@ -1103,8 +1103,13 @@ static void tx_send(struct vxlan_port *vp, unsigned q, bool reset_scratch)
     while (done < t->n) {
         int r = sendmmsg(t->fd, t->msgs + done, t->n - done, MSG_DONTWAIT);
         if (r <= 0) {
-            /* The first unsent datagram failed (no route, buffer full):
-             * count it and go on with the rest. */
+            if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
+                /* The socket's buffer is full: the rest would fail alike. */
+                vp->stats[q].tx_errors += t->n - done;
+                break;
+            }
+            /* The first unsent datagram failed (no route, too big): count
+             * it and go on with the rest. */
             vp->stats[q].tx_errors++;
             done++;
             continue;
@@ -1191,7 +1196,9 @@ static bool tx_gso_tcp(struct port *p, unsigned q, const struct pkt *pk)
         return false;
     uint32_t thl = (uint32_t)(f[l4 + 12] >> 4) * 4u;
     uint32_t hdr = l4 + thl, mss = pk->vnet.gso_size;
-    if (thl < 20 || hdr > pk->len || mss == 0 || (!v6 && f[l2 + 9] != 6) ||
+    /* An MSS below TCP's floor (Linux's tcp_min_snd_mss, 48) would let one
+     * frame turn into thousands of datagrams. */
+    if (thl < 20 || hdr > pk->len || mss < 48 || (!v6 && f[l2 + 9] != 6) ||
         (v6 && f[l2 + 6] != 6))
         return false;
     uint32_t payload = pk->len - hdr, seq0;
