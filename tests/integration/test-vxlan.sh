@@ -13,7 +13,10 @@
 #   - h1 <-> h2 ping over VXLAN between two xbr hosts, IPv4 and IPv6 underlay;
 #   - xbr <-> Linux kernel vxlan both ways: ARP, ping, TCP both directions
 #     with the guests verifying checksums (rx offload off, so the receiving
-#     kernel checks every TCP checksum; a wrong one is never delivered);
+#     kernel checks every TCP checksum; a wrong one is never delivered), over
+#     IPv4 and over IPv6 (the kernel checks our outer UDP checksums);
+#   - several VNIs on one address and UDP port, a multicast group (kernel);
+#   - save, restart from the saved file; Prometheus metrics;
 #   - one broadcast from h1 is seen exactly once on h2, h3 and h4 (head-end
 #     replication, split horizon: no VTEP re-floods what a VTEP sent);
 #   - migration: h2's MAC sends from behind C; A's entry follows at once and
@@ -206,6 +209,31 @@ tcp_check 4 1 10.123.0.1 2
 ok "TCP xbr -> kernel vxlan and back: 2 MiB each way intact, no checksum errors"
 tcp_check 1 2 10.123.0.2 2
 ok "TCP between two xbr hosts: intact (TSO frames segmented in software)"
+
+# ---- kernel vxlan over the IPv6 underlay ----
+# VNI 45 between A and K over IPv6 (beside A's VNI 43 on the same address and
+# port): the kernel checks the outer UDP checksum IPv6 requires of us.
+add_guest 11 "$K" g11
+add_guest 12 "$A" g12
+ip netns exec "${P}h11" ethtool -K eth0 tx off >/dev/null
+subnet 10.127.0 11 12
+ip -n "$K" link add vx45 type vxlan id 45 local fd01:201:4::2 remote fd01:201:1::2 dev ul dstport 4789
+ip -n "$K" link add kbr45 type bridge stp_state 0
+ip -n "$K" link set vx45 master kbr45
+ip -n "$K" link set g11 master kbr45
+ip -n "$K" link set vx45 up
+ip -n "$K" link set kbr45 up
+xc add-br br45
+xc stp set br45 enabled no
+xc add-port br45 g12
+xc add-port br45 vx45 --type vxlan --vni 45 --local fd01:201:1::2 --remote fd01:201:4::2
+in_h 12 ping -c 3 -i 0.2 -W 2 10.127.0.11 >/dev/null || fail "h12 (xbr) cannot ping h11 (kernel) over IPv6"
+in_h 11 ping -c 3 -i 0.2 -W 2 10.127.0.12 >/dev/null || fail "h11 (kernel) cannot ping h12 (xbr) over IPv6"
+tcp_check 12 11 10.127.0.11 1
+tcp_check 11 12 10.127.0.12 1
+csumerr=$(ip netns exec "$K" nstat -az Udp6InCsumErrors 2>/dev/null | awk '/Udp6InCsumErrors/ {print $2}')
+[ "${csumerr:-0}" = 0 ] || fail "K counted $csumerr bad outer UDP checksums"
+ok "kernel vxlan over IPv6 (outer UDP checksums verified by K): ping, TCP both ways"
 
 # ---- full mesh: one broadcast, seen exactly once everywhere ----
 # broadcast_once FROM TAG TO...: one broadcast from hFROM, counted on each hTO.
