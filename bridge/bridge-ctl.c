@@ -53,7 +53,7 @@ static void print_port_stats(struct ctl_out *o, const struct port_stats *s, bool
 {
     uint64_t rx_drop = s->rx_drop_runt + s->rx_drop_state + s->rx_drop_linklocal +
                        s->rx_drop_filtered + s->rx_drop_src + s->rx_drop_port +
-                       s->rx_drop_bpdu_queue;
+                       s->rx_drop_bpdu_queue + s->rx_drop_mirror;
     uint64_t tx_drop = s->tx_drop_mtu + s->tx_drop_full;
 
     ctl_out_open_object(o, "stats");
@@ -72,7 +72,8 @@ static void print_port_stats(struct ctl_out *o, const struct port_stats *s, bool
         ctl_out_u64(o, "rx_drop_filtered", " filtered %llu", s->rx_drop_filtered);
         ctl_out_u64(o, "rx_drop_bad_source", " bad-source %llu", s->rx_drop_src);
         ctl_out_u64(o, "rx_drop_port", " port %llu", s->rx_drop_port);
-        ctl_out_u64(o, "rx_drop_bpdu_queue", " bpdu-queue %llu\n", s->rx_drop_bpdu_queue);
+        ctl_out_u64(o, "rx_drop_bpdu_queue", " bpdu-queue %llu", s->rx_drop_bpdu_queue);
+        ctl_out_u64(o, "rx_drop_mirror_output", " mirror-output %llu\n", s->rx_drop_mirror);
         ctl_out_u64(o, "rx_bpdu", "    bpdus to stp %llu\n", s->rx_bpdu);
         ctl_out_text(o, "    tx drops:");
         ctl_out_u64(o, "tx_drop_mtu", " mtu %llu", s->tx_drop_mtu);

@@ -158,7 +158,7 @@ static void port_update(struct port *p)
 static void port_attach(struct port *p)
 {
     char err[256];
-    if (p->fastpath || !p->cls->fastpath || !p->bridge->fastpath)
+    if (p->fastpath || !p->cls->fastpath || !p->bridge->fastpath || p->fastpath_hold)
         return;
     if (p->cls->fastpath(p, true, err, sizeof(err)) < 0) {
         xbr_warn("%s: %s stays in user space: %s", p->bridge->name, p->name, err);
@@ -300,6 +300,26 @@ void xbr_fastpath_port_removing(struct port *p)
      * longer sends to it meanwhile. */
 #else
     (void)p;
+#endif
+}
+
+void xbr_fastpath_port_hold(struct port *p, bool hold)
+{
+    if (hold) {
+        if (p->fastpath_hold++ == 0) {
+#ifdef XBR_HAVE_FASTPATH
+            port_detach(p);
+#endif
+        }
+        return;
+    }
+    if (!p->fastpath_hold || --p->fastpath_hold)
+        return;
+#ifdef XBR_HAVE_FASTPATH
+    port_attach(p);
+    /* Its entries left the mirror with it (sync adds only attached ports'). */
+    if (p->fastpath)
+        resync_bridge(p->bridge);
 #endif
 }
 

@@ -43,7 +43,11 @@ struct xbr_bridge *xbr_bridge_find(const char *name)
 
 struct port *xbr_port_find(const struct xbr_bridge *br, const char *name)
 {
-    const struct port_table *t = br->ports;
+    return xbr_port_table_find(br->ports, name);
+}
+
+struct port *xbr_port_table_find(const struct port_table *t, const char *name)
+{
     for (unsigned i = 0; i < t->n_ports; i++)
         if (!strcmp(t->slot[t->list[i]]->name, name))
             return t->slot[t->list[i]];
@@ -163,6 +167,7 @@ int xbr_bridge_add(const char *name, char *err, size_t errlen)
 static void bridge_free(struct xbr_bridge *br)
 {
     xbr_stp_bridge_fini(br);
+    xbr_mirror_bridge_free(br);
     fdb_destroy(br->fdb);
     free(br->ports);
     free(br);
@@ -279,6 +284,9 @@ int xbr_port_add_at(struct xbr_bridge *br, int want_no, const char *name,
     memcpy(t, old, sizeof(*t));
     t->slot[no] = p;
     t->list[t->n_ports++] = no;
+    /* Mirrors first: a port that is a mirror's output must never see a
+     * flooded frame, not even in the moment after it appears. */
+    xbr_mirror_ports_changed(br, t, NULL);
     rcu_assign_pointer(br->ports, t);
     struct dp_view *old_view = publish_dp_view();
     urcu_qsbr_synchronize_rcu();
@@ -299,6 +307,11 @@ int xbr_port_del(struct xbr_bridge *br, const char *name, char *err, size_t errl
         snprintf(err, errlen, "bridge %s has no port named %s", br->name, name);
         return -ENOENT;
     }
+    /* On its way out: out of the fast path for good (ending its captures
+     * and mirrors must not attach it again). */
+    xbr_fastpath_port_hold(p, true);
+    xbr_capture_port_removing(p);
+    xbr_mirror_ports_changed(br, br->ports, p);
     xbr_fastpath_port_removing(p);
     xbr_stp_port_removing(p);
     struct port_table *old = br->ports;

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct capture_list;
 struct ctl_out;
 struct port;
 struct xbr_bridge;
@@ -83,6 +84,7 @@ struct port_stats {
     uint64_t rx_drop_port;       /* the port's own reason (e.g. truncated) */
     uint64_t rx_drop_bpdu_queue; /* BPDU not handed to STP: its queue was full */
     uint64_t rx_bpdu;            /* BPDUs handed to STP */
+    uint64_t rx_drop_mirror;     /* received on a mirror's output port */
     /* drops on transmit, by reason */
     uint64_t tx_drop_mtu;        /* longer than the egress MTU */
     uint64_t tx_drop_full;       /* the port could not take it */
@@ -188,6 +190,12 @@ struct port {
     /* Datapath gate, written by the control thread (STP), read by workers. */
     int stp_state;          /* enum port_stp_state */
     bool fastpath;          /* attached to the kernel fast path (control thread) */
+    /* Captures and mirrors that need every frame of the port in the
+     * workers keep it out of the fast path while > 0 (control thread). */
+    unsigned fastpath_hold;
+    bool mirror_held;       /* one of the holds is its mirrors' */
+    /* The captures running on the port (RCU; NULL when none). */
+    struct capture_list *captures;
     /* Frames the control thread sends on this port (BPDUs): a single-
      * producer (control) single-consumer (worker 0) ring. */
     struct port_inject *inject;

@@ -42,9 +42,16 @@ struct cfg_fdb {
     struct in6_addr dst;
 };
 
+struct cfg_mirror {
+    struct mirror_spec spec;
+    unsigned line;
+};
+
 struct cfg_bridge {
     char name[IF_NAMESIZE];
     unsigned line;
+    struct cfg_mirror *mirrors;
+    size_t n_mirrors;
     struct cfg_kv *kv; /* "ageing" (set-ageing) and the stp keys */
     size_t n_kv;
     struct cfg_port *ports;
@@ -102,6 +109,7 @@ static void cfg_free(struct xbr_cfg *c)
         free(c->br[i].ports);
         free(c->br[i].kv);
         free(c->br[i].fdb);
+        free(c->br[i].mirrors);
     }
     free(c->br);
     free(c);
@@ -485,8 +493,26 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
         b->fdb[b->n_fdb++] = e;
         return 0;
     }
+    if (!strcmp(cmd, "mirror") && argc >= 2 && !strcmp(argv[1], "add")) {
+        struct cfg_mirror m = {.line = line};
+        if (argc < 4)
+            return PERR("usage: mirror add BR NAME --src PORT[,PORT...] [--direction "
+                        "in|out|both] --dst PORT");
+        if ((r = need_bridge(c, argv[2], &b, err, errlen)) < 0)
+            return r;
+        /* Ports need not be declared: a mirror may watch netback vifs. */
+        if ((r = xbr_mirror_parse(argc - 3, argv + 3, &m.spec, err, errlen)) < 0)
+            return r;
+        for (size_t i = 0; i < b->n_mirrors; i++)
+            if (!strcmp(b->mirrors[i].spec.name, m.spec.name))
+                return PERR("mirror %s of bridge %s is already declared at line %u",
+                            m.spec.name, b->name, b->mirrors[i].line);
+        b->mirrors = grow(b->mirrors, b->n_mirrors, sizeof(*b->mirrors));
+        b->mirrors[b->n_mirrors++] = m;
+        return 0;
+    }
     return PERR("'%s%s%s' is not a configuration statement (add-br, add-port, set-ageing, "
-                "set-fastpath, set-fdb-limit, stp set, port set, fdb add)",
+                "set-fastpath, set-fdb-limit, stp set, port set, fdb add, mirror add)",
                 cmd, argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
 }
 
@@ -774,7 +800,7 @@ struct apply {
  * unless quiet and it failed (a retry will come). */
 static bool run_cmd(struct apply *a, unsigned line, bool quiet, const char *cmd)
 {
-    char buf[XBR_VXLAN_ARGS_MAX + 512], err[400], *argv[CTL_MAX_ARGS + 1], *save = NULL;
+    char buf[XBR_VXLAN_ARGS_MAX + 1024], err[400], *argv[CTL_MAX_ARGS + 1], *save = NULL;
     int argc = 0;
     snprintf(buf, sizeof(buf), "%s", cmd);
     for (char *t = strtok_r(buf, " ", &save); t && argc < (int)CTL_MAX_ARGS;
@@ -807,7 +833,8 @@ static bool run(struct apply *a, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static bool run(struct apply *a, unsigned line, const char *fmt, ...)
 {
-    char cmd[XBR_VXLAN_ARGS_MAX + 512]; /* a vxlan port's remote list */
+    /* A vxlan port's remote list fits, and a mirror's 32 source ports. */
+    char cmd[XBR_VXLAN_ARGS_MAX + 1024];
     va_list ap;
     va_start(ap, fmt);
     (void)vsnprintf(cmd, sizeof(cmd), fmt, ap);
@@ -958,6 +985,20 @@ static void apply_removals(struct apply *a, const struct xbr_cfg *n, const struc
             }
             (void)run(a, np->line, "del-port %s %s", p->bridge->name, np->name);
         }
+    /* Mirrors the old file had and the new one does not. */
+    for (size_t i = 0; o && i < o->n_br; i++) {
+        const struct cfg_bridge *nb = cfg_bridge(n, o->br[i].name);
+        struct xbr_bridge *br = xbr_bridge_find(o->br[i].name);
+        char desc[1024];
+        for (size_t j = 0; nb && br && j < o->br[i].n_mirrors; j++) {
+            const char *name = o->br[i].mirrors[j].spec.name;
+            bool still = false;
+            for (size_t k = 0; k < nb->n_mirrors; k++)
+                still |= !strcmp(nb->mirrors[k].spec.name, name);
+            if (!still && xbr_mirror_describe(br, name, desc, sizeof(desc)) == 0)
+                (void)run(a, 0, "mirror del %s %s", br->name, name);
+        }
+    }
     /* Static entries the old file had and the new one does not. */
     for (size_t i = 0; o && i < o->n_br; i++) {
         const struct cfg_bridge *nb = cfg_bridge(n, o->br[i].name);
@@ -1034,6 +1075,19 @@ static void apply_creations(struct apply *a, const struct xbr_cfg *n, const stru
                           xbr_mac_format(e->mac, mac), e->port, e->vlan, dst);
         }
         free(live.e);
+
+        /* Mirrors: one that runs otherwise is made again. */
+        for (size_t j = 0; j < nb->n_mirrors; j++) {
+            const struct cfg_mirror *m = &nb->mirrors[j];
+            char want[1024], have[1024];
+            xbr_mirror_format(&m->spec, want, sizeof(want));
+            bool running = xbr_mirror_describe(br, m->spec.name, have, sizeof(have)) == 0;
+            if (running && !strcmp(want, have))
+                continue;
+            if (running && !run(a, m->line, "mirror del %s %s", br->name, m->spec.name))
+                continue;
+            (void)run(a, m->line, "mirror add %s %s %s", br->name, m->spec.name, want);
+        }
     }
 }
 
@@ -1157,5 +1211,11 @@ void xbr_cfg_save(struct ctl_out *o)
                              p->name, dst);
         }
         free(live.e);
+        for (unsigned k = 0; k < xbr_mirror_count(br); k++) {
+            char desc[1024];
+            const char *name = xbr_mirror_name(br, k);
+            if (xbr_mirror_describe(br, name, desc, sizeof(desc)) == 0)
+                ctl_out_text(o, "mirror add %s %s %s\n", br->name, name, desc);
+        }
     }
 }

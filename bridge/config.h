@@ -16,6 +16,8 @@
  *     port set BR PORT KEY VALUE  (priority path-cost admin-edge auto-edge
  *                                  point-to-point bpdu-guard root-guard bpdu-filter)
  *     fdb add BR MAC PORT [vlan VID] [dst IP]
+ *     mirror add BR NAME --src PORT[,PORT...] [--direction D] --dst PORT
+ *                                 (its ports need not be declared: vifs)
  *   A bridge is declared (add-br) before it is used, a port before its
  *   settings or static entries; a later setting of the same key wins.
  *   Actions (del-port, fdb flush, port enable, mcheck) are not statements.

@@ -448,6 +448,8 @@ int main(int argc, char **argv)
     xbr_stp_register_commands();
     xbr_fastpath_init(fastpath, fp_entries);
     xbr_fastpath_register_commands();
+    xbr_capture_register_commands();
+    xbr_mirror_register_commands();
     xbr_info("xbrd %s: %u worker(s), control socket %s", XBR_VERSION, n_workers, socket_path);
     if (config) {
         /* Lines that fail are logged with their line number; the daemon
@@ -495,6 +497,7 @@ int main(int argc, char **argv)
      * brought up put down again; taps stay for the next run), then stop
      * the workers. */
     xbr_tap_daemon_exiting();
+    xbr_capture_fini();
     xbr_bridges_destroy_all();
     xbr_workers_stop();
     xbr_fastpath_fini();

@@ -19,8 +19,24 @@ struct port_table {
     struct port *slot[XBR_MAX_PORTS];
 };
 
+/* The workers' view of a bridge's mirrors (mirror.c), by port number:
+ * bit b of in_mask[no] / out_mask[no] says that what port no receives /
+ * sends is copied to port dst_no[b]; is_dst[no] marks an output port,
+ * which normal forwarding leaves alone. Immutable once published. */
+#define XBR_MAX_MIRRORS 32
+struct mirror_set {
+    unsigned n;
+    uint32_t dst_no[XBR_MAX_MIRRORS];
+    uint32_t in_mask[XBR_MAX_PORTS];
+    uint32_t out_mask[XBR_MAX_PORTS];
+    uint8_t is_dst[XBR_MAX_PORTS];
+};
+struct mirror_conf;
+
 struct xbr_bridge {
     char name[IF_NAMESIZE];
+    struct mirror_set *mirrors;       /* RCU; NULL without active mirrors */
+    struct mirror_conf *mirror_conf;  /* control thread */
     struct fdb *fdb;
     struct port_table *ports; /* RCU */
     /* Whether link-local group frames (01:80:c2:00:00:00, STP) are consumed
@@ -107,6 +123,7 @@ int xbr_port_add_at(struct xbr_bridge *br, int want_no, const char *name,
 size_t xbr_bridge_count(void);
 struct xbr_bridge *xbr_bridge_at(size_t i);
 struct port *xbr_port_find(const struct xbr_bridge *br, const char *name);
+struct port *xbr_port_table_find(const struct port_table *t, const char *name);
 
 /* worker.c */
 int xbr_workers_start(unsigned n, bool busy_poll, char *err, size_t errlen);
@@ -235,6 +252,60 @@ uint32_t xbr_vxlan_remote_handle(struct port *p, const struct in6_addr *addr);
 /* The address behind a handle; false for none. */
 bool xbr_vxlan_remote_addr(const struct port *p, uint32_t handle, struct in6_addr *addr);
 void xbr_vxlan_get_stats(const struct port *p, struct xbr_vxlan_stats *sum);
+
+/* Keeps p out of the kernel fast path (hold) or lets it back in once
+ * nothing holds it any more: a capture or mirror must see every frame of
+ * the port in the workers. */
+void xbr_fastpath_port_hold(struct port *p, bool hold);
+
+/* capture.c: xbrctl capture (see there). */
+#define XBR_CAP_IN 0x1u
+#define XBR_CAP_OUT 0x2u
+/* "in", "out", "both" <-> XBR_CAP_* (captures and mirrors); -EINVAL. */
+int xbr_dir_parse(const char *s, unsigned *dir);
+const char *xbr_dir_name(unsigned dir);
+#define XBR_PORT_CAPTURES 4u
+struct xbr_capture;
+struct capture_list {
+    unsigned n;
+    struct xbr_capture *c[XBR_PORT_CAPTURES];
+};
+/* [worker w] Copies what the port's captures want of a received burst,
+ * and of frames sent on the port. */
+void xbr_capture_rx(unsigned w, const struct capture_list *cl, const struct pkt *pkts,
+                    unsigned n);
+void xbr_capture_tx(unsigned w, const struct capture_list *cl, struct pkt *const *pkts,
+                    unsigned n);
+/* Ends the captures of a port about to go. */
+void xbr_capture_port_removing(struct port *p);
+void xbr_capture_register_commands(void);
+void xbr_capture_fini(void);
+
+/* mirror.c: port mirroring (SPAN, see there); control thread. */
+#define XBR_MIRROR_NAME_MAX 32
+#define XBR_MIRROR_SRC_MAX 32u
+struct mirror_spec {
+    char name[XBR_MIRROR_NAME_MAX];
+    unsigned dir; /* XBR_CAP_IN | XBR_CAP_OUT */
+    unsigned n_src;
+    char src[XBR_MIRROR_SRC_MAX][IF_NAMESIZE];
+    char dst[IF_NAMESIZE];
+};
+/* Parses NAME --src P[,P...] [--direction D] --dst P (argv[0] is NAME);
+ * 0 or -EINVAL with err. */
+int xbr_mirror_parse(int argc, char **argv, struct mirror_spec *m, char *err, size_t errlen);
+/* The options in canonical form ("--src a,b --direction both --dst c"). */
+void xbr_mirror_format(const struct mirror_spec *m, char *buf, size_t len);
+/* The running mirror NAME of br in canonical form; -ENOENT if none. */
+int xbr_mirror_describe(struct xbr_bridge *br, const char *name, char *buf, size_t len);
+unsigned xbr_mirror_count(const struct xbr_bridge *br);
+const char *xbr_mirror_name(const struct xbr_bridge *br, unsigned i);
+/* br's ports change to those of t (one added; or gone is about to be
+ * removed): rebuild the workers' mirror table and the fast-path holds. */
+void xbr_mirror_ports_changed(struct xbr_bridge *br, const struct port_table *t,
+                              struct port *gone);
+void xbr_mirror_bridge_free(struct xbr_bridge *br);
+void xbr_mirror_register_commands(void);
 
 /* bridge-ctl.c */
 void xbr_ctl_register_commands(void);

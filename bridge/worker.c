@@ -114,6 +114,9 @@ static void flush_batches(struct worker *w, const struct port_table *t)
             st->tx_bytes += b->pkts[j]->len;
         st->tx_packets += sent;
         st->tx_drop_full += b->n - sent;
+        const struct capture_list *cl = rcu_dereference(dst->captures);
+        if (XBR_UNLIKELY(cl != NULL))
+            xbr_capture_tx(w->id, cl, b->pkts, sent);
         if (dst->cls->tx_flush && !dst->tx_dirty[w->id]) {
             if (XBR_UNLIKELY(w->n_dirty == XBR_ARRAY_SIZE(w->dirty))) {
                 dst->cls->tx_flush(dst, w->id); /* every slot taken: no deferral */
@@ -145,6 +148,29 @@ static inline bool port_forwards(const struct port *p)
     return __atomic_load_n(&p->stp_state, __ATOMIC_RELAXED) == PORT_STP_FORWARDING;
 }
 
+/* Is d a destination for normal forwarding? Not the ingress port, not a
+ * port STP blocks, not a mirror's output port. */
+static inline bool may_send_to(const struct port *d, const struct port *in,
+                               const struct mirror_set *ms)
+{
+    return d != in && port_forwards(d) && !(ms && ms->is_dst[d->no]);
+}
+
+/* The frame also goes to the output of every mirror that selects it (sel:
+ * by its ingress port, or by a port it is sent to), once per mirror. */
+static void mirror_copies(struct worker *w, const struct port_table *t,
+                          const struct mirror_set *ms, const struct port *in, struct pkt *p,
+                          uint32_t sel)
+{
+    while (sel) {
+        unsigned b = (unsigned)__builtin_ctz(sel);
+        sel &= sel - 1;
+        struct port *md = ms->dst_no[b] < XBR_MAX_PORTS ? t->slot[ms->dst_no[b]] : NULL;
+        if (md && md != in)
+            batch_add(w, md, p);
+    }
+}
+
 void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned n)
 {
     struct worker *w = &workers[wid];
@@ -153,6 +179,21 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
     struct port_stats *st = &in->stats[wid];
     int state = __atomic_load_n(&in->stp_state, __ATOMIC_RELAXED);
     uint32_t now = xbr_now_coarse_s();
+    const struct capture_list *cl = rcu_dereference(in->captures);
+    if (XBR_UNLIKELY(cl != NULL))
+        xbr_capture_rx(wid, cl, pkts, n);
+    const struct mirror_set *ms = rcu_dereference(br->mirrors);
+    if (XBR_UNLIKELY(ms && ms->is_dst[in->no])) {
+        /* A mirror's output port: what arrives there is discarded. */
+        for (unsigned i = 0; i < n; i++) {
+            if (pkts[i].flags & XBR_PKT_LEARN_ONLY)
+                continue;
+            st->rx_packets++;
+            st->rx_bytes += pkts[i].len;
+            st->rx_drop_mirror++;
+        }
+        return;
+    }
 
     /* Pass 1: account and gate; collect the sources to learn and the
      * unicast lookups. */
@@ -251,24 +292,32 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
         /* A tunnel port sends to the remote the entry remembers, a flood
          * to all of them. */
         p->remote = dst ? remotes[i] : FDB_REMOTE_NONE;
+        uint32_t sel = ms ? ms->in_mask[in->no] : 0; /* mirrors selecting it */
         if (dst) {
             /* Known on the ingress port itself, or on a port STP blocks:
              * the frame has nowhere to go. */
-            if (dst != in && port_forwards(dst))
+            if (may_send_to(dst, in, ms)) {
                 batch_add(w, dst, p);
-            else
+                sel |= ms ? ms->out_mask[dst->no] : 0;
+            } else {
                 st->rx_drop_filtered++;
-            continue;
+            }
+        } else {
+            /* Broadcast, multicast or unknown unicast: every forwarding
+             * port but the one it came in on; from a tunnel, no other
+             * tunnel (split horizon: the sending VTEP replicated it to the
+             * mesh itself). */
+            st->rx_flooded++;
+            for (unsigned j = 0; j < t->n_ports; j++) {
+                struct port *d = t->slot[t->list[j]];
+                if (may_send_to(d, in, ms) && !(from_tunnel && d->cls->tunnel)) {
+                    batch_add(w, d, p);
+                    sel |= ms ? ms->out_mask[d->no] : 0;
+                }
+            }
         }
-        /* Broadcast, multicast or unknown unicast: every forwarding port but
-         * the one it came in on; from a tunnel, no other tunnel (split
-         * horizon: the sending VTEP replicated it to the mesh itself). */
-        st->rx_flooded++;
-        for (unsigned j = 0; j < t->n_ports; j++) {
-            struct port *d = t->slot[t->list[j]];
-            if (d != in && port_forwards(d) && !(from_tunnel && d->cls->tunnel))
-                batch_add(w, d, p);
-        }
+        if (XBR_UNLIKELY(sel))
+            mirror_copies(w, t, ms, in, p, sel);
     }
     flush_batches(w, t);
 }

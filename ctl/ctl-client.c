@@ -10,7 +10,38 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static int io_all(int fd, void *buf, size_t len, bool writing, uint64_t deadline_ms)
+/* Keeps the first descriptor a reply carries in *pass_fd (if wanted) and
+ * closes any other. */
+static ssize_t recv_fd(int fd, void *buf, size_t len, int *pass_fd)
+{
+    struct iovec iov = {buf, len};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * 4)];
+    } cm;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                       .msg_controllen = sizeof(cm.buf)};
+    ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return n;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < nfd; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+            if (pass_fd && *pass_fd < 0)
+                *pass_fd = got;
+            else
+                close(got);
+        }
+    }
+    return n;
+}
+
+static int io_all(int fd, void *buf, size_t len, bool writing, uint64_t deadline_ms,
+                  int *pass_fd)
 {
     size_t off = 0;
     while (off < len) {
@@ -24,7 +55,7 @@ static int io_all(int fd, void *buf, size_t len, bool writing, uint64_t deadline
         if (pr <= 0)
             continue;
         ssize_t n = writing ? send(fd, (char *)buf + off, len - off, MSG_NOSIGNAL)
-                            : read(fd, (char *)buf + off, len - off);
+                            : recv_fd(fd, (char *)buf + off, len - off, pass_fd);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
@@ -40,11 +71,19 @@ static int io_all(int fd, void *buf, size_t len, bool writing, uint64_t deadline
 int ctl_client_call(const char *path, uint32_t flags, int argc, char *const *argv,
                     int timeout_ms, char **body, size_t *body_len)
 {
+    return ctl_client_call_fd(path, flags, argc, argv, timeout_ms, body, body_len, NULL);
+}
+
+int ctl_client_call_fd(const char *path, uint32_t flags, int argc, char *const *argv,
+                       int timeout_ms, char **body, size_t *body_len, int *pass_fd)
+{
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     uint64_t deadline = xbr_now_ms() + (uint64_t)timeout_ms;
     int r;
 
     *body = NULL;
+    if (pass_fd)
+        *pass_fd = -1;
     if (body_len)
         *body_len = 0;
     if (argc < 0 || (unsigned)argc > CTL_MAX_ARGS)
@@ -76,19 +115,19 @@ int ctl_client_call(const char *path, uint32_t flags, int argc, char *const *arg
         r = -errno;
         goto out;
     }
-    r = io_all(fd, req, total, true, deadline);
+    r = io_all(fd, req, total, true, deadline, NULL);
     if (r < 0)
         goto out;
     uint32_t rlen;
     int32_t status;
-    r = io_all(fd, &rlen, 4, false, deadline);
+    r = io_all(fd, &rlen, 4, false, deadline, pass_fd);
     if (r < 0)
         goto out;
     if (rlen < 8 || rlen > CTL_MAX_REPLY + 8) {
         r = -EPROTO;
         goto out;
     }
-    r = io_all(fd, &status, 4, false, deadline);
+    r = io_all(fd, &status, 4, false, deadline, pass_fd);
     if (r < 0)
         goto out;
     char *b = malloc(rlen - 8 + 1);
@@ -96,7 +135,7 @@ int ctl_client_call(const char *path, uint32_t flags, int argc, char *const *arg
         r = -ENOMEM;
         goto out;
     }
-    r = io_all(fd, b, rlen - 8, false, deadline);
+    r = io_all(fd, b, rlen - 8, false, deadline, pass_fd);
     if (r < 0) {
         free(b);
         goto out;
@@ -107,6 +146,10 @@ int ctl_client_call(const char *path, uint32_t flags, int argc, char *const *arg
         *body_len = rlen - 8;
     r = status;
 out:
+    if (r < 0 && pass_fd && *pass_fd >= 0) {
+        close(*pass_fd);
+        *pass_fd = -1;
+    }
     close(fd);
     free(req);
     return r;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CTL_OUT_MAX_DEPTH 16
 
@@ -18,12 +19,14 @@ struct ctl_out {
     /* Per nesting level: has an element been written (comma needed)? */
     bool need_comma[CTL_OUT_MAX_DEPTH];
     int depth;
+    int pass_fd; /* sent with the reply (SCM_RIGHTS), or -1 */
 };
 
 struct ctl_out *ctl_out_new(bool json)
 {
     struct ctl_out *o = xbr_xzalloc(sizeof(*o));
     o->json = json;
+    o->pass_fd = -1;
     o->cap = 4096;
     o->buf = xbr_xzalloc(o->cap);
     return o;
@@ -48,8 +51,24 @@ void ctl_out_free(struct ctl_out *o)
 {
     if (!o)
         return;
+    if (o->pass_fd >= 0)
+        close(o->pass_fd);
     free(o->buf);
     free(o);
+}
+
+void ctl_out_pass_fd(struct ctl_out *o, int fd)
+{
+    if (o->pass_fd >= 0)
+        close(o->pass_fd);
+    o->pass_fd = fd;
+}
+
+int ctl_out_take_fd(struct ctl_out *o)
+{
+    int fd = o->pass_fd;
+    o->pass_fd = -1;
+    return fd;
 }
 
 bool ctl_out_is_json(const struct ctl_out *o) { return o->json; }

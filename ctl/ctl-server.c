@@ -170,6 +170,7 @@ struct ctl_conn {
     size_t in_len, in_need;
     char *out;       /* reply being written */
     size_t out_len, out_off;
+    int pass_fd;     /* goes with the reply's first bytes, or -1 */
 };
 
 struct ctl_server {
@@ -237,7 +238,7 @@ struct ctl_server *ctl_server_open(const char *path, char *err, size_t errlen)
     s->listen_fd = fd;
     s->path = xbr_xstrdup(path);
     for (int i = 0; i < CTL_MAX_CONNS; i++)
-        s->conns[i].fd = -1;
+        s->conns[i] = (struct ctl_conn){.fd = -1, .pass_fd = -1};
     return s;
 }
 
@@ -245,9 +246,11 @@ static void conn_close(struct ctl_conn *c)
 {
     if (c->fd >= 0)
         close(c->fd);
+    if (c->pass_fd >= 0)
+        close(c->pass_fd);
     free(c->in);
     free(c->out);
-    *c = (struct ctl_conn){.fd = -1};
+    *c = (struct ctl_conn){.fd = -1, .pass_fd = -1};
 }
 
 void ctl_server_close(struct ctl_server *s)
@@ -310,6 +313,7 @@ static void conn_run_request(struct ctl_conn *c)
             conn_set_reply(c, -E2BIG, err, strlen(err));
         } else {
             conn_set_reply(c, 0, d, len);
+            c->pass_fd = ctl_out_take_fd(o);
         }
     }
     ctl_out_free(o);
@@ -350,7 +354,29 @@ static int conn_read(struct ctl_conn *c)
 static int conn_write(struct ctl_conn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t n;
+        if (c->pass_fd >= 0) {
+            /* The descriptor rides on the reply's first bytes. */
+            struct iovec iov = {c->out + c->out_off, c->out_len - c->out_off};
+            union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+            } cm = {0};
+            struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                               .msg_controllen = sizeof(cm.buf)};
+            struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+            h->cmsg_level = SOL_SOCKET;
+            h->cmsg_type = SCM_RIGHTS;
+            h->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(h), &c->pass_fd, sizeof(int));
+            n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+            if (n > 0) {
+                close(c->pass_fd);
+                c->pass_fd = -1;
+            }
+        } else {
+            n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        }
         if (n < 0)
             return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
         c->out_off += (size_t)n;
@@ -372,6 +398,7 @@ int ctl_server_handle(struct ctl_server *s, int fd, uint32_t events,
                 continue;
             }
             c->fd = cfd;
+            c->pass_fd = -1;
             c->in = xbr_xzalloc(4);
             on_new_fd(cfd, aux);
         }

@@ -61,6 +61,13 @@ void ctl_out_bool(struct ctl_out *o, const char *key, const char *text_fmt, bool
 /* JSON null when v is NULL (text mode prints text_fmt with "-"). */
 void ctl_out_str_or_null(struct ctl_out *o, const char *key, const char *text_fmt,
                          const char *v);
+/* The reply carries fd to the client as well (SCM_RIGHTS, with its first
+ * bytes): for a command that goes on streaming after its reply (capture).
+ * o owns fd from now on and closes it once it is sent, or with o; a
+ * client that does not ask for a descriptor closes it unread. */
+void ctl_out_pass_fd(struct ctl_out *o, int fd);
+/* The descriptor handed to ctl_out_pass_fd (the caller owns it), or -1. */
+int ctl_out_take_fd(struct ctl_out *o);
 /* Text mode only. */
 void ctl_out_text(struct ctl_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -138,6 +145,9 @@ int ctl_server_handle(struct ctl_server *s, int fd, uint32_t events,
  * freed by the caller. */
 int ctl_client_call(const char *path, uint32_t flags, int argc, char *const *argv,
                     int timeout_ms, char **body, size_t *body_len);
+/* The same, and *fd gets the descriptor the reply carried (-1: none). */
+int ctl_client_call_fd(const char *path, uint32_t flags, int argc, char *const *argv,
+                       int timeout_ms, char **body, size_t *body_len, int *fd);
 
 /* ---- Wire helpers (shared by both sides; exposed for the fuzz/unit tests) ---- */
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +38,47 @@ static void usage(FILE *out)
             "  reload                            apply the config file's changes (as SIGHUP)\n"
             "  log-level [err|warn|info|debug]   show or set the daemon's log level\n"
             "  metrics                           Prometheus text format of the counters\n"
+            "  capture PORT [--bridge BR] [--direction in|out|both] [-c COUNT] [-s SNAPLEN]\n"
+            "          [-w FILE|-] [FILTER...]   a pcap stream of the port's frames (a libpcap\n"
+            "                                    filter, as tcpdump's); to stdout by default\n"
+            "  capture show                      running captures, frames captured and dropped\n"
+            "  mirror add BR NAME --src PORT[,PORT...] [--direction in|out|both] --dst PORT\n"
+            "  mirror del BR NAME | mirror show [BR]   port mirroring (SPAN)\n"
             "  help                              every command the daemon knows\n"
             "\n"
             "  -s, --socket PATH   daemon socket (default %s, or $XBR_SOCKET)\n"
             "  -j, --json          JSON output\n"
             "  -t, --timeout S     give up after S seconds (default 30)\n",
             CTL_DEFAULT_SOCKET);
+}
+
+/* capture: the daemon's reply carries the stream's socket; copy it to the
+ * output until the daemon closes it (COUNT reached, port gone). Closing it
+ * (exit, ^C) is what ends the capture in the daemon. */
+static int stream_capture(int in, int out)
+{
+    static char buf[1 << 16];
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "xbrctl: capture stream: %s\n", strerror(errno));
+            return 1;
+        }
+        if (n == 0)
+            return 0;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                return errno == EPIPE ? 0 : (fprintf(stderr, "xbrctl: capture output: %s\n",
+                                                     strerror(errno)),
+                                             1);
+            off += w;
+        }
+    }
 }
 
 /* save FILE: the daemon renders, xbrctl writes, atomically (a temporary
@@ -131,10 +167,48 @@ int main(int argc, char **argv)
         n_args = 1;
     }
 
+    /* capture ... -w FILE: the file is ours to write too; the daemon gets
+     * the other words. */
+    bool capture = !strcmp(argv[optind], "capture") &&
+                   !(n_args >= 2 && !strcmp(argv[optind + 1], "show"));
+    const char *write_to = "-";
+    char *cargv[CTL_MAX_ARGS];
+    char **args = argv + optind;
+    if (capture) {
+        int m = 0;
+        for (int i = 0; i < n_args; i++) {
+            if (!strcmp(args[i], "-w") && i + 1 < n_args) {
+                write_to = args[++i];
+                continue;
+            }
+            if (m == (int)CTL_MAX_ARGS) {
+                fprintf(stderr, "xbrctl: too many arguments\n");
+                return 2;
+            }
+            cargv[m++] = args[i];
+        }
+        args = cargv;
+        n_args = m;
+    }
+    int out_fd = 1;
+    if (capture && !strcmp(write_to, "-") && isatty(1)) {
+        fprintf(stderr, "xbrctl: capture writes a binary pcap stream; pipe it (| tcpdump -nr -) "
+                        "or give -w FILE\n");
+        return 2;
+    }
+    if (capture && strcmp(write_to, "-")) {
+        out_fd = open(write_to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out_fd < 0) {
+            fprintf(stderr, "xbrctl: cannot create %s: %s\n", write_to, strerror(errno));
+            return 1;
+        }
+    }
+
     char *body = NULL;
     size_t len = 0;
-    int r = ctl_client_call(path, flags, n_args, argv + optind, (int)timeout_s * 1000, &body,
-                            &len);
+    int stream_fd = -1;
+    int r = ctl_client_call_fd(path, flags, n_args, args, (int)timeout_s * 1000, &body, &len,
+                               capture ? &stream_fd : NULL);
     if (!body) {
         if (r == -ENOENT || r == -ECONNREFUSED)
             fprintf(stderr, "xbrctl: cannot reach xbrd at %s: %s (is xbrd running?)\n", path,
@@ -149,6 +223,25 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc = 0;
+    if (capture) {
+        if (stream_fd < 0) {
+            fprintf(stderr, "xbrctl: the daemon sent no capture stream\n");
+            free(body);
+            return 1;
+        }
+        /* What was started goes to stderr, the pcap stream to the output
+         * (tcpdump's habit). */
+        fwrite(body, 1, len, stderr);
+        free(body);
+        signal(SIGPIPE, SIG_IGN);
+        rc = stream_capture(stream_fd, out_fd);
+        close(stream_fd);
+        if (out_fd != 1 && close(out_fd) < 0) {
+            fprintf(stderr, "xbrctl: cannot write %s: %s\n", write_to, strerror(errno));
+            rc = 1;
+        }
+        return rc;
+    }
     if (save_to)
         rc = write_atomically(save_to, body, len);
     else

@@ -10,6 +10,7 @@ xbr_install_deps() {
         libbpf-dev clang bpftool                       # kernel fast path: BPF programs built with clang, loaded with libbpf
         libxdp-dev                                     # AF_XDP ports (libxdp's xsk sockets and default XDP program)
         libsystemd-dev                                 # sd_notify: Type=notify unit, watchdog
+        libpcap-dev                                    # xbrctl capture: filters compiled with pcap_compile, run by xbrd (pcap_offline_filter)
         scdoc                                          # man pages xbrd(8), xbrctl(8), xbr-bench(1)
         iproute2 iputils-ping procps                   # namespaces, veth, ping
     )
@@ -20,7 +21,9 @@ xbr_install_deps() {
             clang libclang-rt-14-dev                   # libFuzzer targets
             qemu-system-x86 busybox-static cpio xz-utils kmod  # real-Xen VM suite
             openvswitch-switch                         # STP and VXLAN interop tests with Open vSwitch (netdev datapath)
-            netsniff-ng gnuplot-nox tcpdump            # xbr-bench: trafgen generates, gnuplot draws --plot, tcpdump times the STP bench and sees BPDUs in VXLAN
+            netsniff-ng gnuplot-nox tcpdump            # xbr-bench: trafgen generates, gnuplot draws --plot, tcpdump times the STP bench;
+                                                       # capture/mirror tests: tcpdump reads the pcap streams and watches the mirror output;
+                                                       # VXLAN test: tcpdump sees BPDUs inside VXLAN
             prometheus-node-exporter python3-prometheus-client  # metrics test: the textfile's real consumer, and a real parser
             systemd                                    # systemd-analyze verify of the unit (no systemd needs to run)
             debhelper lintian dpkg-dev man-db bash-completion  # package suite: build the .debs, lint, man and completion

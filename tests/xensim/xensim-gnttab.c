@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <xengnttab.h>
@@ -567,14 +568,45 @@ struct copy_op {
     uint8_t *src_virt, *dst_virt;
 };
 
+/* gntdev copies a local buffer with copy_{from,to}_user, so a bad pointer
+ * fails the whole call with EFAULT instead of crashing the caller. The
+ * simulator keeps that: each local page is probed once (process_vm_readv /
+ * writev on this process, which fail with EFAULT where the kernel's copy
+ * would) and remembered per thread, so the copy itself is a plain memcpy.
+ * What this gives up: a page the caller unmaps after its first copy is still
+ * believed good; only a caller that frees its own buffer mid-use meets it. */
+#define XS_LOCAL_CACHE 4096u /* pages: more than a worker's packet buffers */
+static __thread uintptr_t local_ok[XS_LOCAL_CACHE]; /* page | 1 when writable checked */
+
+static bool local_page_ok(uint8_t *v, bool write)
+{
+    uintptr_t page = (uintptr_t)v & ~(uintptr_t)(XS_PAGE_SIZE - 1);
+    uintptr_t *slot = &local_ok[(page / XS_PAGE_SIZE) % XS_LOCAL_CACHE];
+    if ((*slot & ~(uintptr_t)1) == page && (!write || (*slot & 1)))
+        return true;
+    uint8_t byte;
+    struct iovec mine = {.iov_base = &byte, .iov_len = 1};
+    struct iovec theirs = {.iov_base = (void *)page, .iov_len = 1};
+    if (process_vm_readv(getpid(), &mine, 1, &theirs, 1, 0) != 1)
+        return false;
+    /* Writing back the byte just read: the page is the copy's destination,
+     * which no one else writes while the copy runs. */
+    if (write && process_vm_writev(getpid(), &mine, 1, &theirs, 1, 0) != 1)
+        return false;
+    *slot = page | (write ? 1u : 0u);
+    return true;
+}
+
 /* One op as Xen's GNTTABOP_copy does it. Returns the GNTST status, or
- * -EFAULT when a local buffer cannot be accessed (the whole call fails). */
+ * -EFAULT when a local buffer cannot be accessed (the whole call fails).
+ * An op never crosses a page on either side (grant_copy_gntdev_locked
+ * splits them), so one probe per local side suffices. */
 static int copy_one_locked(uint32_t caller, const struct copy_op *op)
 {
     uint32_t spage = 0, dpage = 0;
     int sslot, dslot, st;
-    uint8_t bounce[XS_PAGE_SIZE];
-    ssize_t n;
+    const uint8_t *src;
+    uint8_t *dst;
 
     if (op->src_gref) {
         st = gnt_check_locked(caller, op->src_dom, op->src_ref, false, &sslot, &spage);
@@ -588,17 +620,21 @@ static int copy_one_locked(uint32_t caller, const struct copy_op *op)
     }
     if (op->len == 0)
         return GNTST_okay;
-    if (op->src_gref && op->dst_gref) {
-        n = pread(xs_w->fd, bounce, op->len, (off_t)(xs_page_off(spage) + op->src_off));
-        if (n == op->len)
-            n = pwrite(xs_w->fd, bounce, op->len, (off_t)(xs_page_off(dpage) + op->dst_off));
-    } else if (op->src_gref) {
-        n = pread(xs_w->fd, op->dst_virt, op->len, (off_t)(xs_page_off(spage) + op->src_off));
+    if (op->src_gref) {
+        src = xs_page_addr(spage) + op->src_off;
     } else {
-        n = pwrite(xs_w->fd, op->src_virt, op->len, (off_t)(xs_page_off(dpage) + op->dst_off));
+        if (!local_page_ok(op->src_virt, false))
+            return -EFAULT;
+        src = op->src_virt;
     }
-    if (n != op->len)
-        return -EFAULT;
+    if (op->dst_gref) {
+        dst = xs_page_addr(dpage) + op->dst_off;
+    } else {
+        if (!local_page_ok(op->dst_virt, true))
+            return -EFAULT;
+        dst = op->dst_virt;
+    }
+    memmove(dst, src, op->len); /* a grant may be copied onto itself */
     return GNTST_okay;
 }
 

@@ -153,6 +153,8 @@ struct xs_world {
     int fd;              /* the world file: tables and pool */
     size_t meta_len;     /* mapped prefix: everything before the pool */
     struct xs_hdr *hdr;
+    uint8_t *pool;       /* the pool, mapped whole: grant copies are memcpy */
+    size_t pool_len;
     struct xs_dom *doms;
     struct xs_gnt *gnt;       /* [XS_MAX_DOMS][XS_MAX_GREFS] */
     struct xs_port *ports;    /* [XS_MAX_DOMS][XS_MAX_PORTS] */
@@ -203,6 +205,10 @@ static inline struct xs_port *xs_port_at(int dom, uint32_t port)
 static inline uint64_t xs_page_off(uint32_t page)
 {
     return xs_w->hdr->off_pool + (uint64_t)page * XS_PAGE_SIZE;
+}
+static inline uint8_t *xs_page_addr(uint32_t page)
+{
+    return xs_w->pool + (size_t)page * XS_PAGE_SIZE;
 }
 
 /* Handles. Allocation checks that the domain is alive (creating it). */

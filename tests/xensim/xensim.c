@@ -193,6 +193,8 @@ static void world_detach(struct xs_world *w)
         return;
     if (w->hdr)
         (void)munmap(w->hdr, w->meta_len);
+    if (w->pool)
+        (void)munmap(w->pool, w->pool_len);
     if (w->fd >= 0)
         (void)close(w->fd);
     free(w->dir);
@@ -237,6 +239,15 @@ static struct xs_world *world_attach(const char *dir)
     w->hdr = mmap(NULL, w->meta_len, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd, 0);
     if (w->hdr == MAP_FAILED) {
         w->hdr = NULL;
+        goto fail;
+    }
+    /* The pool as well, once per process: a grant copy is then a memcpy,
+     * as Xen's is, not a pread/pwrite pair on the world file. */
+    w->pool_len = (size_t)(h.file_size - h.off_pool);
+    w->pool = mmap(NULL, w->pool_len, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd,
+                   (off_t)h.off_pool);
+    if (w->pool == MAP_FAILED) {
+        w->pool = NULL;
         goto fail;
     }
     w->doms = (struct xs_dom *)((char *)w->hdr + h.off_doms);
