@@ -63,10 +63,13 @@ struct cfg_bridge {
 struct xbr_cfg {
     struct cfg_bridge *br;
     size_t n_br;
+    int vif_antispoof; /* "vif antispoof on|off": 1, 0; -1 not in the file */
+    unsigned vif_antispoof_line;
 };
 
 static char *cfg_path;
 static struct xbr_cfg *applied; /* the file applied last */
+static bool vif_antispoof_live; /* netback's setting, as it last told us (save) */
 static char (*forced)[IF_NAMESIZE]; /* ports added with --force */
 static size_t n_forced;
 
@@ -511,8 +514,16 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
         b->mirrors[b->n_mirrors++] = m;
         return 0;
     }
+    if (!strcmp(cmd, "vif") && argc >= 2 && !strcmp(argv[1], "antispoof")) {
+        if (argc != 3 || (strcmp(argv[2], "on") && strcmp(argv[2], "off")))
+            return PERR("usage: vif antispoof on|off");
+        c->vif_antispoof = !strcmp(argv[2], "on");
+        c->vif_antispoof_line = line;
+        return 0;
+    }
     return PERR("'%s%s%s' is not a configuration statement (add-br, add-port, set-ageing, "
-                "set-fastpath, set-fdb-limit, stp set, port set, fdb add, mirror add)",
+                "set-fastpath, set-fdb-limit, stp set, port set, fdb add, mirror add, "
+                "vif antispoof)",
                 cmd, argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
 }
 
@@ -574,6 +585,7 @@ static struct xbr_cfg *cfg_parse(const char *path, bool strict, char *err, size_
         return NULL;
     }
     struct xbr_cfg *c = xbr_xzalloc(sizeof(*c));
+    c->vif_antispoof = -1;
     char line[4096];
     unsigned lineno = 0;
     while (fgets(line, sizeof(line), f)) {
@@ -1108,6 +1120,12 @@ int xbr_cfg_reload(bool at_start, unsigned *n_changes, char *err, size_t errlen)
     struct apply a = {.path = cfg_path};
     apply_removals(&a, n, applied);
     apply_creations(&a, n, applied);
+    /* Netback's setting, for vifs that connect from now on: set where the
+     * file says something new, back to the default where it no longer does. */
+    if (n->vif_antispoof >= 0 && n->vif_antispoof != (int)vif_antispoof_live)
+        (void)run(&a, n->vif_antispoof_line, "vif antispoof %s", n->vif_antispoof ? "on" : "off");
+    else if (n->vif_antispoof < 0 && applied && applied->vif_antispoof >= 0 && vif_antispoof_live)
+        (void)run(&a, 0, "vif antispoof off");
     cfg_free(applied);
     applied = n;
     if (n_changes)
@@ -1124,11 +1142,15 @@ int xbr_cfg_reload(bool at_start, unsigned *n_changes, char *err, size_t errlen)
 
 /* ---- save ---- */
 
+void xbr_cfg_note_vif_antispoof(bool on) { vif_antispoof_live = on; }
+
 void xbr_cfg_save(struct ctl_out *o)
 {
     ctl_out_text(o, "# xbrd %s running configuration (xbrctl save): one xbrctl command per "
                     "line.\n",
                  XBR_VERSION);
+    if (vif_antispoof_live)
+        ctl_out_text(o, "vif antispoof on\n");
     for (size_t i = 0; i < xbr_bridge_count(); i++) {
         struct xbr_bridge *br = xbr_bridge_at(i);
         char now[VAL_MAX], dflt[VAL_MAX];

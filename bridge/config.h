@@ -70,6 +70,9 @@ int xbr_cfg_reload(bool at_start, unsigned *n_changes, char *err, size_t errlen)
 /* add-port succeeded with these XBR_PORT_F_* flags (for save). */
 void xbr_cfg_note_port(const char *name, unsigned flags);
 
+/* Netback's `vif antispoof` changed (for save and for reload's difference). */
+void xbr_cfg_note_vif_antispoof(bool on);
+
 /* Writes the running configuration, as statements, to o (text). */
 void xbr_cfg_save(struct ctl_out *o);
 

@@ -450,6 +450,9 @@ int main(int argc, char **argv)
     xbr_fastpath_register_commands();
     xbr_capture_register_commands();
     xbr_mirror_register_commands();
+#ifdef XBR_HAVE_NETBACK
+    nb_register_commands();
+#endif
     xbr_info("xbrd %s: %u worker(s), control socket %s", XBR_VERSION, n_workers, socket_path);
     if (config) {
         /* Lines that fail are logged with their line number; the daemon

@@ -26,9 +26,12 @@
  * frames are complete (a veth peer must not offload its checksums, as with
  * Open vSwitch's AF_XDP ports: `ethtool -K PEER tx off`), and frames to be
  * sent that still carry a partial checksum get it completed in software.
- * GSO super-frames cannot be sent and are dropped and counted. */
+ * TCP super-frames (GSO) are cut into MSS-sized segments with full
+ * checksums (gso/), as the kernel does for a device without TSO; one that is
+ * not a sane TCP super-frame is dropped and counted. */
 #include "bridge/private.h"
 #include "ctl/ctl.h"
+#include "gso/gso.h"
 #include "util/util.h"
 
 #include <arpa/inet.h>
@@ -69,7 +72,7 @@ struct afx_queue {
     uint32_t tx_pending; /* submitted, not yet kicked */
     pthread_spinlock_t tx_lock; /* when several workers share the socket */
     /* counters for `show` (written by the queue's users) */
-    uint64_t tx_kicks, tx_no_frame, tx_gso_dropped, tx_csum_sw;
+    uint64_t tx_kicks, tx_no_frame, tx_gso_dropped, tx_gso_segmented, tx_csum_sw;
 };
 
 struct afx_port {
@@ -89,15 +92,7 @@ static bool complete_csum(uint8_t *frame, uint32_t len, const struct virtio_net_
     uint32_t start = v->csum_start, off = v->csum_offset;
     if (start >= len || off + 2u > len - start)
         return false;
-    uint64_t sum = 0;
-    uint32_t i = start;
-    for (; i + 1 < len; i += 2)
-        sum += (uint32_t)frame[i] << 8 | frame[i + 1];
-    if (i < len)
-        sum += (uint32_t)frame[i] << 8;
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    uint16_t c = (uint16_t)~sum;
+    uint16_t c = gso_csum(0, frame + start, len - start);
     /* UDP (checksum field at offset 6) sends a computed 0 as 0xffff: 0
      * means "no checksum" there (RFC 768). */
     if (c == 0 && off == 6)
@@ -339,6 +334,42 @@ static void tx_kick(struct afx_queue *q)
     }
 }
 
+/* A TCP super-frame as its segments, all or none (a partial train would be
+ * a TCP loss). Returns 1 when queued, 0 when the ring or the free frames
+ * are short (the caller stops there), -1 when the frame is not a TCP
+ * super-frame gso/ can cut into frames of FRAME_SIZE: dropped and counted
+ * here, but the burst goes on (it is still "sent" for the worker's
+ * counters, which have no per-frame verdict). */
+static int tx_segments(struct afx_queue *q, const struct pkt *pkt)
+{
+    struct gso_tcp g;
+    if (gso_tcp_init(&g, pkt->data, pkt->len, pkt->vnet.gso_type, pkt->vnet.gso_size) < 0 ||
+        gso_tcp_next_len(&g) > FRAME_SIZE) {
+        q->tx_gso_dropped++;
+        return -1;
+    }
+    unsigned n = gso_tcp_count(&g);
+    uint32_t idx;
+    if (n > q->n_free_tx || xsk_ring_prod__reserve(&q->tx, n, &idx) != n) {
+        q->tx_no_frame++;
+        tx_kick(q);
+        return 0;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t addr = q->free_tx[--q->n_free_tx];
+        struct xdp_desc *d = xsk_ring_prod__tx_desc(&q->tx, idx + i);
+        d->addr = addr;
+        d->len = gso_tcp_next(&g, q->area + addr);
+        d->options = 0;
+    }
+    xsk_ring_prod__submit(&q->tx, n);
+    q->tx_gso_segmented++;
+    q->tx_pending += n;
+    if (q->tx_pending >= TX_KICK)
+        tx_kick(q);
+    return 1;
+}
+
 static unsigned afx_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts, unsigned n)
 {
     struct afx_port *ap = p->priv;
@@ -352,8 +383,9 @@ static unsigned afx_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts
     for (; sent < n; sent++) {
         const struct pkt *pkt = pkts[sent];
         if (XBR_UNLIKELY(pkt->vnet.gso_type != VIRTIO_NET_HDR_GSO_NONE)) {
-            q->tx_gso_dropped++;
-            break;
+            if (tx_segments(q, pkt) == 0)
+                break; /* no room for all its segments: the rest waits or drops */
+            continue;
         }
         if (XBR_UNLIKELY(pkt->len > FRAME_SIZE))
             break;
@@ -402,11 +434,12 @@ static int afx_wait_fd(struct port *p, unsigned qi)
 static void afx_show(struct port *p, struct ctl_out *o)
 {
     struct afx_port *ap = p->priv;
-    uint64_t kicks = 0, noframe = 0, gso = 0, csum = 0;
+    uint64_t kicks = 0, noframe = 0, gso = 0, segmented = 0, csum = 0;
     for (unsigned i = 0; i < ap->n_xsk; i++) {
         kicks += ap->q[i].tx_kicks;
         noframe += ap->q[i].tx_no_frame;
         gso += ap->q[i].tx_gso_dropped;
+        segmented += ap->q[i].tx_gso_segmented;
         csum += ap->q[i].tx_csum_sw;
     }
     ctl_out_i64(o, "ifindex", NULL, ap->ifindex);
@@ -417,6 +450,7 @@ static void afx_show(struct port *p, struct ctl_out *o)
     ctl_out_u64(o, "tx_kicks", "; tx %llu kicks", kicks);
     ctl_out_u64(o, "tx_no_frame", ", no free frame %llu", noframe);
     ctl_out_u64(o, "tx_csum_sw", ", software checksums %llu", csum);
+    ctl_out_u64(o, "tx_gso_segmented", ", GSO segmented %llu", segmented);
     ctl_out_u64(o, "tx_gso_dropped", ", GSO dropped %llu\n", gso);
 }
 

@@ -82,9 +82,18 @@ static inline uint32_t frame_l3_len(const struct pkt *p)
     if (p->len >= 18 && ((d[12] == 0x81 && d[13] == 0x00) || (d[12] == 0x88 && d[13] == 0xa8)))
         l2 = 18;
     if (p->vnet.gso_type != VIRTIO_NET_HDR_GSO_NONE && p->vnet.gso_size) {
-        /* hdr_len is a hint some senders leave 0; fall back to the checksum
-         * start (the transport header) plus a maximal TCP header. */
-        uint32_t hdr = p->vnet.hdr_len ? p->vnet.hdr_len : (uint32_t)p->vnet.csum_start + 60u;
+        /* The largest segment: headers plus gso_size. hdr_len is only a
+         * hint: Linux's AF_PACKET and tap fill in the frame's linear length
+         * (skb_headlen), payload included — a small super-frame's whole
+         * length — and some senders leave it 0. So the transport header at
+         * csum_start is read when it is there (TCP: its data offset). */
+        uint32_t cs = p->vnet.csum_start, hdr;
+        uint8_t type = p->vnet.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+        if ((p->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && cs >= l2 && cs + 13 < p->len &&
+            (type == VIRTIO_NET_HDR_GSO_TCPV4 || type == VIRTIO_NET_HDR_GSO_TCPV6))
+            hdr = cs + (uint32_t)(d[cs + 12] >> 4) * 4u;
+        else
+            hdr = p->vnet.hdr_len ? p->vnet.hdr_len : cs + 60u;
         return hdr - l2 + p->vnet.gso_size;
     }
     return p->len - l2;

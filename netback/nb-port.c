@@ -10,16 +10,23 @@
  *   guest's RX ring. Frames are grant-copied into the buffers the guest
  *   posted, a page per slot
  *   (several when it has feature-sg), with a GSO extra slot when it has the
- *   matching feature-gso-*. Nothing is queued: when the guest has not
- *   posted enough buffers the frame is dropped and counted at once, so a
- *   guest that stops posting (XSA-392) costs the bridge nothing. A GSO
- *   super-frame for a guest without SG/GSO is dropped and counted too (no
- *   software segmentation).
+ *   matching feature-gso-*. A frame whose partial checksum the guest cannot
+ *   take is finished in a scratch copy; the burst goes on after it (a batch
+ *   is flushed early when the scratch area fills, never cut short). When
+ *   the guest has not posted enough buffers the frame waits in the queue's
+ *   bounded RX queue (NB_RXQ_BYTES, as Linux's rx queue), behind any that
+ *   wait already; the guest's next RX notification (we ask for one) or
+ *   the next burst puts them on, and the control thread drops those older
+ *   than NB_RX_DRAIN_MS, so a guest that stops posting (XSA-392) holds at
+ *   most NB_RXQ_BYTES and delays nobody. A GSO
+ *   super-frame for a guest without SG, the GSO type or its checksum
+ *   offload is segmented in software (gso/gso.h) into that scratch area.
  * Protocol violations set dp->fatal; from then on no op touches the rings
  * and the control thread disconnects the vif within NB_TICK_MS.
  */
 #include "netback/nb-private.h"
 #include "ctl/ctl.h"
+#include "gso/gso.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -134,8 +141,9 @@ int nb_dp_map(struct nb_dp *dp, char *err, size_t errlen)
             }
             q->lport_rx = (evtchn_port_t)lp;
         }
-        if (dp->rx_shared || !dp->csum || !dp->ipv6_csum)
-            q->bounce = xbr_xzalloc(XBR_PKT_BUF_SIZE);
+        /* Frames made for this guest (software checksums) wait here for
+         * their grant copy. */
+        q->scratch = xbr_xzalloc(NB_RX_SCRATCH);
         /* Kick both directions: after a restart the guest may be waiting
          * for responses or for us to look at its ring. */
         (void)xenevtchn_notify(q->ev, q->lport_tx);
@@ -165,8 +173,12 @@ void nb_dp_free(struct nb_dp *dp)
             (void)xengnttab_unmap(dp->map_gt, q->tx_page, 1);
         if (q->rx_page)
             (void)xengnttab_unmap(dp->map_gt, q->rx_page, 1);
+        for (struct nb_rxq_ent *e = q->rxq_head, *next; e; e = next) {
+            next = e->next;
+            free(e);
+        }
         (void)pthread_spin_destroy(&q->rx_lock);
-        free(q->bounce);
+        free(q->scratch);
     }
     free(dp);
 }
@@ -181,17 +193,27 @@ void nb_dp_stats(const struct nb_dp *dp, struct nb_qstats *sum)
         sum->tx_drop_bad += s->tx_drop_bad;
         sum->tx_drop_spoof += s->tx_drop_spoof;
         sum->tx_drop_csum += s->tx_drop_csum;
+        sum->tx_drop_copy += s->tx_drop_copy;
         sum->rx_frames += s->rx_frames;
         sum->rx_gso += s->rx_gso;
-        sum->rx_drop_nobuf += s->rx_drop_nobuf;
+        sum->rx_queued += s->rx_queued;
+        sum->rx_dropped_stalled += s->rx_dropped_stalled;
+        sum->rx_dropped_full += s->rx_dropped_full;
         sum->rx_drop_gso += s->rx_drop_gso;
         sum->rx_drop_big += s->rx_drop_big;
+        sum->rx_drop_copy += s->rx_drop_copy;
+        sum->rx_segmented += s->rx_segmented;
+        sum->rx_segments += s->rx_segments;
         sum->notify_tx += s->notify_tx;
         sum->notify_rx += s->notify_rx;
     }
 }
 
 /* ---- guest TX ring -> bridge (port rx_burst) ---- */
+
+struct nb_rx_hash;
+static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
+                         struct pkt *const *pkts, unsigned n, const struct nb_rx_hash *hx);
 
 /* Turns the guest's offload flags into virtio-net metadata. Returns false
  * when the frame claims an offload its headers do not support. */
@@ -230,6 +252,10 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
     if (w >= dp->nq || dp_dead(dp))
         return 0;
     struct nb_queue *q = &dp->q[w];
+    /* The guest's RX-side notifications land here too: frames waiting in
+     * the RX queue for its buffers go on now. */
+    if (atomic_load_explicit(&q->rxq_n, memory_order_relaxed))
+        (void)tx_queue(dp, q, w, NULL, 0, NULL);
     netif_tx_back_ring_t *r = &q->tx;
     RING_IDX prod = __atomic_load_n(&r->sring->req_prod, __ATOMIC_ACQUIRE);
     RING_IDX cons = r->req_cons;
@@ -296,11 +322,12 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
     }
     r->req_cons = cons;
 
+    /* A copy that fails (a bad or revoked grant: the request's, not the
+     * ring's fault) fails its packet only, as in Linux's
+     * xenvif_tx_check_gop: answered with NETIF_RSP_ERROR and counted. */
     bool copy_failed = false;
-    if (n_seg && xengnttab_grant_copy(dp->copy_gt[w], n_seg, q->tx_seg) < 0) {
+    if (n_seg && xengnttab_grant_copy(dp->copy_gt[w], n_seg, q->tx_seg) < 0)
         copy_failed = true;
-        nb_dp_fatal(dp, "queue %u: TX grant copy failed: %s", w, strerror(errno));
-    }
 
     /* Second pass: per-segment status, offloads, compaction. */
     unsigned seg = 0, rsp = 0, out = 0, fr = 0;
@@ -315,14 +342,12 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
         for (unsigned d = 0; d < f->n_data; d++) {
             if (f->data[d].size == 0)
                 continue;
-            if (q->tx_seg[seg].status != GNTST_okay && !bad) {
+            if (q->tx_seg[seg].status != GNTST_okay)
                 bad = true;
-                nb_dp_fatal(dp, "queue %u: grant copy from ref %u failed (status %d)", w,
-                            f->data[d].gref, q->tx_seg[seg].status);
-            }
             seg++;
         }
         if (bad) {
+            q->st.tx_drop_copy++;
             for (unsigned s = first_rsp; s < rsp; s++)
                 if (q->tx_rsp[s].status == NETIF_RSP_OKAY)
                     q->tx_rsp[s].status = NETIF_RSP_ERROR;
@@ -363,19 +388,6 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
 
 /* ---- bridge -> guest RX ring (port tx_burst) ---- */
 
-static uint16_t csum_fold_range(const uint8_t *d, uint32_t len)
-{
-    uint64_t sum = 0;
-    uint32_t i = 0;
-    for (; i + 1 < len; i += 2)
-        sum += (uint32_t)(d[i] << 8 | d[i + 1]);
-    if (i < len)
-        sum += (uint32_t)d[i] << 8;
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
 static bool frame_is_ipv6(const struct pkt *pkt)
 {
     const uint8_t *d = pkt->data;
@@ -391,161 +403,47 @@ struct nb_rx_hash {
     uint32_t value;
 };
 
-static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
-                         struct pkt *const *pkts, unsigned n, const struct nb_rx_hash *hx)
-{
-    if (dp->rx_shared)
-        pthread_spin_lock(&q->rx_lock);
-
-    netif_rx_back_ring_t *r = &q->rx;
-    RING_IDX prod = __atomic_load_n(&r->sring->req_prod, __ATOMIC_ACQUIRE);
-    RING_IDX cons = r->req_cons;
-    unsigned sent = 0, n_seg = 0;
-    unsigned frame_first[XBR_BURST], frame_n[XBR_BURST];
+/* Frames on their way into one queue's RX ring. Requests are taken and
+ * responses written in ring order; the data of a batch goes in one grant
+ * copy at flush. Frames made here (a checksum finished in software) live in
+ * q->scratch until the flush that copies them, so a batch is flushed early
+ * when the scratch area or the segment arrays would overflow, never cut
+ * short: every frame of a burst the guest has buffers for is delivered. */
+struct rx_batch {
+    struct nb_dp *dp;
+    struct nb_queue *q;
+    unsigned w;
+    RING_IDX prod;              /* req_prod, read once for the burst */
+    unsigned n_seg, n_frames;
+    uint32_t scratch_used;
+    unsigned frame_first[XBR_BURST], frame_n[XBR_BURST], frame_in[XBR_BURST];
     bool frame_gso[XBR_BURST];
+    /* Input frame i went on the ring (or into the RX queue), and whether a
+     * copy into its buffers failed; index RX_FROM_QUEUE: frames from the
+     * RX queue, whose entries are freed once the flush copied them. */
+    bool in_put[XBR_BURST + 1];
+    bool in_bad[XBR_BURST + 1];
+    struct nb_rxq_ent *done;
+};
+#define RX_FROM_QUEUE XBR_BURST
 
-    if (prod - cons > RING_SIZE(r)) {
-        nb_dp_fatal(dp, "queue %u: RX req_prod %u is more than a ring ahead of %u", q->idx,
-                    prod, cons);
-        goto out;
-    }
+/* Grant-copies the batch's data and writes its responses. */
+static void rx_flush(struct rx_batch *b)
+{
+    struct nb_dp *dp = b->dp;
+    struct nb_queue *q = b->q;
+    netif_rx_back_ring_t *r = &q->rx;
 
-    unsigned n_frames = 0;
-    for (unsigned i = 0; i < n; i++) {
-        const struct pkt *pkt = pkts[i];
-        const uint8_t *src = pkt->data;
-        uint8_t gso = 0;
-        bool gso_frame = pkt->vnet.gso_type != VIRTIO_NET_HDR_GSO_NONE && pkt->vnet.gso_size;
-        uint8_t vt = pkt->vnet.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
-
-        if (gso_frame) {
-            if (dp->sg && vt == VIRTIO_NET_HDR_GSO_TCPV4 && dp->gso4)
-                gso = XEN_NETIF_GSO_TYPE_TCPV4;
-            else if (dp->sg && vt == VIRTIO_NET_HDR_GSO_TCPV6 && dp->gso6)
-                gso = XEN_NETIF_GSO_TYPE_TCPV6;
-            else if (pkt->len > 1518u + 4u) {
-                q->st.rx_drop_gso++; /* no software segmentation: dropped, counted */
-                continue;
-            }
-        }
-        if (pkt->len > (dp->sg ? NB_RX_MAX_DATA * NB_PAGE : NB_PAGE)) {
-            q->st.rx_drop_big++;
-            continue;
-        }
-        /* Extra info after the first slot: GSO, then the hash (chained). */
-        struct netif_extra_info ex[NB_RX_MAX_EXTRAS];
-        unsigned n_ex = 0;
-        if (gso) {
-            memset(&ex[n_ex], 0, sizeof(ex[0]));
-            ex[n_ex].type = XEN_NETIF_EXTRA_TYPE_GSO;
-            ex[n_ex].u.gso.type = gso;
-            ex[n_ex].u.gso.size = pkt->vnet.gso_size;
-            n_ex++;
-        }
-        if (hx && hx[i].type >= 0) {
-            memset(&ex[n_ex], 0, sizeof(ex[0]));
-            ex[n_ex].type = XEN_NETIF_EXTRA_TYPE_HASH;
-            ex[n_ex].u.hash.type = (uint8_t)hx[i].type;
-            ex[n_ex].u.hash.algorithm = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
-            for (unsigned b = 0; b < 4; b++) /* "LSB ---- value ---- MSB" */
-                ex[n_ex].u.hash.value[b] = (uint8_t)(hx[i].value >> (8 * b));
-            n_ex++;
-        }
-        for (unsigned k = 0; k + 1 < n_ex; k++)
-            ex[k].flags = XEN_NETIF_EXTRA_FLAG_MORE;
-        unsigned data_slots = (pkt->len + NB_PAGE - 1) / NB_PAGE;
-        unsigned need = data_slots + n_ex;
-        if (prod - cons < need) {
-            q->st.rx_drop_nobuf++;
-            continue;
-        }
-
-        uint16_t flags = 0;
-        if (pkt->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
-            bool can = dp->csum && (dp->ipv6_csum || !frame_is_ipv6(pkt));
-            uint32_t cs = pkt->vnet.csum_start, co = cs + pkt->vnet.csum_offset;
-            if (can || gso) {
-                flags = NETRXF_csum_blank | NETRXF_data_validated;
-            } else if (co + 2 <= pkt->len && cs < co && q->bounce) {
-                /* The guest cannot take a partial checksum: finish it here,
-                 * in a copy (the frame may be flooded to other ports). */
-                memcpy(q->bounce, pkt->data, pkt->len);
-                uint16_t c = csum_fold_range(q->bounce + cs, pkt->len - cs);
-                if (c == 0 && pkt->vnet.csum_offset == 6)
-                    c = 0xffff; /* UDP: 0 means "no checksum" */
-                q->bounce[co] = (uint8_t)(c >> 8);
-                q->bounce[co + 1] = (uint8_t)c;
-                src = q->bounce;
-                flags = NETRXF_data_validated;
-            } else {
-                q->st.rx_drop_big++;
-                continue;
-            }
-        } else if (pkt->vnet.flags & VIRTIO_NET_HDR_F_DATA_VALID) {
-            flags = NETRXF_data_validated;
-        }
-        /* A bounce buffer is reused by the next frame: copy now, in its
-         * own call, rather than batching this frame. */
-        bool flush_now = src != pkt->data;
-
-        frame_first[n_frames] = n_seg;
-        uint32_t off = 0;
-        for (unsigned s = 0; s < need; s++) {
-            netif_rx_request_t req;
-            req = *(const volatile netif_rx_request_t *)RING_GET_REQUEST(r, cons);
-            cons++;
-            struct nb_rx_rsp *rr = &q->rx_rsp[n_seg];
-            xengnttab_grant_copy_segment_t *sg = &q->rx_seg[n_seg];
-            n_seg++;
-            if (s >= 1 && s <= n_ex) {
-                /* Extra info goes in the slots after the first; their
-                 * requests' buffers stay unused (the frontend recycles them). */
-                rr->extra = true;
-                rr->ex = ex[s - 1];
-                sg->len = 0; /* no copy */
-                continue;
-            }
-            uint32_t chunk = XBR_MIN(NB_PAGE, pkt->len - off);
-            rr->extra = false;
-            rr->rsp.id = req.id;
-            rr->rsp.offset = 0;
-            rr->rsp.status = (int16_t)chunk;
-            rr->rsp.flags = 0;
-            if (s == 0) {
-                rr->rsp.flags = flags;
-                if (n_ex)
-                    rr->rsp.flags |= NETRXF_extra_info;
-            }
-            if (off + chunk < pkt->len)
-                rr->rsp.flags |= NETRXF_more_data;
-            sg->source.virt = (void *)(uintptr_t)(src + off);
-            sg->dest.foreign.ref = req.gref;
-            sg->dest.foreign.offset = 0;
-            sg->dest.foreign.domid = dp->domid;
-            sg->len = (uint16_t)chunk;
-            sg->flags = GNTCOPY_dest_gref;
-            sg->status = GNTST_okay;
-            off += chunk;
-        }
-        frame_gso[n_frames] = gso != 0;
-        frame_n[n_frames++] = need;
-        if (flush_now || n_frames == XBR_BURST)
-            break; /* the rest of the burst is counted as not sent */
-    }
-
-    /* One copy for the burst; segments of len 0 (extra slots) are skipped
-     * by compacting them out into a second array would cost more than
-     * copying nothing, so they are simply not passed: build the list. */
-    if (n_seg) {
+    /* Extra-info slots have no data (len 0): leave them out of the call. */
+    if (b->n_seg) {
         xengnttab_grant_copy_segment_t segs[NB_RX_MAX_SEGS];
         unsigned idx[NB_RX_MAX_SEGS], m = 0;
-        for (unsigned s = 0; s < n_seg; s++)
+        for (unsigned s = 0; s < b->n_seg; s++)
             if (q->rx_seg[s].len) {
                 segs[m] = q->rx_seg[s];
                 idx[m++] = s;
             }
-        if (xengnttab_grant_copy(dp->copy_gt[w], m, segs) < 0) {
-            nb_dp_fatal(dp, "queue %u: RX grant copy failed: %s", q->idx, strerror(errno));
+        if (m && xengnttab_grant_copy(dp->copy_gt[b->w], m, segs) < 0) {
             for (unsigned k = 0; k < m; k++)
                 q->rx_seg[idx[k]].status = GNTST_general_error;
         } else {
@@ -554,16 +452,16 @@ static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
         }
     }
 
-    for (unsigned f = 0; f < n_frames; f++) {
+    for (unsigned f = 0; f < b->n_frames; f++) {
         bool bad = false;
-        for (unsigned s = frame_first[f]; s < frame_first[f] + frame_n[f]; s++)
-            if (q->rx_seg[s].len && q->rx_seg[s].status != GNTST_okay) {
-                if (!bad)
-                    nb_dp_fatal(dp, "queue %u: grant copy into RX buffer ref %u failed (status %d)",
-                                q->idx, q->rx_seg[s].dest.foreign.ref, q->rx_seg[s].status);
+        unsigned first = b->frame_first[f], end = first + b->frame_n[f];
+        /* A buffer the copy could not write (read-only or bad grant) fails
+         * its frame: NETIF_RSP_ERROR, counted, as Linux's
+         * xenvif_rx_copy_flush does; not a reason to disconnect. */
+        for (unsigned s = first; s < end; s++)
+            if (q->rx_seg[s].len && q->rx_seg[s].status != GNTST_okay)
                 bad = true;
-            }
-        for (unsigned s = frame_first[f]; s < frame_first[f] + frame_n[f]; s++) {
+        for (unsigned s = first; s < end; s++) {
             struct nb_rx_rsp *rr = &q->rx_rsp[s];
             union netif_rx_sring_entry *e =
                 (union netif_rx_sring_entry *)RING_GET_RESPONSE(r, r->rsp_prod_pvt);
@@ -579,15 +477,16 @@ static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
             }
             r->rsp_prod_pvt++;
         }
-        if (!bad) {
-            sent++;
-            if (frame_gso[f])
+        if (bad) {
+            b->in_bad[b->frame_in[f]] = true;
+            q->st.rx_drop_copy++;
+        } else {
+            q->st.rx_frames++;
+            if (b->frame_gso[f])
                 q->st.rx_gso++;
         }
     }
-    r->req_cons = cons;
-    q->st.rx_frames += sent;
-    if (n_seg) {
+    if (b->n_seg) {
         int notify = 0;
         RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(r, notify);
         if (notify) {
@@ -595,9 +494,346 @@ static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
             (void)xenevtchn_notify(q->ev, q->lport_rx);
         }
     }
-out:
-    if (dp->rx_shared)
+    b->n_seg = b->n_frames = 0;
+    b->scratch_used = 0;
+    while (b->done) {
+        struct nb_rxq_ent *e = b->done;
+        b->done = e->next;
+        free(e);
+    }
+}
+
+/* Makes room in the batch for a frame of need slots and, for a frame made
+ * here, scratch bytes; returns where those go (or NULL for scratch 0). */
+static uint8_t *rx_reserve(struct rx_batch *b, unsigned need, uint32_t scratch)
+{
+    if (b->n_frames == XBR_BURST || b->n_seg + need > NB_RX_MAX_SEGS ||
+        b->scratch_used + scratch > NB_RX_SCRATCH)
+        rx_flush(b);
+    uint8_t *p = scratch ? b->q->scratch + b->scratch_used : NULL;
+    b->scratch_used += scratch;
+    return p;
+}
+
+/* Guest RX slots free for us now. */
+static unsigned rx_slots_free(const struct rx_batch *b)
+{
+    return b->prod - b->q->rx.req_cons;
+}
+
+/* Puts one frame on the ring: its first slot, its extra-info slots, then
+ * the rest of its data; the caller checked the slots are there and
+ * reserved the batch room. */
+static void rx_put(struct rx_batch *b, unsigned in, const uint8_t *src, uint32_t len,
+                   uint16_t flags, const struct netif_extra_info *ex, unsigned n_ex, bool gso)
+{
+    struct nb_queue *q = b->q;
+    netif_rx_back_ring_t *r = &q->rx;
+    unsigned need = (len + NB_PAGE - 1) / NB_PAGE + n_ex;
+    uint32_t off = 0;
+
+    b->frame_first[b->n_frames] = b->n_seg;
+    for (unsigned s = 0; s < need; s++) {
+        netif_rx_request_t req;
+        req = *(const volatile netif_rx_request_t *)RING_GET_REQUEST(r, r->req_cons);
+        r->req_cons++;
+        struct nb_rx_rsp *rr = &q->rx_rsp[b->n_seg];
+        xengnttab_grant_copy_segment_t *sg = &q->rx_seg[b->n_seg];
+        b->n_seg++;
+        if (s >= 1 && s <= n_ex) {
+            /* Extra info goes in the slots after the first; their
+             * requests' buffers stay unused (the frontend recycles them). */
+            rr->extra = true;
+            rr->ex = ex[s - 1];
+            sg->len = 0; /* no copy */
+            continue;
+        }
+        uint32_t chunk = XBR_MIN(NB_PAGE, len - off);
+        rr->extra = false;
+        rr->rsp.id = req.id;
+        rr->rsp.offset = 0;
+        rr->rsp.status = (int16_t)chunk;
+        rr->rsp.flags = 0;
+        if (s == 0) {
+            rr->rsp.flags = flags;
+            if (n_ex)
+                rr->rsp.flags |= NETRXF_extra_info;
+        }
+        if (off + chunk < len)
+            rr->rsp.flags |= NETRXF_more_data;
+        sg->source.virt = (void *)(uintptr_t)(src + off);
+        sg->dest.foreign.ref = req.gref;
+        sg->dest.foreign.offset = 0;
+        sg->dest.foreign.domid = b->dp->domid;
+        sg->len = (uint16_t)chunk;
+        sg->flags = GNTCOPY_dest_gref;
+        sg->status = GNTST_okay;
+        off += chunk;
+    }
+    b->frame_gso[b->n_frames] = gso;
+    b->frame_in[b->n_frames] = in;
+    b->frame_n[b->n_frames++] = need;
+    b->in_put[in] = true;
+}
+
+/* The hash extra info of a frame, if its hash applies: 0 or 1 slot. */
+static unsigned rx_hash_extra(struct netif_extra_info *ex, const struct nb_rx_hash *h)
+{
+    if (!h || h->type < 0)
+        return 0;
+    memset(ex, 0, sizeof(*ex));
+    ex->type = XEN_NETIF_EXTRA_TYPE_HASH;
+    ex->u.hash.type = (uint8_t)h->type;
+    ex->u.hash.algorithm = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
+    for (unsigned k = 0; k < 4; k++) /* "LSB ---- value ---- MSB" */
+        ex->u.hash.value[k] = (uint8_t)(h->value >> (8 * k));
+    return 1;
+}
+
+/* A super-frame for a guest that cannot take it as one (no SG, no GSO of
+ * its type, or no checksum offload for it): cut into the segments the
+ * sender would have sent, each with full checksums (gso/gso.h), as the
+ * kernel's stack does in front of Linux netback. Returns false, having
+ * done nothing, when the ring lacks buffers for all of its segments. */
+static bool rx_segment(struct rx_batch *b, unsigned i, const struct pkt *pkt,
+                       const struct nb_rx_hash *h)
+{
+    struct nb_queue *q = b->q;
+    struct gso_tcp g;
+    if (gso_tcp_init(&g, pkt->data, pkt->len, pkt->vnet.gso_type, pkt->vnet.gso_size) < 0) {
+        q->st.rx_drop_gso++; /* not a TCP super-frame: cannot be segmented */
+        return true;
+    }
+    uint32_t first = gso_tcp_next_len(&g), max = b->dp->sg ? NB_RX_MAX_DATA * NB_PAGE : NB_PAGE;
+    if (first > max) {
+        q->st.rx_drop_big++; /* an MSS larger than the guest's buffers */
+        return true;
+    }
+    struct netif_extra_info ex[1];
+    unsigned n_ex = rx_hash_extra(ex, h);
+    /* All segments but the last are as long as the first. */
+    unsigned n = gso_tcp_count(&g);
+    uint32_t last = g.end - g.hdr_len - (n - 1) * (uint32_t)g.mss + g.hdr_len;
+    if (n == 1)
+        last = first;
+    unsigned total = (n - 1) * ((first + NB_PAGE - 1) / NB_PAGE + n_ex) +
+                     (last + NB_PAGE - 1) / NB_PAGE + n_ex;
+    if (rx_slots_free(b) < total)
+        return false;
+    q->st.rx_segmented++;
+    uint32_t len;
+    while ((len = gso_tcp_next_len(&g)) != 0) {
+        unsigned need = (len + NB_PAGE - 1) / NB_PAGE + n_ex;
+        uint8_t *seg = rx_reserve(b, need, len);
+        (void)gso_tcp_next(&g, seg);
+        q->st.rx_segments++;
+        rx_put(b, i, seg, len, NETRXF_data_validated, ex, n_ex, false);
+    }
+    return true;
+}
+
+/* One frame towards the guest (input i of the burst, or RX_FROM_QUEUE):
+ * put on the ring, or dropped and counted for a reason of its own. Returns
+ * false, having done nothing, when the ring lacks the buffers for it. */
+static bool rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
+                   const struct nb_rx_hash *h)
+{
+    struct nb_dp *dp = b->dp;
+    struct nb_queue *q = b->q;
+    uint8_t gso = 0;
+    bool gso_frame = pkt->vnet.gso_type != VIRTIO_NET_HDR_GSO_NONE && pkt->vnet.gso_size;
+    uint8_t vt = pkt->vnet.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+
+    /* As Linux's vif device features: TSO needs SG and the matching
+     * checksum offload. */
+    if (gso_frame) {
+        if (dp->sg && dp->csum && vt == VIRTIO_NET_HDR_GSO_TCPV4 && dp->gso4)
+            gso = XEN_NETIF_GSO_TYPE_TCPV4;
+        else if (dp->sg && dp->ipv6_csum && vt == VIRTIO_NET_HDR_GSO_TCPV6 && dp->gso6)
+            gso = XEN_NETIF_GSO_TYPE_TCPV6;
+        else
+            return rx_segment(b, i, pkt, h);
+    }
+    if (pkt->len > (dp->sg ? NB_RX_MAX_DATA * NB_PAGE : NB_PAGE)) {
+        q->st.rx_drop_big++;
+        return true;
+    }
+    struct netif_extra_info ex[NB_RX_MAX_EXTRAS];
+    unsigned n_ex = 0;
+    /* Extra info after the first slot: GSO, then the hash (chained). */
+    if (gso) {
+        memset(&ex[n_ex], 0, sizeof(ex[0]));
+        ex[n_ex].type = XEN_NETIF_EXTRA_TYPE_GSO;
+        ex[n_ex].u.gso.type = gso;
+        ex[n_ex].u.gso.size = pkt->vnet.gso_size;
+        n_ex++;
+    }
+    n_ex += rx_hash_extra(&ex[n_ex], h);
+    for (unsigned k = 0; k + 1 < n_ex; k++)
+        ex[k].flags = XEN_NETIF_EXTRA_FLAG_MORE;
+    unsigned need = (pkt->len + NB_PAGE - 1) / NB_PAGE + n_ex;
+    if (rx_slots_free(b) < need)
+        return false;
+
+    const uint8_t *src = pkt->data;
+    uint16_t flags = 0;
+    if (pkt->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        bool can = dp->csum && (dp->ipv6_csum || !frame_is_ipv6(pkt));
+        uint32_t cs = pkt->vnet.csum_start, co = cs + pkt->vnet.csum_offset;
+        if (can || gso) {
+            flags = NETRXF_csum_blank | NETRXF_data_validated;
+        } else if (co + 2 <= pkt->len && cs < co) {
+            /* The guest cannot take a partial checksum: finish it here,
+             * in a copy (the frame may be flooded to other ports). */
+            uint8_t *c = rx_reserve(b, need, pkt->len);
+            memcpy(c, pkt->data, pkt->len);
+            uint16_t sum = gso_csum(0, c + cs, pkt->len - cs);
+            if (sum == 0 && pkt->vnet.csum_offset == 6)
+                sum = 0xffff; /* UDP: 0 means "no checksum" */
+            c[co] = (uint8_t)(sum >> 8);
+            c[co + 1] = (uint8_t)sum;
+            src = c;
+            flags = NETRXF_data_validated;
+        } else {
+            q->st.rx_drop_big++;
+            return true;
+        }
+    } else if (pkt->vnet.flags & VIRTIO_NET_HDR_F_DATA_VALID) {
+        flags = NETRXF_data_validated;
+    }
+    if (src == pkt->data)
+        (void)rx_reserve(b, need, 0);
+    rx_put(b, i, src, pkt->len, flags, ex, n_ex, gso != 0);
+    return true;
+}
+
+/* ---- the RX queue: frames waiting for the guest's buffers ---- */
+
+static bool rxq_push(struct nb_queue *q, const struct pkt *pkt, const struct nb_rx_hash *h)
+{
+    struct nb_rxq_ent *e;
+    if (q->rxq_bytes + pkt->len > NB_RXQ_BYTES || !(e = malloc(sizeof(*e) + pkt->len))) {
+        q->st.rx_dropped_full++;
+        return false;
+    }
+    e->next = NULL;
+    e->since_ms = xbr_now_ms();
+    e->vnet = pkt->vnet;
+    e->hash_type = h ? h->type : -1;
+    e->hash = h ? h->value : 0;
+    e->len = pkt->len;
+    memcpy(e->data, pkt->data, pkt->len);
+    if (!q->rxq_head)
+        q->rxq_tail = &q->rxq_head;
+    *q->rxq_tail = e;
+    q->rxq_tail = &e->next;
+    q->rxq_bytes += pkt->len;
+    atomic_fetch_add_explicit(&q->rxq_n, 1, memory_order_relaxed);
+    q->st.rx_queued++;
+    return true;
+}
+
+static struct nb_rxq_ent *rxq_pop(struct nb_queue *q)
+{
+    struct nb_rxq_ent *e = q->rxq_head;
+    q->rxq_head = e->next;
+    q->rxq_bytes -= e->len;
+    atomic_fetch_sub_explicit(&q->rxq_n, 1, memory_order_relaxed);
+    e->next = NULL;
+    return e;
+}
+
+/* Drops the queue's frames older than NB_RX_DRAIN_MS (under rx_lock). */
+static void rxq_expire(struct nb_queue *q, uint64_t now)
+{
+    while (q->rxq_head && now - q->rxq_head->since_ms >= NB_RX_DRAIN_MS) {
+        free(rxq_pop(q));
+        q->st.rx_dropped_stalled++;
+    }
+}
+
+/* Puts queued frames on the ring, oldest first, while it has buffers. */
+static void rxq_drain(struct rx_batch *b)
+{
+    struct nb_queue *q = b->q;
+    rxq_expire(q, xbr_now_ms());
+    while (q->rxq_head) {
+        struct nb_rxq_ent *e = q->rxq_head;
+        struct pkt p = {.data = e->data, .len = e->len, .vnet = e->vnet};
+        struct nb_rx_hash h = {e->hash_type, e->hash};
+        if (!rx_one(b, RX_FROM_QUEUE, &p, e->hash_type >= 0 ? &h : NULL))
+            break;
+        /* Its data may be referenced by the batch: freed after the flush. */
+        e = rxq_pop(q);
+        e->next = b->done;
+        b->done = e;
+    }
+}
+
+void nb_dp_rx_expire(struct nb_dp *dp)
+{
+    uint64_t now = xbr_now_ms();
+    for (unsigned i = 0; i < dp->nq; i++) {
+        struct nb_queue *q = &dp->q[i];
+        if (!atomic_load_explicit(&q->rxq_n, memory_order_relaxed))
+            continue;
+        pthread_spin_lock(&q->rx_lock);
+        rxq_expire(q, now);
         pthread_spin_unlock(&q->rx_lock);
+    }
+}
+
+/* Frames for queue q's RX ring (n may be 0: only the RX queue is served).
+ * Frames the ring has no buffers for wait in the RX queue, behind any that
+ * wait already, so the guest gets them in order. */
+static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
+                         struct pkt *const *pkts, unsigned n, const struct nb_rx_hash *hx)
+{
+    pthread_spin_lock(&q->rx_lock);
+
+    struct rx_batch b;
+    unsigned sent = 0;
+    b.dp = dp;
+    b.q = q;
+    b.w = w;
+    b.n_seg = b.n_frames = 0;
+    b.scratch_used = 0;
+    b.done = NULL;
+    memset(b.in_put, 0, sizeof(b.in_put));
+    memset(b.in_bad, 0, sizeof(b.in_bad));
+    b.prod = __atomic_load_n(&q->rx.sring->req_prod, __ATOMIC_ACQUIRE);
+    if (b.prod - q->rx.req_cons > RING_SIZE(&q->rx)) {
+        nb_dp_fatal(dp, "queue %u: RX req_prod %u is more than a ring ahead of %u", q->idx,
+                    b.prod, q->rx.req_cons);
+        goto out;
+    }
+    if (q->rxq_head)
+        rxq_drain(&b);
+    for (unsigned i = 0; i < n; i++) {
+        const struct nb_rx_hash *h = hx ? &hx[i] : NULL;
+        if (!q->rxq_head && rx_one(&b, i, pkts[i], h))
+            continue;
+        b.in_put[i] = rxq_push(q, pkts[i], h);
+    }
+    rx_flush(&b);
+    if (q->rxq_head) {
+        /* Ask for a notification when the guest posts any buffer (the
+         * frontend checks req_event after pushing), then look once more in
+         * case it posted before seeing it. */
+        q->rx.sring->req_event = b.prod + 1;
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        RING_IDX now = __atomic_load_n(&q->rx.sring->req_prod, __ATOMIC_ACQUIRE);
+        if (now != b.prod && now - q->rx.req_cons <= RING_SIZE(&q->rx)) {
+            b.prod = now;
+            rxq_drain(&b);
+            rx_flush(&b);
+            q->rx.sring->req_event = now + 1;
+        }
+    }
+    for (unsigned i = 0; i < n; i++)
+        sent += b.in_put[i] && !b.in_bad[i];
+out:
+    pthread_spin_unlock(&q->rx_lock);
     return sent;
 }
 
@@ -745,12 +981,28 @@ static void nb_show(struct port *p, struct ctl_out *o)
     ctl_out_u64(o, "from_guest_gso", " gso %llu", st.tx_gso);
     ctl_out_u64(o, "from_guest_bad", " bad %llu", st.tx_drop_bad);
     ctl_out_u64(o, "from_guest_spoofed", " spoofed %llu", st.tx_drop_spoof);
-    ctl_out_u64(o, "from_guest_bad_offload", " bad-offload %llu\n", st.tx_drop_csum);
+    ctl_out_u64(o, "from_guest_bad_offload", " bad-offload %llu", st.tx_drop_csum);
+    ctl_out_u64(o, "from_guest_copy_failed", " copy-failed %llu\n", st.tx_drop_copy);
     ctl_out_u64(o, "to_guest", "    to-guest %llu", st.rx_frames);
     ctl_out_u64(o, "to_guest_gso", " gso %llu", st.rx_gso);
-    ctl_out_u64(o, "to_guest_no_buffers", " no-buffers %llu", st.rx_drop_nobuf);
+    ctl_out_u64(o, "to_guest_segmented", " segmented %llu", st.rx_segmented);
+    ctl_out_u64(o, "to_guest_segments", " (%llu segments)", st.rx_segments);
+    /* For want of buffers: queue full, or left in it too long. */
+    ctl_out_u64(o, "to_guest_no_buffers", " no-buffers %llu",
+                st.rx_dropped_full + st.rx_dropped_stalled);
     ctl_out_u64(o, "to_guest_gso_unsupported", " gso-unsupported %llu", st.rx_drop_gso);
-    ctl_out_u64(o, "to_guest_too_big", " too-big %llu\n", st.rx_drop_big);
+    ctl_out_u64(o, "to_guest_too_big", " too-big %llu", st.rx_drop_big);
+    ctl_out_u64(o, "to_guest_copy_failed", " copy-failed %llu\n", st.rx_drop_copy);
+    uint64_t qn = 0, qb = 0;
+    for (unsigned i = 0; i < dp->nq; i++) { /* racy reads, for display */
+        qn += atomic_load_explicit(&dp->q[i].rxq_n, memory_order_relaxed);
+        qb += __atomic_load_n(&dp->q[i].rxq_bytes, __ATOMIC_RELAXED);
+    }
+    ctl_out_u64(o, "rx_queued", "    rx-queue: queued %llu", st.rx_queued);
+    ctl_out_u64(o, "rx_dropped_stalled", " dropped-stalled %llu", st.rx_dropped_stalled);
+    ctl_out_u64(o, "rx_dropped_full", " dropped-full %llu", st.rx_dropped_full);
+    ctl_out_u64(o, "rx_queue_frames", " now %llu", qn);
+    ctl_out_u64(o, "rx_queue_bytes", " (%llu bytes)\n", qb);
     ctl_out_close_object(o);
     nb_ctrl_show(dp, o);
 }

@@ -27,10 +27,11 @@
  *
  * Queues: guest queue g is served by worker g (rx_burst: guest TX ring).
  * Frames towards the guest (tx_burst: guest RX ring) come from any worker
- * w and go to guest queue w % nq; when the guest has fewer queues than there
- * are workers (dp->rx_shared) the RX side of a queue is taken under that
- * queue's spinlock, held only for one burst. With as many guest queues as
- * workers no lock is ever taken. A guest with a control ring may turn on
+ * w and go to guest queue w % nq; the RX side of a queue is taken under that
+ * queue's spinlock, held only for one burst. It is contended only when the
+ * guest has fewer queues than there are workers (dp->rx_shared), or when
+ * worker g serves the RX queue on the guest's notification or the control
+ * thread expires frames in it. A guest with a control ring may turn on
  * Toeplitz hashing, which sends any worker's frames to any queue: its RX
  * side is always locked (rx_shared), decided at connect.
  *
@@ -62,6 +63,8 @@
 
 #include "bridge/bridge.h"
 
+#include <linux/virtio_net.h>
+
 #define NB_PAGE 4096u
 /* Linux netback's limits (drivers/net/xen-netback): a packet may follow its
  * first slot with at most XEN_NETBK_LEGACY_SLOTS_MAX - 1 more before it is
@@ -79,6 +82,10 @@
 #define NB_RX_MAX_DATA 17u
 #define NB_RX_MAX_EXTRAS 2u
 #define NB_RX_MAX_SLOTS (NB_RX_MAX_DATA + NB_RX_MAX_EXTRAS)
+/* Room for frames netback makes itself on their way to a guest (a checksum
+ * finished in software, software segments) until their grant copy: two of
+ * the largest. */
+#define NB_RX_SCRATCH (2u * XBR_PKT_BUF_SIZE)
 
 /* ---- TX request parsing (nb-tx.c) ---- */
 
@@ -163,13 +170,36 @@ struct nb_wstats {
 
 struct nb_qstats {
     uint64_t tx_frames, tx_gso, tx_drop_bad, tx_drop_spoof, tx_drop_csum;
-    uint64_t rx_frames, rx_gso, rx_drop_nobuf, rx_drop_gso, rx_drop_big;
+    uint64_t tx_drop_copy;  /* a grant copy of the packet failed: answered with errors */
+    uint64_t rx_frames, rx_gso, rx_drop_gso, rx_drop_big;
+    uint64_t rx_drop_copy;  /* a copy into the guest's buffers failed: error response */
+    uint64_t rx_segmented, rx_segments; /* super-frames cut in software, their segments */
+    uint64_t rx_queued;          /* frames that waited in the RX queue for buffers */
+    uint64_t rx_dropped_stalled; /* ... and were dropped after NB_RX_DRAIN_MS */
+    uint64_t rx_dropped_full;    /* dropped: the RX queue was at NB_RXQ_BYTES */
     uint64_t notify_tx, notify_rx;
 };
 
 #define NB_TX_MAX_RSP (XBR_BURST * NB_TX_MAX_SLOTS)
 #define NB_TX_MAX_SEGS (XBR_BURST * NB_TX_MAX_DATA)
 #define NB_RX_MAX_SEGS (XBR_BURST * NB_RX_MAX_SLOTS)
+
+/* The per-queue RX queue (nb-port.c): frames for a guest momentarily short
+ * of RX buffers wait here, in order, until it posts more or they are older
+ * than NB_RX_DRAIN_MS (Linux's rx_drain_timeout_msecs). At most
+ * NB_RXQ_BYTES per queue (Linux's XENVIF_RX_QUEUE_BYTES, half a ring of
+ * pages): a guest that never posts costs that much and no more (XSA-392). */
+#define NB_RXQ_BYTES (128u * 4096u)
+#define NB_RX_DRAIN_MS 10000u
+struct nb_rxq_ent {
+    struct nb_rxq_ent *next;
+    uint64_t since_ms;              /* queued at */
+    struct virtio_net_hdr vnet;
+    int hash_type;                  /* < 0: none */
+    uint32_t hash;
+    uint32_t len;
+    uint8_t data[];
+};
 
 struct nb_rx_rsp {
     netif_rx_response_t rsp;
@@ -194,11 +224,15 @@ struct nb_queue {
     struct { uint16_t id; int16_t status; } tx_rsp[NB_TX_MAX_RSP];
     xengnttab_grant_copy_segment_t tx_seg[NB_TX_MAX_SEGS];
 
-    /* RX (bridge -> guest): under rx_lock when dp->rx_shared. */
+    /* RX (bridge -> guest): under rx_lock (uncontended unless dp->rx_shared;
+     * the control thread takes it to expire queued frames). */
     pthread_spinlock_t rx_lock;
+    struct nb_rxq_ent *rxq_head, **rxq_tail; /* the RX queue, oldest first */
+    _Atomic unsigned rxq_n;         /* frames in it (read unlocked as a hint) */
+    uint32_t rxq_bytes;
     struct nb_rx_rsp rx_rsp[NB_RX_MAX_SEGS];
     xengnttab_grant_copy_segment_t rx_seg[NB_RX_MAX_SEGS];
-    uint8_t *bounce;                /* for software checksums (no-csum guests) */
+    uint8_t *scratch;               /* NB_RX_SCRATCH: frames made here (nb-port.c) */
 
     struct nb_qstats st;            /* TX fields: worker idx; RX: under lock */
 } __attribute__((aligned(64)));
@@ -242,6 +276,8 @@ void nb_dp_fatal(struct nb_dp *dp, const char *fmt, ...) __attribute__((format(p
 void nb_dp_free(struct nb_dp *dp);
 /* Queue q's summed stats. */
 void nb_dp_stats(const struct nb_dp *dp, struct nb_qstats *sum);
+/* [control, every tick] Drops queued RX frames older than NB_RX_DRAIN_MS. */
+void nb_dp_rx_expire(struct nb_dp *dp);
 
 struct nb_dp *nb_dp_alloc(unsigned nq, unsigned n_workers);
 /* Maps every queue's rings and binds its event channels (control thread).

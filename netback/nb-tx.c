@@ -11,8 +11,9 @@
  *   - 20..21 data slots: dropped (answered with errors); 22 or more: fatal;
  *   - a following slot larger than what remains of the frame: dropped;
  *   - any slot with offset + size beyond its page: fatal (XSA-39);
- *   - a following slot of size 0: fatal (XSA-448 showed what zero-length
- *     fragments do to a backend; no correct frontend sends one);
+ *   - a following slot of size 0 is legal (netif.h and Linux accept it;
+ *     XSA-448 was a backend crashing on one, not a reason to refuse it):
+ *     it adds no data and costs no copy;
  *   - a chain or an extra-info list running past req_prod: fatal;
  *   - extra info of type NONE or >= XEN_NETIF_EXTRA_TYPE_MAX, or more than
  *     one per type: fatal; GSO with size 0 or a type other than TCPv4/v6:
@@ -122,8 +123,6 @@ enum nb_tx_verdict nb_tx_parse(const union netif_tx_sring_entry *ring, unsigned 
         f->ids[f->n_slots] = txp.id;
         f->is_extra[f->n_slots++] = 0;
         f->data[f->n_data++] = txp;
-        if (txp.size == 0)
-            return fatal(f, "zero-length fragment");
         if ((uint32_t)txp.offset + txp.size > NB_PAGE)
             return fatal(f, "slot crosses a page boundary");
         if (!drop && txp.size > remaining) {

@@ -40,6 +40,7 @@
 #include "netback/netback.h"
 #include "netback/nb-private.h"
 #include "ctl/ctl.h"
+#include "bridge/config.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -705,8 +706,10 @@ static void on_tick(int fd, uint32_t events, void *aux)
     struct nb_vif *v = nb.vifs, *next;
     for (; v; v = next) {
         next = v->next;
-        if (v->dp)
+        if (v->dp) {
             nb_ctrl_tick(v->dp); /* control-ring work the budget held back */
+            nb_dp_rx_expire(v->dp); /* RX queue: frames a guest left too long */
+        }
         if (v->dp && atomic_load_explicit(&v->dp->fatal, memory_order_acquire) == 2) {
             char why[sizeof(v->dp->why)];
             memcpy(why, v->dp->why, sizeof(why));
@@ -852,10 +855,23 @@ static int cmd_vif_antispoof(int argc, char **argv, struct ctl_out *o, char *err
         snprintf(err, errlen, "expected on or off");
         return -EINVAL;
     }
+    xbr_cfg_note_vif_antispoof(nb.antispoof);
     return 0; /* applies to vifs connecting from now on */
 }
 
 /* ---- start / stop ---- */
+
+void nb_register_commands(void)
+{
+    static bool registered;
+    if (registered)
+        return;
+    registered = true;
+    (void)ctl_register("vif show", 0, 1, "[VIF]", cmd_vif_show, NULL);
+    (void)ctl_register("vif online", 1, 1, "BACKEND_PATH", cmd_vif_online, NULL);
+    (void)ctl_register("vif offline", 1, 1, "BACKEND_PATH", cmd_vif_offline, NULL);
+    (void)ctl_register("vif antispoof", 1, 1, "on|off", cmd_vif_antispoof, NULL);
+}
 
 int nb_start(char *err, size_t errlen)
 {
@@ -899,16 +915,6 @@ int nb_start(char *err, size_t errlen)
         return -EIO;
     }
     xbr_port_class_register(&nb_port_class);
-    if (!nb.started) {
-        static bool registered;
-        if (!registered) {
-            registered = true;
-            (void)ctl_register("vif show", 0, 1, "[VIF]", cmd_vif_show, NULL);
-            (void)ctl_register("vif online", 1, 1, "BACKEND_PATH", cmd_vif_online, NULL);
-            (void)ctl_register("vif offline", 1, 1, "BACKEND_PATH", cmd_vif_offline, NULL);
-            (void)ctl_register("vif antispoof", 1, 1, "on|off", cmd_vif_antispoof, NULL);
-        }
-    }
     nb.started = true;
     xbr_info("netback: serving %s (%u queue(s) per guest at most)", nb.root, nb.n_workers);
     scan_all(); /* the initial watch event will do it again, harmlessly */

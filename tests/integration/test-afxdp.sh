@@ -4,6 +4,8 @@
 # families, unicast stays on its path, broadcasts flood, TCP arrives intact
 # between two AF_XDP ports and from an AF_PACKET port whose host leaves its
 # checksums to the device (completed in software before AF_XDP sends them).
+# TCP super-frames from that host, once it offloads segmentation too, are
+# segmented in software for the AF_XDP port.
 # Run again with --workers 2, where a veth's single queue is shared.
 . "$(dirname "$0")/lib.sh"
 
@@ -81,3 +83,14 @@ c1=$(xc -j show br0 | jq '.[0].ports[] | select(.name == "v3") | .tx_csum_sw')
 ok "8 MiB TCP h4 -> h3 (partial checksums from AF_PACKET, completed for AF_XDP: $((c1 - c0)))"
 tcp 3 4 5003
 ok "8 MiB TCP h3 -> h4 (AF_XDP -> AF_PACKET) arrived intact"
+
+# Now h4 leaves segmentation to the device too: its TCP super-frames reach
+# xbr whole (the vnet header says GSO) and are cut into segments for v3.
+in_h 4 ethtool -K eth0 tso on gso on >/dev/null
+s0=$(xc -j show br0 | jq '.[0].ports[] | select(.name == "v3") | .tx_gso_segmented')
+tcp 4 3 5004
+j=$(xc -j show br0 | jq -c '.[0].ports[] | select(.name == "v3")')
+s1=$(jq .tx_gso_segmented <<<"$j")
+[ "$((s1 - s0))" -gt 0 ] || fail "no super-frame was segmented for v3: $j"
+[ "$(jq .tx_gso_dropped <<<"$j")" = 0 ] || fail "v3 dropped GSO frames: $j"
+ok "8 MiB TCP h4 -> h3 with TSO (super-frames segmented for AF_XDP: $((s1 - s0)))"

@@ -281,7 +281,8 @@ static const struct {
         "one packet in N slots (default 22): Linux netback's fatal_skb_slots threshold, "
         "treated as malicious (XSA-39): the vif is disconnected"},
     [NF_ATTACK_ZERO_FRAG] = {"zero-frag",
-        "a following slot of size 0 inside a packet (XSA-448)"},
+        "a following slot of size 0 inside a packet: legal (netif.h, Linux); XSA-448 was a "
+        "backend crashing on one"},
     [NF_ATTACK_CROSS_PAGE] = {"cross-page",
         "a slot whose offset + size crosses the page (offset 4000, size 200): fatal (XSA-39)"},
     [NF_ATTACK_SIZE_SHORT] = {"size-short",
@@ -309,7 +310,8 @@ static const struct {
     [NF_ATTACK_RX_REQ_PROD_JUMP] = {"rx-req-prod-jump",
         "RX req_prod moved more than a ring ahead (stale requests would be reused)"},
     [NF_ATTACK_BAD_GREF] = {"bad-gref",
-        "TX request with a grant ref beyond the grant table (GNTST_bad_gntref)"},
+        "TX request with a grant ref beyond the grant table (GNTST_bad_gntref): that packet "
+        "fails (NETIF_RSP_ERROR), as in Linux"},
     [NF_ATTACK_UNUSED_GREF] = {"unused-gref",
         "TX request with a ref inside the table that grants nothing (GNTST_general_error)"},
     [NF_ATTACK_FOREIGN_GREF] = {"foreign-gref",
@@ -825,6 +827,11 @@ static int publish(struct netfront *nf)
         if (!r)
             r = xs_printf(nf->xs, t, nf->fe_path, "feature-ipv6-csum-offload", "%d",
                           !nf->o.no_csum_offload);
+        /* Linux netfront's way of saying it cannot take partial checksums
+         * (the key is negative: absent means offload on). */
+        if (!r)
+            r = xs_printf(nf->xs, t, nf->fe_path, "feature-no-csum-offload", "%d",
+                          nf->o.no_csum_offload);
         if (!r)
             r = publish_ctrl(nf, t);
         if (r) {
@@ -1442,10 +1449,15 @@ static int attack_packet(struct netfront *nf)
         n = 1;
         break;
     }
-    if (len < 54)
-        memset(frame, 0xab, len);
-    else
-        tcp4_frame(frame, len, nf->mac);
+    {
+        static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+        const uint8_t *dst = nf->o.have_attack_dst ? nf->o.attack_dst : bcast;
+        if (len < 30)
+            memset(frame, 0xab, len);
+        else if (netfront_test_frame(frame, len, 0xa77ac000u + (uint32_t)a, dst, nf->mac,
+                                     len >= 70, o.csum_blank) < 0)
+            tcp4_frame(frame, len, nf->mac);
+    }
     if ((r = tx_wait_space(nf, q, n + 2, n)) < 0)
         return r;
     if ((r = plan_frame(nf, q, frame, len, chunks, n, first_off, &o, plan, &nplan)) < 0)

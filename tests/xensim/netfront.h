@@ -111,6 +111,11 @@ struct netfront_opts {
     uint8_t mac[6];         /* ring-only mode; otherwise read from xenstore */
     enum netfront_attack attack;
     unsigned attack_arg;    /* attack-specific number, 0 = its default */
+    /* Crafted packets are test frames (netfront_test_frame, TCP/IPv4 from 70
+     * bytes) sent to attack_dst (broadcast unless have_attack_dst), so that
+     * a legal one can be checked at the other end. */
+    bool have_attack_dst;
+    uint8_t attack_dst[6];
     /* feature-ctrl-ring: grant a control ring (when the backend offers it). */
     bool ctrl_ring;
     /* feature-multicast-control: write request-multicast-control=1. */

@@ -44,6 +44,8 @@ static const char usage_text[] =
     "  --no-split --no-sg --no-gso --no-csum   features not used / advertised\n"
     "  --timeout MS         handshake / close waits (default 10000)\n"
     "  --attack NAME[=N]    misbehave (list-attacks shows them)\n"
+    "  --attack-dst MAC     where a crafted packet goes (default broadcast); it is a test\n"
+    "                       frame, so a recv there can check it arrived intact\n"
     "  --ctrl-ring          provide a control ring (feature-ctrl-ring)\n"
     "  --mcast-control      ask for multicast filtering (request-multicast-control)\n"
     "  --xs-set KEY=VALUE   write KEY (below the frontend directory) last in the handshake\n"
@@ -59,7 +61,8 @@ static const char usage_text[] =
     "                              send test frames (--tcp: TCP/IPv4 ones; --flows: N source\n"
     "                              ports in turn)\n"
     "  recv --count N [--wait MS] [--hash] [--mcast-add MAC] [--mcast-del MAC]\n"
-    "       [--mcast-fill N]       receive N test frames and check them (--wait: total, ms);\n"
+    "       [--mcast-fill N] [--from MAC]   receive N test frames and check them (--wait:\n"
+    "                              total, ms; --from: only frames from MAC count);\n"
     "                              --hash: turn on Toeplitz (needs --ctrl-ring) and check each\n"
     "                              frame's hash and queue; --mcast-*: subscribe / unsubscribe\n"
     "                              (in order; --mcast-fill: N more addresses) and count frames\n"
@@ -336,6 +339,115 @@ static int expected_hash(const uint8_t *f, size_t len, uint32_t *h)
 
 #define MAX_GROUPS 256
 
+static uint16_t ip_csum(const uint8_t *p, size_t len);
+
+/* What a frontend that turned offloads off must get, checked on each frame:
+ * without csum offload no partial checksum (NETRXF_csum_blank), without GSO
+ * or SG no GSO frame, without SG one slot; and the IPv4 and TCP checksums
+ * of every TCP/IPv4 frame not marked csum_blank must verify. */
+struct rx_check {
+    uint64_t csum_ok, csum_bad, offload_bad;
+    /* Segments of a super-frame (sent by another guest with --gso) that
+     * reach a frontend without GSO: reassembled in order and checked as one
+     * test frame; IP ids consecutive, PSH on the last segment only. */
+    uint8_t *asm_buf;
+    size_t asm_len, asm_want;
+    uint32_t next_seq;
+    uint16_t next_id;
+    uint64_t segments, seg_bad, reassembled;
+};
+
+static void rx_check_frame(const struct cli *c, struct rx_check *k, const uint8_t *f,
+                           size_t len, const struct netfront_rx_info *info)
+{
+    bool blank = info->flags & NETRXF_csum_blank;
+    if ((c->o.no_csum_offload && blank) ||
+        ((c->o.no_gso || c->o.no_sg) && info->gso_type) || (c->o.no_sg && info->slots > 1))
+        k->offload_bad++;
+    if (len < 34 || f[12] != 0x08 || f[13] != 0x00 || (f[14] >> 4) != 4 || f[23] != 6 || blank)
+        return;
+    size_t ihl = (size_t)(f[14] & 15) * 4, tot = (size_t)(f[16] << 8 | f[17]);
+    if (ihl < 20 || tot < ihl + 20 || 14 + tot > len || ip_csum(f + 14, ihl) != 0) {
+        k->csum_bad++;
+        return;
+    }
+    /* TCP over the pseudo-header: sum of addresses, protocol, length. */
+    const uint8_t *t = f + 14 + ihl;
+    size_t tl = tot - ihl;
+    uint32_t sum = 6 + (uint32_t)tl;
+    for (unsigned i = 0; i < 8; i += 2)
+        sum += (uint32_t)(f[26 + i] << 8 | f[27 + i]);
+    for (size_t i = 0; i + 1 < tl; i += 2)
+        sum += (uint32_t)(t[i] << 8 | t[i + 1]);
+    if (tl & 1)
+        sum += (uint32_t)t[tl - 1] << 8;
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    if (sum != 0xffff) {
+        k->csum_bad++;
+        return;
+    }
+    k->csum_ok++;
+}
+
+/* A TCP/IPv4 segment of a test frame: returns 1 and sets *done (the whole
+ * frame, in k->asm_buf, *done_len bytes) when it completed one, 0 when it
+ * was taken as a piece, -1 when it is not a segment (a whole frame). */
+static int rx_reassemble(struct rx_check *k, const uint8_t *f, size_t len, size_t *done_len)
+{
+    if (len < 54 || f[12] != 0x08 || f[13] != 0x00 || f[23] != 6)
+        return -1;
+    size_t ihl = (size_t)(f[14] & 15) * 4, off = 14 + ihl;
+    if (len < off + 20)
+        return -1;
+    size_t doff = (size_t)(f[off + 12] >> 4) * 4, pl = off + doff;
+    uint32_t seq = (uint32_t)f[off + 4] << 24 | (uint32_t)f[off + 5] << 16 |
+                   (uint32_t)f[off + 6] << 8 | f[off + 7];
+    uint16_t id = (uint16_t)(f[18] << 8 | f[19]);
+    uint8_t tflags = f[off + 13];
+    if (pl > len)
+        return -1;
+    if (len >= pl + 12 && !memcmp(f + pl, "XSIM", 4)) {
+        size_t want = (size_t)f[pl + 8] << 24 | (size_t)f[pl + 9] << 16 |
+                      (size_t)f[pl + 10] << 8 | f[pl + 11];
+        if (want <= len || want > NETFRONT_MAX_FRAME)
+            return -1; /* a whole frame */
+        if (k->asm_want)
+            k->seg_bad++; /* the previous one never completed */
+        if (!k->asm_buf)
+            k->asm_buf = malloc(NETFRONT_MAX_FRAME);
+        if (!k->asm_buf)
+            return -1;
+        memcpy(k->asm_buf, f, len);
+        k->asm_len = len;
+        k->asm_want = want;
+    } else {
+        if (!k->asm_want)
+            return -1;
+        if (seq != k->next_seq || id != k->next_id || k->asm_len + (len - pl) > k->asm_want) {
+            k->seg_bad++;
+            k->asm_want = 0;
+            return 0;
+        }
+        memcpy(k->asm_buf + k->asm_len, f + pl, len - pl);
+        k->asm_len += len - pl;
+    }
+    k->segments++;
+    k->next_seq = seq + (uint32_t)(len - pl);
+    k->next_id = (uint16_t)(id + 1);
+    bool last = k->asm_len == k->asm_want;
+    /* The test frames carry PSH|ACK: PSH only on the last segment. */
+    if ((bool)(tflags & 0x08) != last || !(tflags & 0x10))
+        k->seg_bad++;
+    if (!last)
+        return 0;
+    k->asm_want = 0;
+    k->reassembled++;
+    *done_len = k->asm_len;
+    return 1;
+}
+
+
 static int cmd_recv(struct cli *c, int argc, char **argv)
 {
     uint64_t count = 1, wait_ms = 10000, ok = 0, bad = 0, other = 0, fill = 0;
@@ -349,7 +461,10 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
     uint32_t table[RSS_TABLE];
     struct netfront *nf;
     uint64_t deadline;
-    char extra[400];
+    char extra[600];
+    struct rx_check chk = {0};
+    uint8_t from[6];
+    bool have_from = false;
 
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -372,6 +487,10 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
             if (xbr_mac_parse(v, ops[nops].mac) < 0)
                 goto usage;
             nops++;
+        } else if (!strcmp(a, "--from")) {
+            if (xbr_mac_parse(v, from) < 0)
+                goto usage;
+            have_from = true;
         } else if (!strcmp(a, "--mcast-fill")) {
             if (parse_u(v, MAX_GROUPS - 64, &fill) < 0)
                 return 2;
@@ -441,6 +560,8 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
             break;
         }
         got = (size_t)XBR_MIN((size_t)n, sizeof(buf));
+        if (have_from && (got < 12 || memcmp(buf + 6, from, 6)))
+            continue; /* --from: only that sender's frames count */
         queues_seen |= 1u << info.queue;
         if (netfront_mcast_filtering(nf) && got >= 6 && (buf[0] & 1) &&
             memcmp(buf, "\xff\xff\xff\xff\xff\xff", 6)) {
@@ -449,12 +570,22 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
                 sub = !memcmp(groups[g], buf, 6);
             unwanted += !sub;
         }
-        int tf = netfront_test_frame_check(buf, got, &seq);
+        rx_check_frame(c, &chk, buf, got, &info);
+        const uint8_t *fr = buf;
+        size_t whole = 0;
+        int ra = rx_reassemble(&chk, buf, got, &whole);
+        if (ra == 0)
+            continue; /* a piece of a super-frame */
+        if (ra == 1) {
+            fr = chk.asm_buf;
+            got = whole;
+        }
+        int tf = netfront_test_frame_check(fr, got, &seq);
         /* Hashes are checked on test frames: anything else may have come
          * before the hash was on (a BPDU at connect). */
         if (hash && tf == 0) {
             uint32_t want;
-            int type = expected_hash(buf, got, &want);
+            int type = expected_hash(fr, got, &want);
             unsigned q = table[want % RSS_TABLE];
             if (info.hash_type == type && (type < 0 || (info.hash == want &&
                 info.hash_alg == XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ)) && info.queue == q) {
@@ -476,10 +607,17 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
     (void)snprintf(extra, sizeof(extra),
                    "ok %" PRIu64 " bad %" PRIu64 " other %" PRIu64 " hash_ok %" PRIu64
                    " hash_bad %" PRIu64 " queues_used %d mcast_ok %" PRIu64 " mcast_err %" PRIu64
-                   " mcast_unwanted %" PRIu64,
+                   " mcast_unwanted %" PRIu64 " csum_ok %" PRIu64 " csum_bad %" PRIu64
+                   " offload_bad %" PRIu64 " segments %" PRIu64 " seg_bad %" PRIu64
+                   " reassembled %" PRIu64,
                    ok, bad, other, hash_ok, hash_bad, __builtin_popcount(queues_seen), mcast_ok,
-                   mcast_err, unwanted);
-    return finish(nf, "recv", ok == count && bad == 0 && hash_bad == 0 && unwanted == 0, extra);
+                   mcast_err, unwanted, chk.csum_ok, chk.csum_bad, chk.offload_bad, chk.segments,
+                   chk.seg_bad, chk.reassembled);
+    free(chk.asm_buf);
+    return finish(nf, "recv",
+                  ok == count && bad == 0 && hash_bad == 0 && unwanted == 0 && chk.csum_bad == 0 &&
+                      chk.offload_bad == 0 && chk.seg_bad == 0,
+                  extra);
 usage:
     fputs(usage_text, stderr);
     return 2;
@@ -889,6 +1027,7 @@ int main(int argc, char **argv)
         {"mcast-control", no_argument, NULL, 6},
         {"xs-set", required_argument, NULL, 7},
         {"xs-rm", required_argument, NULL, 8},
+        {"attack-dst", required_argument, NULL, 9},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -964,6 +1103,13 @@ int main(int argc, char **argv)
             }
             c.xs[c.o.n_xs_overrides++] = optarg;
             c.o.xs_overrides = c.xs;
+            break;
+        case 9:
+            if (xbr_mac_parse(optarg, c.o.attack_dst) < 0) {
+                fprintf(stderr, "xensim-netfront: bad MAC '%s'\n", optarg);
+                return 2;
+            }
+            c.o.have_attack_dst = true;
             break;
         case 'h':
             fputs(usage_text, stdout);
