@@ -159,6 +159,7 @@ static const char *const counters[] = {
     "stats:port:vxlan:rx_vtep_limit",
     "stats:port:vxlan:rx_handoff_full",
     "stats:port:vxlan:tx_bad_offload",
+    "stats:port:vxlan:tx_gso_segmented",
     "stats:port:vxlan:tx_errors",
     "stats:port:vxlan:vtep_resets",
 };

@@ -19,7 +19,7 @@
  *   from the kernel (IPV6_CHECKSUM); IPv4 sends none, like Linux's default
  *   (noudpcsum). Datagrams go out in batches with sendmmsg. Frames with a
  *   partial checksum are completed, and GSO (TSO) frames are cut into
- *   segments in software first: the far end receives plain frames.
+ *   segments in software first (gso/): the far end receives plain frames.
  * Where a frame goes: the FDB entry of its destination remembers the VTEP
  *   (struct pkt.remote); broadcast, multicast and unknown unicast go to every
  *   remote of the static list and to the multicast group (head-end
@@ -40,6 +40,7 @@
  * another). */
 #include "bridge/private.h"
 #include "ctl/ctl.h"
+#include "gso/gso.h"
 #include "util/util.h"
 
 #include <arpa/inet.h>
@@ -1021,25 +1022,6 @@ static int vxlan_wait_fd(struct port *p, unsigned q)
 
 /* ---- transmit ---- */
 
-static inline uint32_t csum_add(uint32_t sum, const uint8_t *d, size_t len)
-{
-    while (len > 1) {
-        sum += (uint32_t)(d[0] << 8 | d[1]);
-        d += 2;
-        len -= 2;
-    }
-    if (len)
-        sum += (uint32_t)(d[0] << 8);
-    return sum;
-}
-
-static inline uint16_t csum_fold(uint32_t sum)
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)sum;
-}
-
 static inline void put16(uint8_t *d, uint16_t v)
 {
     d[0] = (uint8_t)(v >> 8);
@@ -1163,91 +1145,28 @@ static void tx_frame(struct port *p, unsigned q, const struct pkt *pk, const uin
         tx_queue(vp, q, &vp->cfg.group, f, len, sport);
 }
 
-/* Where an IP header and its TCP header start, for a GSO or partial
- * checksum frame; false if the frame is not what its vnet header says. */
-static bool l3_of(const uint8_t *f, uint32_t len, uint32_t *l2, bool *v6)
-{
-    if (len < 14)
-        return false;
-    uint16_t type = get16(f + 12);
-    *l2 = 14;
-    if ((type == 0x8100 || type == 0x88a8) && len >= 18) {
-        type = get16(f + 16);
-        *l2 = 18;
-    }
-    *v6 = type == 0x86dd;
-    return type == 0x0800 || type == 0x86dd;
-}
-
-/* Software TSO: cuts a TCP GSO frame into frames of gso_size payload with
- * their IP and TCP headers fixed up and checksummed, into scratch; each
- * goes out at once. Returns false when the frame is malformed. */
+/* Software TSO (gso/): the segments of a TCP super-frame, into scratch,
+ * each sent as it is made. Returns false when the frame is malformed. */
 static bool tx_gso_tcp(struct port *p, unsigned q, const struct pkt *pk)
 {
     struct vxlan_port *vp = p->priv;
     struct vxlan_txq *t = &vp->txq[q];
-    const uint8_t *f = pk->data;
-    uint32_t l2;
-    bool v6;
-    if (!l3_of(f, pk->len, &l2, &v6))
-        return false;
-    uint32_t l4 = pk->vnet.csum_start;
-    if (l4 < l2 + (v6 ? 40u : 20u) || l4 + 20 > pk->len)
-        return false;
-    uint32_t thl = (uint32_t)(f[l4 + 12] >> 4) * 4u;
-    uint32_t hdr = l4 + thl, mss = pk->vnet.gso_size;
+    struct gso_tcp g;
     /* An MSS below TCP's floor (Linux's tcp_min_snd_mss, 48) would let one
      * frame turn into thousands of datagrams. */
-    if (thl < 20 || hdr > pk->len || mss < 48 || (!v6 && f[l2 + 9] != 6) ||
-        (v6 && f[l2 + 6] != 6))
+    if (pk->vnet.gso_size < 48 ||
+        gso_tcp_init(&g, pk->data, pk->len, pk->vnet.gso_type, pk->vnet.gso_size) < 0)
         return false;
-    uint32_t payload = pk->len - hdr, seq0;
-    memcpy(&seq0, f + l4 + 4, 4);
-    seq0 = ntohl(seq0);
-    uint16_t id0 = v6 ? 0 : get16(f + l2 + 4);
-    uint8_t flags = f[l4 + 13];
-    for (uint32_t off = 0, k = 0; off < payload || (payload == 0 && k == 0); off += mss, k++) {
-        uint32_t seg = XBR_MIN(mss, payload - off), slen = hdr + seg;
+    uint32_t slen;
+    while ((slen = gso_tcp_next_len(&g)) != 0) {
         if (t->scratch_used + slen > VXLAN_TX_SCRATCH || t->n == VXLAN_TX_MSGS)
             tx_send(vp, q, true);
         uint8_t *s = t->scratch + t->scratch_used;
         t->scratch_used += (slen + 63) & ~63u;
-        memcpy(s, f, hdr);
-        memcpy(s + hdr, f + hdr + off, seg);
-        if (v6) {
-            put16(s + l2 + 4, (uint16_t)(slen - l2 - 40));
-        } else {
-            put16(s + l2 + 2, (uint16_t)(slen - l2));
-            put16(s + l2 + 4, (uint16_t)(id0 + k));
-            put16(s + l2 + 10, 0);
-            put16(s + l2 + 10, (uint16_t)~csum_fold(csum_add(0, s + l2, l4 - l2)));
-        }
-        uint32_t seq = htonl(seq0 + off);
-        memcpy(s + l4 + 4, &seq, 4);
-        bool last = off + seg >= payload;
-        /* FIN and PSH only on the last segment, CWR only on the first. */
-        s[l4 + 13] = (uint8_t)(last ? flags : flags & ~0x09u);
-        if (k > 0)
-            s[l4 + 13] &= (uint8_t)~0x80u;
-        /* TCP checksum over the pseudo header and the segment. */
-        uint32_t sum = 0, tcplen = slen - l4;
-        if (v6) {
-            sum = csum_add(sum, s + l2 + 8, 32);
-            sum += tcplen >> 16;
-            sum += tcplen & 0xffff;
-            sum += 6;
-        } else {
-            sum = csum_add(sum, s + l2 + 12, 8);
-            sum += 6;
-            sum += tcplen;
-        }
-        put16(s + l4 + 16, 0);
-        sum = csum_add(sum, s + l4, tcplen);
-        put16(s + l4 + 16, (uint16_t)~csum_fold(sum));
+        (void)gso_tcp_next(&g, s);
         tx_frame(p, q, pk, s, slen);
-        if (payload == 0)
-            break;
     }
+    vp->stats[q].tx_gso_segmented++;
     return true;
 }
 
@@ -1259,9 +1178,7 @@ static unsigned vxlan_tx_burst(struct port *p, unsigned q, struct pkt *const *pk
     for (unsigned i = 0; i < n; i++) {
         const struct pkt *pk = pkts[i];
         if (pk->vnet.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
-            uint8_t g = pk->vnet.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
-            if ((g != VIRTIO_NET_HDR_GSO_TCPV4 && g != VIRTIO_NET_HDR_GSO_TCPV6) ||
-                !(pk->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) || !tx_gso_tcp(p, q, pk)) {
+            if (!(pk->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) || !tx_gso_tcp(p, q, pk)) {
                 vp->stats[q].tx_bad_offload++;
                 continue;
             }
@@ -1283,8 +1200,7 @@ static unsigned vxlan_tx_burst(struct port *p, unsigned q, struct pkt *const *pk
             memcpy(s, pk->data, pk->len);
             /* The field holds the pseudo-header sum; summing it with the
              * rest gives the checksum. */
-            uint16_t c = (uint16_t)~csum_fold(csum_add(0, s + cs, pk->len - cs));
-            put16(s + cs + co, c);
+            put16(s + cs + co, gso_csum(0, s + cs, pk->len - cs));
             tx_frame(p, q, pk, s, pk->len);
         } else {
             tx_frame(p, q, pk, pk->data, pk->len);
@@ -1313,6 +1229,7 @@ void xbr_vxlan_get_stats(const struct port *p, struct xbr_vxlan_stats *sum)
         sum->rx_vtep_limit += s->rx_vtep_limit;
         sum->rx_handoff_full += s->rx_handoff_full;
         sum->tx_bad_offload += s->tx_bad_offload;
+        sum->tx_gso_segmented += s->tx_gso_segmented;
         sum->tx_errors += s->tx_errors;
     }
 }
@@ -1348,6 +1265,7 @@ static void vxlan_show(struct port *p, struct ctl_out *o)
     ctl_out_u64(o, "rx_vtep_limit", " vtep-limit %llu", s.rx_vtep_limit);
     ctl_out_u64(o, "rx_handoff_full", " handoff-full %llu", s.rx_handoff_full);
     ctl_out_u64(o, "tx_bad_offload", " tx-bad-offload %llu", s.tx_bad_offload);
+    ctl_out_u64(o, "tx_gso_segmented", " (tso-segmented %llu)", s.tx_gso_segmented);
     ctl_out_u64(o, "tx_errors", " tx-errors %llu\n", s.tx_errors);
     ctl_out_close_object(o);
 }

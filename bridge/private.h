@@ -233,6 +233,7 @@ struct xbr_vxlan_stats {
     uint64_t rx_vtep_limit; /* from a new address with the VTEP table full */
     uint64_t rx_handoff_full; /* read by a sibling on the same socket, our ring full */
     uint64_t tx_bad_offload; /* GSO kind we cannot segment, malformed */
+    uint64_t tx_gso_segmented; /* TCP super-frames cut into segments (not a drop) */
     uint64_t tx_errors;      /* the underlay refused the datagram */
 } __attribute__((aligned(64)));
 /* Parses add-port's vxlan options (argv: option value pairs). */

@@ -208,7 +208,9 @@ tcp_check 1 4 10.123.0.4 2
 tcp_check 4 1 10.123.0.1 2
 ok "TCP xbr -> kernel vxlan and back: 2 MiB each way intact, no checksum errors"
 tcp_check 1 2 10.123.0.2 2
-ok "TCP between two xbr hosts: intact (TSO frames segmented in software)"
+tso=$(xc -j show br0 | jq '.[0].ports[] | select(.name == "vx42") | .vxlan.tx_gso_segmented')
+[ "$tso" -gt 0 ] || fail "h1's TCP reached the tunnel without a single TSO super-frame"
+ok "TCP between two xbr hosts: intact ($tso TSO super-frames segmented in software)"
 
 # ---- kernel vxlan over the IPv6 underlay ----
 # VNI 45 between A and K over IPv6 (beside A's VNI 43 on the same address and
