@@ -121,17 +121,32 @@ subnet() {
 }
 subnet 10.124.0 5 6 # VNI 43
 
+# kernel_bridge BR VXDEV GUESTPORT: on K, a kernel bridge (STP off) holding
+# the vxlan device and the guest's port.
+kernel_bridge() {
+    ip -n "$K" link add "$1" type bridge stp_state 0
+    ip -n "$K" link set "$2" master "$1"
+    ip -n "$K" link set "$3" master "$1"
+    ip -n "$K" link set "$2" up
+    ip -n "$K" link set "$1" up
+}
+# xbr_bridge CTL BR GUESTPORT VXPORT VXLAN-OPTION...: the same on an xbr host.
+xbr_bridge() {
+    local ctl=$1 br=$2 guest=$3 vx=$4
+    shift 4
+    $ctl add-br "$br"
+    $ctl stp set "$br" enabled no
+    $ctl add-port "$br" "$guest"
+    $ctl add-port "$br" "$vx" --type vxlan "$@"
+}
+
 # K: the kernel's vxlan device (learning, head-end replication with
 # all-zero entries, as iproute2 documents it) in a kernel bridge.
 ip -n "$K" link add vx42 type vxlan id 42 local "$UK" dev ul dstport 4789 ttl 64
 for u in "$UA" "$UB" "$UC"; do
     ip netns exec "$K" bridge fdb append 00:00:00:00:00:00 dev vx42 dst "$u"
 done
-ip -n "$K" link add kbr type bridge stp_state 0
-ip -n "$K" link set vx42 master kbr
-ip -n "$K" link set g4 master kbr
-ip -n "$K" link set vx42 up
-ip -n "$K" link set kbr up
+kernel_bridge kbr vx42 g4
 kmtu=$(ip -n "$K" -j link show vx42 | jq -r '.[0].mtu')
 
 start_xbrd
@@ -220,15 +235,8 @@ add_guest 12 "$A" g12
 ip netns exec "${P}h11" ethtool -K eth0 tx off >/dev/null
 subnet 10.127.0 11 12
 ip -n "$K" link add vx45 type vxlan id 45 local fd01:201:4::2 remote fd01:201:1::2 dev ul dstport 4789
-ip -n "$K" link add kbr45 type bridge stp_state 0
-ip -n "$K" link set vx45 master kbr45
-ip -n "$K" link set g11 master kbr45
-ip -n "$K" link set vx45 up
-ip -n "$K" link set kbr45 up
-xc add-br br45
-xc stp set br45 enabled no
-xc add-port br45 g12
-xc add-port br45 vx45 --type vxlan --vni 45 --local fd01:201:1::2 --remote fd01:201:4::2
+kernel_bridge kbr45 vx45 g11
+xbr_bridge xc br45 g12 vx45 --vni 45 --local fd01:201:1::2 --remote fd01:201:4::2
 in_h 12 ping -c 3 -i 0.2 -W 2 10.127.0.11 >/dev/null || fail "h12 (xbr) cannot ping h11 (kernel) over IPv6"
 in_h 11 ping -c 3 -i 0.2 -W 2 10.127.0.12 >/dev/null || fail "h11 (kernel) cannot ping h12 (xbr) over IPv6"
 tcp_check 12 11 10.127.0.11 1
@@ -335,14 +343,8 @@ expect_fail "VNI 42 already has a vxlan port" xc add-port br0 vx42b --type vxlan
 add_guest 9 "$A" g9
 add_guest 10 "$B" g10
 subnet 10.126.0 9 10
-xc add-br br99
-xc stp set br99 enabled no
-xc add-port br99 g9
-xc add-port br99 vx99 --type vxlan --vni 99 --local "$UA" --remote "$UB"
-xb add-br br99
-xb stp set br99 enabled no
-xb add-port br99 g10
-xb add-port br99 vx99 --type vxlan --vni 99 --local "$UB" --remote "$UA"
+xbr_bridge xc br99 g9 vx99 --vni 99 --local "$UA" --remote "$UB"
+xbr_bridge xb br99 g10 vx99 --vni 99 --local "$UB" --remote "$UA"
 in_h 9 ping -c 3 -i 0.2 -W 2 10.126.0.10 >/dev/null || fail "h9 cannot ping h10 on VNI 99"
 in_h 1 ping -c 3 -i 0.2 -W 2 10.123.0.2 >/dev/null || fail "VNI 42 broke beside VNI 99"
 tcp_check 9 10 10.126.0.10 1
@@ -375,18 +377,11 @@ ip -n "$K" addr add 10.202.0.4/24 dev mck
 ip -n "$A" link set mca up
 ip -n "$K" link set mck up
 ip -n "$K" link add vx44 type vxlan id 44 group 239.1.1.44 dev mck local 10.202.0.4 dstport 4789
-ip -n "$K" link add kbr44 type bridge stp_state 0
 add_guest 7 "$K" g7
 add_guest 8 "$A" g8
 subnet 10.125.0 7 8
-ip -n "$K" link set vx44 master kbr44
-ip -n "$K" link set g7 master kbr44
-ip -n "$K" link set vx44 up
-ip -n "$K" link set kbr44 up
-xc add-br br44
-xc stp set br44 enabled no
-xc add-port br44 g8
-xc add-port br44 vx44 --type vxlan --vni 44 --local 10.202.0.1 --group 239.1.1.44
+kernel_bridge kbr44 vx44 g7
+xbr_bridge xc br44 g8 vx44 --vni 44 --local 10.202.0.1 --group 239.1.1.44
 in_h 8 ping -c 3 -i 0.2 -W 2 10.125.0.7 >/dev/null || fail "h8 (xbr, group mode) cannot ping h7 (kernel, group mode)"
 in_h 7 ping -c 3 -i 0.2 -W 2 10.125.0.8 >/dev/null || fail "h7 cannot ping h8 in group mode"
 gdst=$(xc -j fdb show br44 | jq -r --arg m "$(host_mac 7)" '.[] | select(.mac == $m) | .dst')
