@@ -176,6 +176,9 @@ static int cmd_add_port(int argc, char **argv, struct ctl_out *o, char *err, siz
     const char *type = "afpacket";
     unsigned flags = 0;
     int port_no = -1;
+    /* The vxlan options, handed to its parser as option-value pairs. */
+    char *vx_argv[16];
+    int vx_argc = 0;
 
     for (int i = 2; i < argc; i++) {
         uint64_t no;
@@ -189,9 +192,16 @@ static int cmd_add_port(int argc, char **argv, struct ctl_out *o, char *err, siz
             if (xbr_parse_uint(argv[++i], 0, XBR_MAX_PORTS - 1, &no) < 0)
                 return ERR("invalid port number '%s' (0-%d)", argv[i], XBR_MAX_PORTS - 1);
             port_no = (int)no;
+        } else if ((!strcmp(argv[i], "--vni") || !strcmp(argv[i], "--local") ||
+                    !strcmp(argv[i], "--remote") || !strcmp(argv[i], "--group") ||
+                    !strcmp(argv[i], "--dstport")) &&
+                   i + 1 < argc && vx_argc + 2 <= (int)XBR_ARRAY_SIZE(vx_argv)) {
+            vx_argv[vx_argc++] = argv[i];
+            vx_argv[vx_argc++] = argv[++i];
         } else
-            return ERR("unknown option '%s' (add-port BR NAME [--type afpacket|afxdp|tap] [--force] "
-                       "[--port-no N])",
+            return ERR("unknown option '%s' (add-port BR NAME [--type afpacket|afxdp|tap|vxlan] "
+                       "[--force] [--port-no N] [--vni N --local IP [--remote IP[,IP...]] "
+                       "[--group MCAST] [--dstport PORT]])",
                        argv[i]);
     }
     struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
@@ -200,8 +210,20 @@ static int cmd_add_port(int argc, char **argv, struct ctl_out *o, char *err, siz
     const struct port_class *cls = xbr_port_class_find(type);
     if (!cls || !strcmp(type, "netback"))
         /* netback ports come from xenstore, not from add-port */
-        return ERR("unknown port type '%s' (afpacket, afxdp or tap)", type);
-    int r = xbr_port_add_at(br, port_no, argv[1], cls, flags, NULL, err, errlen);
+        return ERR("unknown port type '%s' (afpacket, afxdp, tap or vxlan)", type);
+    struct xbr_vxlan_config *vx = NULL;
+    if (cls == &port_vxlan_class) {
+        vx = xbr_xzalloc(sizeof(*vx));
+        int r = xbr_vxlan_parse_args(vx_argc, vx_argv, vx, err, errlen);
+        if (r < 0) {
+            free(vx);
+            return r;
+        }
+    } else if (vx_argc) {
+        return ERR("%s is an option of vxlan ports only", vx_argv[0]);
+    }
+    int r = xbr_port_add_at(br, port_no, argv[1], cls, flags, vx, err, errlen);
+    free(vx);
     if (r == 0)
         xbr_cfg_note_port(argv[1], flags);
     return r;
@@ -273,7 +295,12 @@ static int cmd_fdb_show(int argc, char **argv, struct ctl_out *o, char *err, siz
         ctl_out_str_or_null(o, "port", "  %-15s", p ? p->name : NULL);
         ctl_out_bool(o, "static", NULL, e->is_static);
         ctl_out_text(o, "  %-7s", e->is_static ? "static" : "learned");
-        ctl_out_u64(o, "age", "  %llu\n", e->age_s);
+        ctl_out_u64(o, "age", "  %llu", e->age_s);
+        struct in6_addr ra;
+        char rs[INET6_ADDRSTRLEN];
+        if (p && p->cls->tunnel && xbr_vxlan_remote_addr(p, e->remote, &ra))
+            ctl_out_str(o, "dst", "  dst %s", xbr_vxlan_format_ip(&ra, rs));
+        ctl_out_text(o, "\n");
         ctl_out_close_object(o);
     }
     ctl_out_close_array(o);
@@ -295,7 +322,7 @@ static int parse_mac_vlan(int n, char **words, uint8_t mac[6], uint16_t *vlan,
     return 0;
 }
 
-/* fdb add BR MAC PORT [vlan VID] */
+/* fdb add BR MAC PORT [vlan VID] [dst IP] */
 static int cmd_fdb_add(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
                        void *aux)
 {
@@ -306,10 +333,16 @@ static int cmd_fdb_add(int argc, char **argv, struct ctl_out *o, char *err, size
     struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
+    /* A trailing "dst IP": the remote VTEP behind a vxlan port. */
+    const char *dst = NULL;
+    if (argc >= 5 && !strcmp(argv[argc - 2], "dst")) {
+        dst = argv[argc - 1];
+        argc -= 2;
+    }
     /* The port name sits between the MAC and the optional vlan words. */
     char *words[3] = {argv[1], argc > 3 ? argv[3] : NULL, argc > 4 ? argv[4] : NULL};
-    if (parse_mac_vlan(argc - 2, words, mac, &vlan, "fdb add BR MAC PORT [vlan VID]", err,
-                       errlen) < 0)
+    if (parse_mac_vlan(argc - 2, words, mac, &vlan, "fdb add BR MAC PORT [vlan VID] [dst IP]",
+                       err, errlen) < 0)
         return -EINVAL;
     if (xbr_mac_is_multicast(mac) || xbr_mac_is_zero(mac))
         return ERR("%s is a multicast or zero address; only unicast addresses can be "
@@ -318,7 +351,20 @@ static int cmd_fdb_add(int argc, char **argv, struct ctl_out *o, char *err, size
     struct port *p = xbr_ctl_get_port(br, argv[2], err, errlen);
     if (!p)
         return -ENOENT;
-    int r = fdb_add_static(br->fdb, vlan, mac, p->no);
+    uint32_t remote = FDB_REMOTE_NONE;
+    if (dst) {
+        struct in6_addr a;
+        if (!p->cls->tunnel)
+            return ERR("dst is for tunnel (vxlan) ports; %s is of type %s", p->name,
+                       p->cls->type);
+        if (xbr_vxlan_parse_ip(dst, &a) < 0)
+            return ERR("invalid dst address '%s'", dst);
+        remote = xbr_vxlan_remote_handle(p, &a);
+        if (remote == FDB_REMOTE_NONE)
+            return ERR("%s: the VTEP table is full (%u addresses)", p->name,
+                       XBR_VXLAN_MAX_VTEPS);
+    }
+    int r = fdb_add_static_remote(br->fdb, vlan, mac, p->no, remote);
     if (r < 0)
         return ERR("cannot add %s: %s", argv[1], strerror(-r));
     xbr_fastpath_fdb_changed(br, vlan, mac);
@@ -635,11 +681,13 @@ void xbr_ctl_register_commands(void)
         {"show", 0, 1, "[BR]", cmd_show},
         {"add-br", 1, 1, "BR", cmd_add_br},
         {"del-br", 1, 1, "BR", cmd_del_br},
-        {"add-port", 2, 7, "BR NAME [--type afpacket|afxdp|tap] [--force] [--port-no N]",
+        {"add-port", 2, 17,
+         "BR NAME [--type afpacket|afxdp|tap|vxlan] [--force] [--port-no N] [--vni N --local IP "
+         "[--remote IP[,IP...]] [--group MCAST] [--dstport PORT]]",
          cmd_add_port},
         {"del-port", 2, 2, "BR PORT", cmd_del_port},
         {"fdb show", 1, 1, "BR", cmd_fdb_show},
-        {"fdb add", 3, 5, "BR MAC PORT [vlan VID]", cmd_fdb_add},
+        {"fdb add", 3, 7, "BR MAC PORT [vlan VID] [dst IP]", cmd_fdb_add},
         {"fdb del", 2, 4, "BR MAC [vlan VID]", cmd_fdb_del},
         {"fdb flush", 1, 3, "BR [PORT] [--static]", cmd_fdb_flush},
         {"set-ageing", 2, 2, "BR SECONDS", cmd_set_ageing},

@@ -255,13 +255,26 @@ void xbr_stp_bridge_fini(struct xbr_bridge *br)
     br->stp = NULL;
 }
 
+void xbr_stp_port_default_config(const struct port_class *cls, struct stp_port_config *cfg)
+{
+    if (cls->end_station)
+        stp_port_config_guest(cfg);
+    else
+        stp_port_config_uplink(cfg);
+    if (cls->tunnel) {
+        /* Like OVS's tunnel ports and the kernel's usual vxlan setups: no
+         * BPDUs across the overlay (a full mesh of VTEPs would otherwise
+         * have RSTP block most of it) and forwarding at once. `port set BR
+         * PORT bpdu-filter no` lets spanning tree run over the tunnel. */
+        cfg->bpdu_filter = true;
+        cfg->admin_edge = true;
+    }
+}
+
 void xbr_stp_port_added(struct port *p)
 {
     struct stp_port_config cfg;
-    if (p->cls->end_station)
-        stp_port_config_guest(&cfg);
-    else
-        stp_port_config_uplink(&cfg);
+    xbr_stp_port_default_config(p->cls, &cfg);
     if (stp_port_add(p->bridge->stp, p->no, p->mac, &cfg) < 0) {
         xbr_err("%s: spanning tree refused port %s", p->bridge->name, p->name);
         return;

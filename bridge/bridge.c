@@ -80,6 +80,8 @@ const struct port_class *xbr_port_class_find(const char *type)
         return &port_afpacket_class;
     if (!strcmp(type, port_tap_class.type))
         return &port_tap_class;
+    if (!strcmp(type, port_vxlan_class.type))
+        return &port_vxlan_class;
 #ifdef XBR_HAVE_AFXDP
     if (!strcmp(type, port_afxdp_class.type))
         return &port_afxdp_class;

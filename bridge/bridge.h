@@ -56,6 +56,11 @@ struct pkt {
      * a plain, fully checksummed frame. */
     struct virtio_net_hdr vnet;
     uint32_t flags; /* XBR_PKT_* */
+    /* Tunnel ports only (FDB_REMOTE_NONE, 0, elsewhere): on receive, the
+     * remote endpoint the frame came from, as the port's handle that the
+     * FDB learns with the source; on transmit, the one its destination's
+     * entry remembers, or FDB_REMOTE_NONE for a flood (every remote). */
+    uint32_t remote;
 };
 
 /* The kernel fast path forwarded this frame already; data holds only its
@@ -121,6 +126,11 @@ struct port_class {
      * it means a loop or an attack. Uplinks (AF_PACKET) are non-edge with
      * automatic edge detection. */
     bool end_station;
+    /* A tunnel to other bridges (vxlan): its entries remember a remote
+     * (struct pkt.remote), frames flooded from one tunnel port never go out
+     * of another (split horizon), and STP neither sends nor takes BPDUs on
+     * it unless told to (bpdu-filter no), as OVS and the kernel do. */
+    bool tunnel;
 
     /* [control] Brings the port up; fills p->mtu, p->mac, p->priv. On error
      * returns a negative errno with a message in err and leaves nothing
@@ -228,6 +238,7 @@ struct port *xbr_port_find_any(const char *name);
 /* Port classes provided by the core, and a registry for others (netback). */
 extern const struct port_class port_afpacket_class;
 extern const struct port_class port_tap_class;
+extern const struct port_class port_vxlan_class;
 #ifdef XBR_HAVE_AFXDP
 extern const struct port_class port_afxdp_class;
 #endif

@@ -30,6 +30,7 @@ struct cfg_port {
     unsigned line;
     struct cfg_kv *kv;
     size_t n_kv;
+    struct xbr_vxlan_config *vx; /* vxlan ports: their settings */
 };
 
 struct cfg_fdb {
@@ -37,6 +38,8 @@ struct cfg_fdb {
     uint16_t vlan;
     char port[IF_NAMESIZE];
     unsigned line;
+    bool has_dst; /* dst IP: the VTEP behind a vxlan port */
+    struct in6_addr dst;
 };
 
 struct cfg_mirror {
@@ -102,8 +105,10 @@ static void cfg_free(struct xbr_cfg *c)
     if (!c)
         return;
     for (size_t i = 0; i < c->n_br; i++) {
-        for (size_t j = 0; j < c->br[i].n_ports; j++)
+        for (size_t j = 0; j < c->br[i].n_ports; j++) {
             free(c->br[i].ports[j].kv);
+            free(c->br[i].ports[j].vx);
+        }
         free(c->br[i].ports);
         free(c->br[i].kv);
         free(c->br[i].fdb);
@@ -325,9 +330,17 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
         struct cfg_port p = {.port_no = -1, .line = line};
         snprintf(p.name, sizeof(p.name), "%s", argv[2]);
         snprintf(p.type, sizeof(p.type), "afpacket");
+        char *vx_argv[16];
+        int vx_argc = 0;
         for (int i = 3; i < argc; i++) {
             uint64_t no;
-            if (!strcmp(argv[i], "--type") && i + 1 < argc)
+            if ((!strcmp(argv[i], "--vni") || !strcmp(argv[i], "--local") ||
+                 !strcmp(argv[i], "--remote") || !strcmp(argv[i], "--group") ||
+                 !strcmp(argv[i], "--dstport")) &&
+                i + 1 < argc && vx_argc + 2 <= (int)XBR_ARRAY_SIZE(vx_argv)) {
+                vx_argv[vx_argc++] = argv[i];
+                vx_argv[vx_argc++] = argv[++i];
+            } else if (!strcmp(argv[i], "--type") && i + 1 < argc)
                 snprintf(p.type, sizeof(p.type), "%s", argv[++i]);
             else if (!strncmp(argv[i], "--type=", 7))
                 snprintf(p.type, sizeof(p.type), "%s", argv[i] + 7);
@@ -338,16 +351,29 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
                     return PERR("invalid port number '%s' (0-%d)", argv[i], XBR_MAX_PORTS - 1);
                 p.port_no = (int)no;
             } else
-                return PERR("unknown option '%s' (add-port BR NAME [--type afpacket|afxdp|tap] "
-                            "[--force] [--port-no N])",
+                return PERR("unknown option '%s' (add-port BR NAME [--type "
+                            "afpacket|afxdp|tap|vxlan] [--force] [--port-no N] [vxlan options])",
                             argv[i]);
         }
-        if (strcmp(p.type, "afpacket") && strcmp(p.type, "afxdp") && strcmp(p.type, "tap"))
-            return PERR("unknown port type '%s' (afpacket, afxdp or tap)", p.type);
+        if (strcmp(p.type, "afpacket") && strcmp(p.type, "afxdp") && strcmp(p.type, "tap") &&
+            strcmp(p.type, "vxlan"))
+            return PERR("unknown port type '%s' (afpacket, afxdp, tap or vxlan)", p.type);
+        if (!strcmp(p.type, "vxlan")) {
+            char verr[200];
+            struct xbr_vxlan_config vx;
+            if (xbr_vxlan_parse_args(vx_argc, vx_argv, &vx, verr, sizeof(verr)) < 0)
+                return PERR("%s", verr);
+            p.vx = xbr_xzalloc(sizeof(*p.vx));
+            *p.vx = vx;
+        } else if (vx_argc) {
+            return PERR("%s is an option of vxlan ports only", vx_argv[0]);
+        }
         for (size_t i = 0; p.port_no >= 0 && i < b->n_ports; i++)
-            if (b->ports[i].port_no == p.port_no)
+            if (b->ports[i].port_no == p.port_no) {
+                free(p.vx);
                 return PERR("port number %d is already %s's (line %u)", p.port_no,
                             b->ports[i].name, b->ports[i].line);
+            }
         b->ports = grow(b->ports, b->n_ports, sizeof(*b->ports));
         b->ports[b->n_ports++] = p;
         return 0;
@@ -442,15 +468,24 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
     if (!strcmp(cmd, "fdb") && argc >= 2 && !strcmp(argv[1], "add")) {
         struct cfg_fdb e = {.line = line};
         uint64_t vid = 0;
+        if (argc >= 7 && !strcmp(argv[argc - 2], "dst")) {
+            if (xbr_vxlan_parse_ip(argv[argc - 1], &e.dst) < 0)
+                return PERR("invalid dst address '%s'", argv[argc - 1]);
+            e.has_dst = true;
+            argc -= 2;
+        }
         if (argc != 5 && !(argc == 7 && !strcmp(argv[5], "vlan")))
-            return PERR("usage: fdb add BR MAC PORT [vlan VID]");
+            return PERR("usage: fdb add BR MAC PORT [vlan VID] [dst IP]");
         if ((r = need_bridge(c, argv[2], &b, err, errlen)) < 0)
             return r;
         if (xbr_mac_parse(argv[3], e.mac) < 0 || xbr_mac_is_multicast(e.mac) ||
             xbr_mac_is_zero(e.mac))
             return PERR("'%s' is not a unicast MAC address", argv[3]);
-        if (!cfg_port(b, argv[4]))
+        const struct cfg_port *fp = cfg_port(b, argv[4]);
+        if (!fp)
             return PERR("port %s of bridge %s is not declared", argv[4], argv[2]);
+        if (e.has_dst && !fp->vx)
+            return PERR("dst is for vxlan ports; %s is not one", argv[4]);
         if (argc == 7 && xbr_parse_uint(argv[6], 0, 4094, &vid) < 0)
             return PERR("invalid VLAN id '%s' (0-4094)", argv[6]);
         e.vlan = (uint16_t)vid;
@@ -696,13 +731,10 @@ static void port_values(const struct stp_port_config *c, const char *key, char o
         snprintf(out, VAL_MAX, "%s", c->bpdu_filter ? "yes" : "no");
 }
 
-static void port_default(bool end_station, const char *key, char out[VAL_MAX])
+static void port_default(const struct port_class *cls, const char *key, char out[VAL_MAX])
 {
     struct stp_port_config c;
-    if (end_station)
-        stp_port_config_guest(&c);
-    else
-        stp_port_config_uplink(&c);
+    xbr_stp_port_default_config(cls, &c);
     port_values(&c, key, out);
 }
 
@@ -780,7 +812,7 @@ struct apply {
  * unless quiet and it failed (a retry will come). */
 static bool run_cmd(struct apply *a, unsigned line, bool quiet, const char *cmd)
 {
-    char buf[1024], err[400], *argv[CTL_MAX_ARGS + 1], *save = NULL;
+    char buf[XBR_VXLAN_ARGS_MAX + 1024], err[400], *argv[CTL_MAX_ARGS + 1], *save = NULL;
     int argc = 0;
     snprintf(buf, sizeof(buf), "%s", cmd);
     for (char *t = strtok_r(buf, " ", &save); t && argc < (int)CTL_MAX_ARGS;
@@ -813,7 +845,8 @@ static bool run(struct apply *a, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static bool run(struct apply *a, unsigned line, const char *fmt, ...)
 {
-    char cmd[1024]; /* a mirror's 32 source ports fit */
+    /* A vxlan port's remote list fits, and a mirror's 32 source ports. */
+    char cmd[XBR_VXLAN_ARGS_MAX + 1024];
     va_list ap;
     va_start(ap, fmt);
     (void)vsnprintf(cmd, sizeof(cmd), fmt, ap);
@@ -873,7 +906,7 @@ static void port_live_cb(void *obj, const char *key, char out[VAL_MAX])
 }
 static void port_dflt_cb(void *obj, const char *key, char out[VAL_MAX])
 {
-    port_default(((struct port *)obj)->cls->end_station, key, out);
+    port_default(((struct port *)obj)->cls, key, out);
 }
 
 static void apply_bridge_settings(struct apply *a, struct xbr_bridge *br,
@@ -930,7 +963,8 @@ static bool port_matches(const struct port *p, const struct cfg_bridge *b,
                          const struct cfg_port *cp)
 {
     return !strcmp(p->bridge->name, b->name) && is_class(p, cp->type) &&
-           (cp->port_no < 0 || (unsigned)cp->port_no == p->no);
+           (cp->port_no < 0 || (unsigned)cp->port_no == p->no) &&
+           (!cp->vx || xbr_vxlan_config_equal(p, cp->vx));
 }
 
 static void apply_removals(struct apply *a, const struct xbr_cfg *n, const struct xbr_cfg *o)
@@ -1016,11 +1050,15 @@ static void apply_creations(struct apply *a, const struct xbr_cfg *n, const stru
             const struct cfg_port *op = ob ? cfg_port(ob, np->name) : NULL;
             struct port *p = xbr_port_find(br, np->name);
             if (!p) {
-                char no[32] = "";
+                char no[32] = "", vx[XBR_VXLAN_ARGS_MAX] = "";
                 if (np->port_no >= 0)
                     snprintf(no, sizeof(no), " --port-no %d", np->port_no);
-                if (!run(a, np->line, "add-port %s %s --type %s%s%s", nb->name, np->name,
-                         np->type, np->force ? " --force" : "", no))
+                if (np->vx) {
+                    vx[0] = ' ';
+                    (void)xbr_vxlan_format_config(np->vx, vx + 1, sizeof(vx) - 1);
+                }
+                if (!run(a, np->line, "add-port %s %s --type %s%s%s%s", nb->name, np->name,
+                         np->type, np->force ? " --force" : "", no, vx))
                     continue;
                 p = xbr_port_find(br, np->name);
                 op = NULL; /* a new port has the defaults */
@@ -1037,10 +1075,16 @@ static void apply_creations(struct apply *a, const struct xbr_cfg *n, const stru
                 continue; /* its port failed: already reported */
             const struct fdb_entry_info *le = live_find(&live, e->vlan, e->mac);
             bool ok = le && le->port == p->no;
-            char mac[XBR_MAC_STRLEN];
+            struct in6_addr ld;
+            bool live_dst = ok && p->cls->tunnel && xbr_vxlan_remote_addr(p, le->remote, &ld);
+            if (ok && (live_dst != e->has_dst || (e->has_dst && memcmp(&ld, &e->dst, sizeof(ld)))))
+                ok = false;
+            char mac[XBR_MAC_STRLEN], dst[64] = "", ip[INET6_ADDRSTRLEN];
+            if (e->has_dst)
+                snprintf(dst, sizeof(dst), " dst %s", xbr_vxlan_format_ip(&e->dst, ip));
             if (!ok)
-                (void)run(a, e->line, "fdb add %s %s %s vlan %u", br->name,
-                          xbr_mac_format(e->mac, mac), e->port, e->vlan);
+                (void)run(a, e->line, "fdb add %s %s %s vlan %u%s", br->name,
+                          xbr_mac_format(e->mac, mac), e->port, e->vlan, dst);
         }
         free(live.e);
 
@@ -1144,6 +1188,11 @@ void xbr_cfg_save(struct ctl_out *o)
             ctl_out_text(o, "add-port %s %s", br->name, p->name);
             if (!is_class(p, "afpacket"))
                 ctl_out_text(o, " --type %s", p->cls->type);
+            if (p->cls == &port_vxlan_class) {
+                char vx[XBR_VXLAN_ARGS_MAX];
+                if (xbr_vxlan_format_args(p, vx, sizeof(vx)) == 0)
+                    ctl_out_text(o, " %s", vx);
+            }
             if (was_forced(p->name))
                 ctl_out_text(o, " --force");
             if (p->no != next)
@@ -1157,7 +1206,7 @@ void xbr_cfg_save(struct ctl_out *o)
             for (size_t k = 0; k < XBR_ARRAY_SIZE(port_keys); k++) {
                 if (port_live(p, port_keys[k], now) < 0)
                     continue;
-                port_default(p->cls->end_station, port_keys[k], dflt);
+                port_default(p->cls, port_keys[k], dflt);
                 if (strcmp(now, dflt))
                     ctl_out_text(o, "port set %s %s %s %s\n", br->name, p->name, port_keys[k],
                                  now);
@@ -1167,18 +1216,21 @@ void xbr_cfg_save(struct ctl_out *o)
         for (size_t k = 0; k < live.n; k++) {
             const struct fdb_entry_info *e = &live.e[k];
             const struct port *p = e->port < XBR_MAX_PORTS ? t->slot[e->port] : NULL;
-            char mac[XBR_MAC_STRLEN];
+            char mac[XBR_MAC_STRLEN], dst[64] = "", ip[INET6_ADDRSTRLEN];
             if (!p)
                 continue;
+            struct in6_addr ra;
+            if (p->cls->tunnel && xbr_vxlan_remote_addr(p, e->remote, &ra))
+                snprintf(dst, sizeof(dst), " dst %s", xbr_vxlan_format_ip(&ra, ip));
             if (is_class(p, "netback"))
                 ctl_out_text(o, "# fdb add %s %s %s vlan %u: on a netback vif, not saved\n",
                              br->name, xbr_mac_format(e->mac, mac), p->name, e->vlan);
             else if (e->vlan)
-                ctl_out_text(o, "fdb add %s %s %s vlan %u\n", br->name,
-                             xbr_mac_format(e->mac, mac), p->name, e->vlan);
+                ctl_out_text(o, "fdb add %s %s %s vlan %u%s\n", br->name,
+                             xbr_mac_format(e->mac, mac), p->name, e->vlan, dst);
             else
-                ctl_out_text(o, "fdb add %s %s %s\n", br->name, xbr_mac_format(e->mac, mac),
-                             p->name);
+                ctl_out_text(o, "fdb add %s %s %s%s\n", br->name, xbr_mac_format(e->mac, mac),
+                             p->name, dst);
         }
         free(live.e);
         for (unsigned k = 0; k < xbr_mirror_count(br); k++) {

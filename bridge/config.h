@@ -6,12 +6,16 @@
  *   declare state are configuration statements:
  *     add-br BR
  *     add-port BR NAME [--type afpacket|afxdp|tap] [--force] [--port-no N]
+ *     add-port BR NAME --type vxlan --vni N --local IP [--remote IP[,IP...]]
+ *              [--group MCAST] [--dstport PORT] [--port-no N]
+ *                                 (a vxlan port whose settings differ from
+ *                                  the running one's is re-created)
  *     set-ageing BR SECONDS
  *     stp set BR KEY VALUE        (enabled priority hello-time max-age
  *                                  forward-delay force-version tx-hold-count)
  *     port set BR PORT KEY VALUE  (priority path-cost admin-edge auto-edge
  *                                  point-to-point bpdu-guard root-guard bpdu-filter)
- *     fdb add BR MAC PORT [vlan VID]
+ *     fdb add BR MAC PORT [vlan VID] [dst IP]
  *     mirror add BR NAME --src PORT[,PORT...] [--direction D] --dst PORT
  *                                 (its ports need not be declared: vifs)
  *   A bridge is declared (add-br) before it is used, a port before its

@@ -152,6 +152,17 @@ static const char *const counters[] = {
     "stats:port:multicast_control:dels",
     "stats:port:multicast_control:filtered",
     "stats:port:multicast_control:refused",
+    "stats:port:vxlan:rx_truncated",
+    "stats:port:vxlan:rx_oversized",
+    "stats:port:vxlan:rx_bad_flags",
+    "stats:port:vxlan:rx_wrong_vni",
+    "stats:port:vxlan:rx_inner_runt",
+    "stats:port:vxlan:rx_vtep_limit",
+    "stats:port:vxlan:rx_handoff_full",
+    "stats:port:vxlan:tx_bad_offload",
+    "stats:port:vxlan:tx_gso_segmented",
+    "stats:port:vxlan:tx_errors",
+    "stats:port:vxlan:vtep_resets",
 };
 static const char *const gauges[] = {
     "show:bridge::n_ports",
@@ -177,6 +188,10 @@ static const char *const gauges[] = {
     "stats:port::rate_usec",
     "stats:port:rings:tx_pending",
     "stats:port:rings:rx_posted",
+    "stats:port:vxlan:vni",
+    "stats:port:vxlan:dstport",
+    "stats:port:vxlan:vteps",
+    "stats:port:vxlan:vteps_max",
     "stp:bridge::root_path_cost",
     "stp:bridge::max_age",
     "stp:bridge::hello_time",
@@ -263,10 +278,12 @@ static void family_of(const struct walk *w, const struct entity *en, const struc
     else
         snprintf(prefix, sizeof(prefix), "xbr_%s_", netback ? "vif" : en->type);
 
-    /* Containers: "stats" and "netback_stats" add nothing to the name, the
-     * FDB object and arrays (rings -> ring) do. */
+    /* Containers: "stats", "netback_stats" and "vxlan" (already the type's
+     * prefix) add nothing to the name, the FDB object and arrays (rings ->
+     * ring) do. */
     char mid[40] = "";
-    if (it->cont[0] && !core_stats && strcmp(it->cont, "netback_stats")) {
+    if (it->cont[0] && !core_stats && strcmp(it->cont, "netback_stats") &&
+        strcmp(it->cont, "vxlan")) {
         size_t l = strlen(it->cont);
         snprintf(mid, sizeof(mid), "%.*s_", (int)(l > 1 && it->cont[l - 1] == 's' &&
                                                   strcmp(it->cont, "bpdu_rx_drops")

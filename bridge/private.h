@@ -137,6 +137,9 @@ int xbr_stp_init(char *err, size_t errlen);
 void xbr_stp_fini(void);
 int xbr_stp_bridge_init(struct xbr_bridge *br, char *err, size_t errlen);
 void xbr_stp_bridge_fini(struct xbr_bridge *br);
+struct stp_port_config;
+/* The STP settings a new port of class cls starts with. */
+void xbr_stp_port_default_config(const struct port_class *cls, struct stp_port_config *cfg);
 void xbr_stp_port_added(struct port *p);
 void xbr_stp_port_removing(struct port *p);
 /* Processes the queued BPDUs; those of `discard` (may be NULL) are dropped. */
@@ -201,6 +204,55 @@ void xbr_fastpath_learned(unsigned w, const struct xbr_bridge *br, uint16_t vlan
 /* port-tap.c: from now on closing a tap port keeps the device (xbrd is
  * exiting, the next run attaches to it again) instead of deleting it. */
 void xbr_tap_daemon_exiting(void);
+
+/* port-vxlan.c: the vxlan port's settings (add-port options) */
+#include <netinet/in.h>
+#define XBR_VXLAN_DEFAULT_PORT 4789u
+/* Bounds against hostile input: the static remote list (head-end
+ * replication multiplies every flood by it) and the VTEP table (static
+ * remotes plus addresses learned from datagrams; when full, datagrams from
+ * new addresses are dropped). */
+#define XBR_VXLAN_MAX_REMOTES 256u
+#define XBR_VXLAN_MAX_VTEPS 1024u
+struct xbr_vxlan_config {
+    uint32_t vni;
+    uint16_t dstport;
+    bool has_group;
+    struct in6_addr local; /* IPv4 as v4-mapped, here and below */
+    struct in6_addr group;
+    unsigned n_remotes;
+    struct in6_addr remotes[XBR_VXLAN_MAX_REMOTES];
+};
+/* Per worker queue; the port writes them, show sums them. */
+struct xbr_vxlan_stats {
+    uint64_t rx_truncated;  /* shorter than the VXLAN header */
+    uint64_t rx_oversized;  /* inner frame above the jumbo bound */
+    uint64_t rx_bad_flags;  /* flags other than RFC 7348's I, reserved bits */
+    uint64_t rx_wrong_vni;
+    uint64_t rx_inner_runt; /* inner frame < 14 bytes */
+    uint64_t rx_vtep_limit; /* from a new address with the VTEP table full */
+    uint64_t rx_handoff_full; /* read by a sibling on the same socket, our ring full */
+    uint64_t tx_bad_offload; /* GSO kind we cannot segment, malformed */
+    uint64_t tx_gso_segmented; /* TCP super-frames cut into segments (not a drop) */
+    uint64_t tx_errors;      /* the underlay refused the datagram */
+} __attribute__((aligned(64)));
+/* Parses add-port's vxlan options (argv: option value pairs). */
+int xbr_vxlan_parse_args(int argc, char **argv, struct xbr_vxlan_config *c, char *err,
+                         size_t errlen);
+/* The options back, as add-port takes them (for save); -ENOSPC if cut. */
+#define XBR_VXLAN_ARGS_MAX (XBR_VXLAN_MAX_REMOTES * 48 + 256)
+int xbr_vxlan_format_args(const struct port *p, char *buf, size_t len);
+int xbr_vxlan_format_config(const struct xbr_vxlan_config *c, char *buf, size_t len);
+/* Whether the running port p has the settings c. */
+bool xbr_vxlan_config_equal(const struct port *p, const struct xbr_vxlan_config *c);
+int xbr_vxlan_parse_ip(const char *s, struct in6_addr *out);
+const char *xbr_vxlan_format_ip(const struct in6_addr *a, char buf[46]);
+/* [control] The handle of a remote VTEP (added to the table if new; 0 when
+ * it is full), for `fdb add ... dst IP`. */
+uint32_t xbr_vxlan_remote_handle(struct port *p, const struct in6_addr *addr);
+/* The address behind a handle; false for none. */
+bool xbr_vxlan_remote_addr(const struct port *p, uint32_t handle, struct in6_addr *addr);
+void xbr_vxlan_get_stats(const struct port *p, struct xbr_vxlan_stats *sum);
 
 /* Keeps p out of the kernel fast path (hold) or lets it back in once
  * nothing holds it any more: a capture or mirror must see every frame of

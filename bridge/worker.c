@@ -213,7 +213,9 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
     unsigned n_fwd = 0;
     const uint8_t *srcs[XBR_BURST];
     uint16_t svlans[XBR_BURST];
+    uint32_t sremotes[XBR_BURST], remotes[XBR_BURST];
     unsigned n_learn = 0;
+    const bool from_tunnel = in->cls->tunnel;
 
     for (unsigned i = 0; i < n; i++) {
         struct pkt *p = &pkts[i];
@@ -256,6 +258,7 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
             continue;
         }
         svlans[n_learn] = 0;
+        sremotes[n_learn] = p->remote;
         srcs[n_learn++] = src;
         if (XBR_UNLIKELY(state != PORT_STP_FORWARDING)) {
             st->rx_drop_state++;
@@ -270,7 +273,8 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
      * source repeated from the frame before resolved without a lookup. */
     if (n_learn) {
         enum fdb_learn_result lr[XBR_BURST];
-        fdb_learn_batch(br->fdb, n_learn, svlans, srcs, in->no, now, lr);
+        fdb_learn_batch_remote(br->fdb, n_learn, svlans, srcs, in->no,
+                               from_tunnel ? sremotes : NULL, now, lr);
         bool fast = __atomic_load_n(&br->fastpath, __ATOMIC_RELAXED);
         for (unsigned i = 0; i < n_learn; i++) {
             switch (lr[i]) {
@@ -289,11 +293,14 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
 
     /* Pass 2: look the whole batch up at once (prefetching), then decide. */
     if (n_fwd)
-        fdb_lookup_batch(br->fdb, n_fwd, vlans, dsts, out);
+        fdb_lookup_batch_remote(br->fdb, n_fwd, vlans, dsts, out, remotes);
     for (unsigned i = 0; i < n_fwd; i++) {
         struct pkt *p = fwd[i];
         uint32_t o = xbr_mac_is_multicast(dsts[i]) ? FDB_PORT_NONE : out[i];
         struct port *dst = o < XBR_MAX_PORTS ? t->slot[o] : NULL;
+        /* A tunnel port sends to the remote the entry remembers, a flood
+         * to all of them. */
+        p->remote = dst ? remotes[i] : FDB_REMOTE_NONE;
         uint32_t sel = ms ? ms->in_mask[in->no] : 0; /* mirrors selecting it */
         if (dst) {
             /* Known on the ingress port itself, or on a port STP blocks:
@@ -306,11 +313,13 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
             }
         } else {
             /* Broadcast, multicast or unknown unicast: every forwarding
-             * port but the one it came in on. */
+             * port but the one it came in on; from a tunnel, no other
+             * tunnel (split horizon: the sending VTEP replicated it to the
+             * mesh itself). */
             st->rx_flooded++;
             for (unsigned j = 0; j < t->n_ports; j++) {
                 struct port *d = t->slot[t->list[j]];
-                if (may_send_to(d, in, ms)) {
+                if (may_send_to(d, in, ms) && !(from_tunnel && d->cls->tunnel)) {
                     batch_add(w, d, p);
                     sel |= ms ? ms->out_mask[d->no] : 0;
                 }

@@ -131,8 +131,7 @@ enum fdb_age_state {
 
 /* One entry.  The fields a lookup touches (link, reverse hash, key, port)
  * come first so that they sit in the first 32 bytes; the last 16 bytes are
- * one link at a time (see "Entry life cycle" and "Ageing wheel" above).
- * 48 bytes: glibc serves it from 64. */
+ * one link at a time (see "Entry life cycle" and "Ageing wheel" above). */
 struct fdb_node {
     struct cds_lfht_node lfnode; /* chain link + reverse hash (cds_lfht's) */
     uint64_t key;                /* immutable: (vlan << 48) | mac */
@@ -141,13 +140,17 @@ struct fdb_node {
     uint8_t is_static;           /* immutable: a static node never changes kind */
     uint8_t age_state;           /* enum fdb_age_state; control thread, once
                                   * published (set by the creator before) */
+    uint32_t remote;             /* shared: the port's handle of where behind
+                                  * it the address is (a tunnel port's remote
+                                  * VTEP), FDB_REMOTE_NONE for other ports */
     union {
         struct cds_wfcq_node newq; /* learned: creation -> the drain */
         struct cds_list_head age;  /* learned, drained: the ageing wheel */
         struct rcu_head rcu;       /* retired: waiting for its grace period */
     } u;
 };
-_Static_assert(sizeof(struct fdb_node) == 48, "fdb_node grew");
+/* 56 bytes (the remote made it grow from 48): glibc still serves it from 64. */
+_Static_assert(sizeof(struct fdb_node) == 56, "fdb_node grew");
 
 /* liburcu's caa_container_of casts through a const pointer, which clang's
  * -Wcast-qual reports at every use; these keep const-correctness explicit. */
@@ -292,8 +295,8 @@ static bool fdb_mac_learnable(const uint8_t *mac)
 
 /* ---- node life cycle ---- */
 
-static struct fdb_node *fdb_node_new(uint64_t key, uint32_t port, uint32_t now_s,
-                                     bool is_static)
+static struct fdb_node *fdb_node_new(uint64_t key, uint32_t port, uint32_t remote,
+                                     uint32_t now_s, bool is_static)
 {
     struct fdb_node *n = malloc(sizeof(*n));
 
@@ -303,6 +306,7 @@ static struct fdb_node *fdb_node_new(uint64_t key, uint32_t port, uint32_t now_s
     n->key = key;
     n->seen_s = now_s;
     n->port = (uint16_t)port;
+    n->remote = remote;
     n->is_static = is_static;
     n->age_state = is_static ? FDB_AGE_NONE : FDB_AGE_QUEUED;
     if (!is_static)
@@ -677,6 +681,12 @@ static inline void fdb_prefetch_first_nodes(const struct cds_lfht_node *buckets,
 void fdb_lookup_batch(const struct fdb *fdb, unsigned n, const uint16_t *vlans,
                       const uint8_t *const *macs, uint32_t *ports)
 {
+    fdb_lookup_batch_remote(fdb, n, vlans, macs, ports, NULL);
+}
+
+void fdb_lookup_batch_remote(const struct fdb *fdb, unsigned n, const uint16_t *vlans,
+                             const uint8_t *const *macs, uint32_t *ports, uint32_t *remotes)
+{
     const struct cds_lfht_node *buckets = fdb->buckets;
     const unsigned long mask = CMM_LOAD_SHARED(fdb->bucket_mask);
     uint64_t keys[FDB_BATCH_GROUP];
@@ -700,10 +710,14 @@ void fdb_lookup_batch(const struct fdb *fdb, unsigned n, const uint16_t *vlans,
         for (unsigned i = 0; i < m; i++) {
             if (!need[i]) {
                 ports[base + i] = ports[base + i - 1];
+                if (remotes)
+                    remotes[base + i] = remotes[base + i - 1];
                 continue;
             }
             const struct fdb_node *e = fdb_find(fdb, keys[i], hashes[i]);
             ports[base + i] = e ? fdb_node_port(e) : FDB_PORT_NONE;
+            if (remotes)
+                remotes[base + i] = e ? CMM_LOAD_SHARED(e->remote) : FDB_REMOTE_NONE;
         }
     }
 }
@@ -716,7 +730,8 @@ enum fdb_learn_step { FDB_STEP_DONE, FDB_STEP_RETRY };
  * "Forward", not just "differs": two workers whose coarse clocks straddle a
  * second boundary would otherwise write 1000, 1001, 1000... in turn. */
 static enum fdb_learn_step fdb_learn_existing(struct fdb *fdb, struct fdb_node *e, uint32_t port,
-                                              uint32_t now_s, enum fdb_learn_result *res)
+                                              uint32_t remote, uint32_t now_s,
+                                              enum fdb_learn_result *res)
 {
     if (e->is_static) {
         *res = FDB_LEARN_STATIC;
@@ -726,6 +741,14 @@ static enum fdb_learn_step fdb_learn_existing(struct fdb *fdb, struct fdb_node *
     if (old == port) {
         if ((int32_t)(now_s - CMM_LOAD_SHARED(e->seen_s)) > 0)
             CMM_STORE_SHARED(e->seen_s, now_s);
+        if (XBR_UNLIKELY(CMM_LOAD_SHARED(e->remote) != remote)) {
+            /* Behind another VTEP of the same tunnel port (a guest that
+             * migrated between hosts): a move, within the port. */
+            CMM_STORE_SHARED(e->remote, remote);
+            uatomic_inc(&fdb->st_moved);
+            *res = FDB_LEARN_MOVED;
+            return FDB_STEP_DONE;
+        }
         *res = FDB_LEARN_REFRESHED;
         return FDB_STEP_DONE;
     }
@@ -739,8 +762,11 @@ static enum fdb_learn_step fdb_learn_existing(struct fdb *fdb, struct fdb_node *
         *res = FDB_LEARN_LIMIT_PORT;
         return FDB_STEP_DONE;
     }
-    /* Time first: should ageing look in between, it sees a fresh entry. */
+    /* Time first: should ageing look in between, it sees a fresh entry.
+     * The remote before the port: a reader that sees the new port with the
+     * old remote sends one frame to a stale VTEP, no worse than a move. */
     CMM_STORE_SHARED(e->seen_s, now_s);
+    CMM_STORE_SHARED(e->remote, remote);
     if (uatomic_cmpxchg(&e->port, old, (uint16_t)port) != old) {
         /* Another worker moved it, or the control thread retired it. */
         uatomic_dec(&fdb->port_count[port]);
@@ -755,7 +781,7 @@ static enum fdb_learn_step fdb_learn_existing(struct fdb *fdb, struct fdb_node *
 /* fdb_learn() once the arguments are checked and the key hashed. */
 static inline enum fdb_learn_result fdb_learn_key(struct fdb *fdb, uint64_t key,
                                                   unsigned long hash, uint32_t port,
-                                                  uint32_t now_s)
+                                                  uint32_t remote, uint32_t now_s)
 {
     enum fdb_learn_result res;
 
@@ -765,7 +791,7 @@ static inline enum fdb_learn_result fdb_learn_key(struct fdb *fdb, uint64_t key,
         struct fdb_node *e = fdb_find(fdb, key, hash);
 
         if (XBR_LIKELY(e != NULL)) {
-            if (fdb_learn_existing(fdb, e, port, now_s, &res) == FDB_STEP_DONE)
+            if (fdb_learn_existing(fdb, e, port, remote, now_s, &res) == FDB_STEP_DONE)
                 return res;
             continue;
         }
@@ -779,7 +805,7 @@ static inline enum fdb_learn_result fdb_learn_key(struct fdb *fdb, uint64_t key,
             uatomic_inc(&fdb->st_limit_total);
             return FDB_LEARN_LIMIT_TOTAL;
         }
-        struct fdb_node *n = fdb_node_new(key, port, now_s, false);
+        struct fdb_node *n = fdb_node_new(key, port, remote, now_s, false);
         if (!n) {
             /* The result set has no "out of memory": to the caller this is
              * the table being unable to grow, which is what it is. */
@@ -804,7 +830,7 @@ static inline enum fdb_learn_result fdb_learn_key(struct fdb *fdb, uint64_t key,
         uatomic_dec(&fdb->n_learned);
         uatomic_dec(&fdb->port_count[port]);
         e = fdb_node_of(got);
-        if (fdb_learn_existing(fdb, e, port, now_s, &res) == FDB_STEP_DONE)
+        if (fdb_learn_existing(fdb, e, port, remote, now_s, &res) == FDB_STEP_DONE)
             return res;
     }
 }
@@ -816,7 +842,7 @@ enum fdb_learn_result fdb_learn(struct fdb *fdb, uint16_t vlan, const uint8_t ma
         return FDB_LEARN_INVALID;
 
     const uint64_t key = fdb_key_make(vlan, mac);
-    return fdb_learn_key(fdb, key, fdb_hash(fdb, key), port, now_s);
+    return fdb_learn_key(fdb, key, fdb_hash(fdb, key), port, FDB_REMOTE_NONE, now_s);
 }
 
 /* Whether a learn right after one that returned r, of the same key on the
@@ -842,6 +868,13 @@ void fdb_learn_batch(struct fdb *fdb, unsigned n, const uint16_t *vlans,
                      const uint8_t *const *macs, uint32_t port, uint32_t now_s,
                      enum fdb_learn_result *res)
 {
+    fdb_learn_batch_remote(fdb, n, vlans, macs, port, NULL, now_s, res);
+}
+
+void fdb_learn_batch_remote(struct fdb *fdb, unsigned n, const uint16_t *vlans,
+                            const uint8_t *const *macs, uint32_t port, const uint32_t *remotes,
+                            uint32_t now_s, enum fdb_learn_result *res)
+{
     const struct cds_lfht_node *buckets = fdb->buckets;
     const unsigned long mask = CMM_LOAD_SHARED(fdb->bucket_mask);
     uint64_t keys[FDB_BATCH_GROUP];
@@ -862,7 +895,8 @@ void fdb_learn_batch(struct fdb *fdb, unsigned n, const uint16_t *vlans,
             if (XBR_UNLIKELY(!valid[i]))
                 continue;
             keys[i] = fdb_key_make(vlans[base + i], macs[base + i]);
-            if (i > 0 && valid[i - 1] && keys[i] == keys[i - 1]) {
+            if (i > 0 && valid[i - 1] && keys[i] == keys[i - 1] &&
+                (!remotes || remotes[base + i] == remotes[base + i - 1])) {
                 hashes[i] = hashes[i - 1]; /* for a refusal tried again */
                 continue;
             }
@@ -879,7 +913,8 @@ void fdb_learn_batch(struct fdb *fdb, unsigned n, const uint16_t *vlans,
             if (XBR_UNLIKELY(!valid[i]))
                 *r = FDB_LEARN_INVALID;
             else if (need[i] || !fdb_learn_repeat(r[-1], r))
-                *r = fdb_learn_key(fdb, keys[i], hashes[i], port, now_s);
+                *r = fdb_learn_key(fdb, keys[i], hashes[i], port,
+                                   remotes ? remotes[base + i] : FDB_REMOTE_NONE, now_s);
         }
     }
 }
@@ -900,6 +935,12 @@ static void fdb_fit_statics(struct fdb *fdb)
 
 int fdb_add_static(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_t port)
 {
+    return fdb_add_static_remote(fdb, vlan, mac, port, FDB_REMOTE_NONE);
+}
+
+int fdb_add_static_remote(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_t port,
+                          uint32_t remote)
+{
     struct fdb_node *fresh = NULL;
 
     if (!fdb || !mac || port >= FDB_MAX_PORTS || !fdb_mac_learnable(mac))
@@ -918,13 +959,14 @@ int fdb_add_static(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_
             struct fdb_node *e = fdb_node_of(lfnode);
             if (e->is_static) {
                 /* Only this (control) thread writes a static node. */
+                CMM_STORE_SHARED(e->remote, remote);
                 CMM_STORE_SHARED(e->port, (uint16_t)port);
                 free(fresh); /* never published */
                 return 0;
             }
         }
         if (!fresh) {
-            fresh = fdb_node_new(key, port, 0, true);
+            fresh = fdb_node_new(key, port, remote, 0, true);
             if (!fresh)
                 return -ENOMEM;
         }
@@ -1133,6 +1175,7 @@ int fdb_foreach(const struct fdb *fdb, uint32_t now_s,
             continue; /* retired while we walked past it */
         fdb_key_split(n->key, &info.vlan, info.mac);
         info.port = port;
+        info.remote = CMM_LOAD_SHARED(n->remote);
         info.is_static = n->is_static;
         if (!n->is_static) {
             int32_t age = (int32_t)(now_s - CMM_LOAD_SHARED(n->seen_s));
@@ -1163,6 +1206,7 @@ int fdb_get(const struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_t
     memcpy(e->mac, mac, 6);
     e->vlan = vlan;
     e->port = port;
+    e->remote = CMM_LOAD_SHARED(n->remote);
     e->is_static = n->is_static;
     if (!n->is_static) {
         int32_t age = (int32_t)(now_s - CMM_LOAD_SHARED(n->seen_s));

@@ -61,6 +61,10 @@ struct fdb;
 #define FDB_MAX_PORTS 4096u
 #define FDB_PORT_NONE UINT32_MAX
 #define FDB_ALL_PORTS UINT32_MAX
+/* An entry's remote: where behind its port the address is, as a handle of
+ * the port's own (a VXLAN port's remote VTEP); the FDB only stores it.
+ * Ports that have no such thing use FDB_REMOTE_NONE. */
+#define FDB_REMOTE_NONE 0u
 
 #define FDB_DEFAULT_MAX_ENTRIES 65536u
 #define FDB_DEFAULT_MAX_PER_PORT 8192u
@@ -96,6 +100,7 @@ struct fdb_entry_info {
     uint8_t mac[6];
     uint16_t vlan;
     uint32_t port;
+    uint32_t remote; /* FDB_REMOTE_NONE unless learned or added with one */
     bool is_static;
     uint32_t age_s; /* seconds since last seen (0 for static entries) */
 };
@@ -130,6 +135,10 @@ uint32_t fdb_lookup(const struct fdb *fdb, uint16_t vlan, const uint8_t mac[6]);
  * key equal to the one before it is not looked up again. */
 void fdb_lookup_batch(const struct fdb *fdb, unsigned n, const uint16_t *vlans,
                       const uint8_t *const *macs, uint32_t *ports);
+/* fdb_lookup_batch() that also gives each entry's remote (FDB_REMOTE_NONE
+ * when not found). */
+void fdb_lookup_batch_remote(const struct fdb *fdb, unsigned n, const uint16_t *vlans,
+                             const uint8_t *const *macs, uint32_t *ports, uint32_t *remotes);
 /* Learns that (vlan, mac) was seen on port at coarse time now_s. */
 enum fdb_learn_result fdb_learn(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6],
                                 uint32_t port, uint32_t now_s);
@@ -144,6 +153,12 @@ enum fdb_learn_result fdb_learn(struct fdb *fdb, uint16_t vlan, const uint8_t ma
 void fdb_learn_batch(struct fdb *fdb, unsigned n, const uint16_t *vlans,
                      const uint8_t *const *macs, uint32_t port, uint32_t now_s,
                      enum fdb_learn_result *res);
+/* fdb_learn_batch() of sources seen behind remotes[i] of the port (NULL: all
+ * FDB_REMOTE_NONE).  An entry on the same port with another remote takes the
+ * new one, and that counts as a move (FDB_LEARN_MOVED). */
+void fdb_learn_batch_remote(struct fdb *fdb, unsigned n, const uint16_t *vlans,
+                            const uint8_t *const *macs, uint32_t port, const uint32_t *remotes,
+                            uint32_t now_s, enum fdb_learn_result *res);
 
 /* ---- Control (one thread at a time, QSBR reader, online) ---- */
 
@@ -162,6 +177,9 @@ int fdb_get(const struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_t
 /* Adds or replaces a static entry. Returns 0, -EINVAL (bad port or
  * multicast/zero MAC) or -ENOMEM. */
 int fdb_add_static(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_t port);
+/* The same with a remote behind the port (fdb add ... dst IP). */
+int fdb_add_static_remote(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6], uint32_t port,
+                          uint32_t remote);
 /* Removes an entry, static or learned. Returns 0 or -ENOENT. */
 int fdb_del(struct fdb *fdb, uint16_t vlan, const uint8_t mac[6]);
 /* Removes entries of one port (or FDB_ALL_PORTS); static entries too when

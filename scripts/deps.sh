@@ -17,12 +17,13 @@ xbr_install_deps() {
     if [ "$1" = test ]; then
         pkgs+=(
             jq socat python3                           # integration tests, benchmarks
-            ethtool                                    # AF_XDP test: veth peers without checksum offload
+            ethtool                                    # AF_XDP and VXLAN tests: veth ends without checksum offload
             clang libclang-rt-14-dev                   # libFuzzer targets
             qemu-system-x86 busybox-static cpio xz-utils kmod  # real-Xen VM suite
-            openvswitch-switch                         # STP interop test with Open vSwitch RSTP (netdev datapath)
+            openvswitch-switch                         # STP and VXLAN interop tests with Open vSwitch (netdev datapath)
             netsniff-ng gnuplot-nox tcpdump            # xbr-bench: trafgen generates, gnuplot draws --plot, tcpdump times the STP bench;
-                                                       # capture/mirror tests: tcpdump reads the pcap streams and watches the mirror output
+                                                       # capture/mirror tests: tcpdump reads the pcap streams and watches the mirror output;
+                                                       # VXLAN test: tcpdump sees BPDUs inside VXLAN
             prometheus-node-exporter python3-prometheus-client  # metrics test: the textfile's real consumer, and a real parser
             systemd                                    # systemd-analyze verify of the unit (no systemd needs to run)
             debhelper lintian dpkg-dev man-db bash-completion  # package suite: build the .debs, lint, man and completion

@@ -615,6 +615,55 @@ TEST(invalid_input_rejected)
     fdb_destroy(fdb);
 }
 
+/* ---- remotes (a tunnel port's VTEP behind the port) ---- */
+
+TEST(remote_is_learned_moved_within_the_port_and_looked_up)
+{
+    struct fdb *fdb = create_or_die(4096, 4096, 0);
+    uint8_t a[6], b[6];
+    mac_of(21, 1, a);
+    mac_of(21, 2, b);
+    const uint8_t *macs[3] = {a, a, b};
+    uint16_t vlans[3] = {0, 0, 0};
+    uint32_t remotes[3] = {7, 7, 9}, ports[3], got[3];
+    enum fdb_learn_result res[3];
+
+    fdb_learn_batch_remote(fdb, 3, vlans, macs, 5, remotes, 10, res);
+    ASSERT_EQ(res[0], FDB_LEARN_NEW);
+    ASSERT_EQ(res[1], FDB_LEARN_REFRESHED);
+    ASSERT_EQ(res[2], FDB_LEARN_NEW);
+    fdb_lookup_batch_remote(fdb, 3, vlans, macs, ports, got);
+    ASSERT_EQ(ports[0], 5);
+    ASSERT_EQ(got[0], 7);
+    ASSERT_EQ(got[1], 7);
+    ASSERT_EQ(got[2], 9);
+    /* a appears behind VTEP 9 of the same port: the first frame moves it. */
+    remotes[0] = 9;
+    fdb_learn_batch_remote(fdb, 1, vlans, macs, 5, remotes, 11, res);
+    ASSERT_EQ(res[0], FDB_LEARN_MOVED);
+    fdb_lookup_batch_remote(fdb, 1, vlans, macs, ports, got);
+    ASSERT_EQ(got[0], 9);
+    struct fdb_stats st;
+    fdb_get_stats(fdb, &st);
+    ASSERT_EQ(st.moved, 1);
+    ASSERT_EQ(fdb_port_count(fdb, 5), 2);
+    /* Learned on a port without remotes: the remote is cleared. */
+    ASSERT_EQ(fdb_learn(fdb, 0, a, 6, 12), FDB_LEARN_MOVED);
+    fdb_lookup_batch_remote(fdb, 1, vlans, macs, ports, got);
+    ASSERT_EQ(ports[0], 6);
+    ASSERT_EQ(got[0], FDB_REMOTE_NONE);
+    /* Static with a remote; learning does not change it. */
+    ASSERT_EQ(fdb_add_static_remote(fdb, 0, b, 5, 42), 0);
+    remotes[0] = 3;
+    fdb_learn_batch_remote(fdb, 1, vlans, macs + 2, 5, remotes, 13, res);
+    ASSERT_EQ(res[0], FDB_LEARN_STATIC);
+    struct fdb_entry_info e;
+    ASSERT_EQ(fdb_get(fdb, 0, b, 13, &e), 0);
+    ASSERT_EQ(e.remote, 42);
+    ASSERT_TRUE(e.is_static);
+    fdb_destroy(fdb);
+}
+
 /* ---- batch lookup, foreach ---- */
 
 TEST(lookup_batch_matches_single_lookups)

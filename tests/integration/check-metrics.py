@@ -72,6 +72,16 @@ for path in sys.argv[2:]:
                 if got != v:
                     die("xbr_vif_%s_total%s = %s, xbrctl stats says %s" % (k, labels, got, v))
                 checked += 1
+        if p["type"] == "vxlan":
+            for k, v in p["vxlan"].items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    continue  # addresses, the remote list: not numbers
+                name = "xbr_vxlan_" + k
+                total = (name + "_total", tuple(sorted(labels.items()))) in samples
+                got = value(name + "_total" if total else name, **labels)
+                if got != v:
+                    die("%s%s = %s, xbrctl stats says %s" % (name, labels, got, v))
+                checked += 1
         info = [s for (n, l), s in samples.items()
                 if n == "xbr_port_info" and dict(l).get("port") == p["name"]]
         if len(info) != 1:

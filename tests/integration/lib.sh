@@ -78,18 +78,45 @@ make_switch_ns() {
     in_sw ip link set lo up
 }
 
-# add_host I: namespace ${P}hI with eth0 (10.123.0.I/24, fd00:123::I/64)
-# wired to vI in the switch namespace.
+# add_host I [NS PEER]: namespace ${P}hI with eth0 (10.123.0.I/24,
+# fd00:123::I/64) wired to vI in the switch namespace (or to PEER in NS).
 add_host() {
-    local i=$1 ns="${P}h$1"
+    local i=$1 ns="${P}h$1" sw=${2:-$SW} peer=${3:-v$1}
     ip netns add "$ns"
     HOSTS+=("$ns")
-    ip link add "v$i" netns "$SW" type veth peer name eth0 netns "$ns"
+    ip link add "$peer" netns "$sw" type veth peer name eth0 netns "$ns"
     ip -n "$ns" link set lo up
     ip -n "$ns" addr add "10.123.0.$i/24" dev eth0
     ip -n "$ns" addr add "fd00:123::$i/64" dev eth0 nodad
     ip -n "$ns" link set eth0 up
-    ip -n "$SW" link set "v$i" up
+    ip -n "$sw" link set "$peer" up
+}
+
+# add_guest I NS PEER: add_host with receive checksum offload off on eth0,
+# so that hI's kernel verifies every checksum it receives (a veth would
+# otherwise mark frames as already checked).
+add_guest() {
+    add_host "$@"
+    ip netns exec "${P}h$1" ethtool -K eth0 rx off >/dev/null
+}
+
+# tcp_check FROM TO TOADDR MIB: MIB MiB of random bytes over TCP from host
+# FROM to host TO (socat), compared at the end; TO's kernel must have
+# counted no checksum error (see add_guest).
+tcp_check() {
+    head -c $(($4 * 1048576)) /dev/urandom >"$WORK/tcp.blob"
+    ip netns exec "${P}h$2" nstat -n >/dev/null 2>&1 || true
+    ip netns exec "${P}h$2" timeout 20 socat -u TCP-LISTEN:5001,reuseaddr \
+        "OPEN:$WORK/tcp.got,creat,trunc" &
+    local lpid=$! bad
+    sleep 0.3
+    ip netns exec "${P}h$1" timeout 20 socat -u "OPEN:$WORK/tcp.blob" "TCP:$3:5001" ||
+        fail "TCP h$1 -> h$2 failed"
+    wait "$lpid" || fail "TCP receiver on h$2 failed"
+    cmp -s "$WORK/tcp.blob" "$WORK/tcp.got" || fail "TCP h$1 -> h$2: the bytes differ"
+    bad=$(ip netns exec "${P}h$2" nstat -az TcpInCsumErrors 2>/dev/null |
+        awk '/TcpInCsumErrors/ {print $2}')
+    [ "${bad:-0}" = 0 ] || fail "h$2 counted $bad TCP checksum errors"
 }
 
 host_mac() { in_h "$1" cat /sys/class/net/eth0/address; }

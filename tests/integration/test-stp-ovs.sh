@@ -41,42 +41,19 @@
 . "$(dirname "$0")/lib.sh"
 
 # scripts/test installs openvswitch-switch; missing, it is a failure, not a skip.
-if ! command -v ovs-vswitchd >/dev/null || ! command -v ovsdb-server >/dev/null; then
-    fail "Open vSwitch not installed (apt-get install openvswitch-switch)"
-fi
+# shellcheck source=lib-ovs.sh
+. "$(dirname "$0")/lib-ovs.sh"
 
 OVSNS="${P}ovs"
-OVSDIR="$WORK/ovs"
 OVS_MAC=02:00:00:0f:00:01
 LIMIT_MS=3000
-export OVS_RUNDIR="$OVSDIR" OVS_DBDIR="$OVSDIR" OVS_LOGDIR="$OVSDIR" OVS_SYSCONFDIR="$OVSDIR"
 
 now() { echo "${EPOCHREALTIME/./}"; } # microseconds
 ms_since() { echo $((($(now) - $1) / 1000)); }
-vs() { ovs-vsctl --db="unix:$OVSDIR/db.sock" --timeout=10 "$@"; }
-oa() { ovs-appctl -t "$OVSDIR/vswitchd.ctl" --timeout=10 "$@"; }
-
-# Stop ovs-vswitchd, then ovsdb-server, by pid (TERM, then KILL after 5 s).
-ovs_stop() {
-    local d pid
-    for d in vswitchd ovsdb; do
-        [ -s "$OVSDIR/$d.pid" ] || continue
-        pid=$(cat "$OVSDIR/$d.pid")
-        kill -TERM "$pid" 2>/dev/null || continue
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-}
 on_exit() {
     local rc=$?
     set +e
-    if [ "$rc" != 0 ] && [ -s "$OVSDIR/vswitchd.log" ]; then
-        echo "---- ovs-vswitchd log (tail) ----" >&2
-        tail -n 30 "$OVSDIR/vswitchd.log" >&2
-    fi
+    ovs_dump_log "$rc"
     ovs_stop
     for pid in "${DEBUG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
     if [ -n "${DEBUG_PCAP:-}" ]; then
@@ -115,15 +92,7 @@ xc add-br br0
 xc add-port br0 v1
 xc port set br0 v1 admin-edge yes
 
-mkdir -p "$OVSDIR"
-ovsdb-tool create "$OVSDIR/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-ip netns exec "$OVSNS" ovsdb-server "$OVSDIR/conf.db" --remote="punix:$OVSDIR/db.sock" \
-    --pidfile="$OVSDIR/ovsdb.pid" --unixctl="$OVSDIR/ovsdb.ctl" --detach --no-chdir \
-    --log-file="$OVSDIR/ovsdb.log" 2>>"$OVSDIR/stderr"
-vs --no-wait init
-ip netns exec "$OVSNS" ovs-vswitchd "unix:$OVSDIR/db.sock" \
-    --pidfile="$OVSDIR/vswitchd.pid" --unixctl="$OVSDIR/vswitchd.ctl" --detach --no-chdir \
-    --log-file="$OVSDIR/vswitchd.log" 2>>"$OVSDIR/stderr"
+ovs_start "$OVSNS"
 vs add-br ovsbr -- set bridge ovsbr datapath_type=netdev rstp_enable=true \
     other_config:rstp-priority=4096 other_config:rstp-address="$OVS_MAC"
 vs add-port ovsbr o3 -- set port o3 other_config:rstp-port-num=3 \
