@@ -29,6 +29,7 @@
 #include "gso/gso.h"
 #include "util/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -396,6 +397,18 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
         if (dp->antispoof && memcmp(pkt->data + 6, dp->mac, 6) != 0) {
             q->st.tx_drop_spoof++;
             continue;
+        }
+        if (dp->ip_filter) {
+            enum nb_ip_verdict iv = nb_ip_allowed(&dp->ipf, pkt->data, pkt->len);
+            if (XBR_UNLIKELY(iv != NB_IP_PASS)) {
+                if (iv == NB_IP_BAD_ARP)
+                    q->st.tx_drop_arp++;
+                else if (iv == NB_IP_SERVER)
+                    q->st.tx_drop_server++;
+                else
+                    q->st.tx_drop_ip_src++;
+                continue;
+            }
         }
         if (!tx_offloads(f, pkt)) {
             q->st.tx_drop_csum++;
@@ -1006,6 +1019,16 @@ static void nb_show(struct port *p, struct ctl_out *o)
     ctl_out_bool(o, "gso_tcpv6", " gso6 %s", dp->gso6);
     ctl_out_bool(o, "csum_offload", " csum %s", dp->csum);
     ctl_out_bool(o, "antispoof", " antispoof %s", dp->antispoof);
+    ctl_out_open_array(o, "ip");
+    for (unsigned i = 0; dp->ip_filter && i < dp->ipf.n4 + dp->ipf.n6; i++) {
+        char a[INET6_ADDRSTRLEN];
+        if (i < dp->ipf.n4)
+            (void)inet_ntop(AF_INET, &dp->ipf.v4[i], a, sizeof(a));
+        else
+            (void)inet_ntop(AF_INET6, dp->ipf.v6[i - dp->ipf.n4], a, sizeof(a));
+        ctl_out_str(o, NULL, i ? ",%s" : " ip %s", a);
+    }
+    ctl_out_close_array(o);
     ctl_out_u64(o, "rate_bytes", " rate %llu",
                 atomic_load_explicit(&dp->rate.bytes, memory_order_relaxed));
     ctl_out_u64(o, "rate_usec", "/%llu us", atomic_load_explicit(&dp->rate.usec, memory_order_relaxed));
@@ -1030,6 +1053,9 @@ static void nb_show(struct port *p, struct ctl_out *o)
     ctl_out_u64(o, "from_guest_gso", " gso %llu", st.tx_gso);
     ctl_out_u64(o, "from_guest_bad", " bad %llu", st.tx_drop_bad);
     ctl_out_u64(o, "from_guest_spoofed", " spoofed %llu", st.tx_drop_spoof);
+    ctl_out_u64(o, "from_guest_ip_spoofed", " ip-spoofed %llu", st.tx_drop_ip_src);
+    ctl_out_u64(o, "from_guest_arp_spoofed", " arp-spoofed %llu", st.tx_drop_arp);
+    ctl_out_u64(o, "from_guest_server", " server-replies %llu", st.tx_drop_server);
     ctl_out_u64(o, "from_guest_bad_offload", " bad-offload %llu", st.tx_drop_csum);
     ctl_out_u64(o, "from_guest_rate_limited", " rate-limited %llu", st.tx_rate_limited);
     ctl_out_u64(o, "from_guest_copy_failed", " copy-failed %llu\n", st.tx_drop_copy);

@@ -179,7 +179,26 @@ struct nb_qstats {
     uint64_t rx_dropped_full;    /* dropped: the RX queue was at NB_RXQ_BYTES */
     uint64_t notify_tx, notify_rx;
     uint64_t tx_rate_limited;    /* times the TX credit (rate=) held requests back */
+    /* ip= anti-spoofing (nb_ip_allowed): dropped guest frames by reason */
+    uint64_t tx_drop_ip_src;     /* IPv4 / IPv6 source not the vif's */
+    uint64_t tx_drop_arp;        /* ARP for an address not the vif's */
+    uint64_t tx_drop_server;     /* DHCP / DHCPv6 server replies, router advertisements */
 };
+
+/* ip= (the backend's key, as vif-bridge applies it with iptables): the
+ * addresses a guest may send from. */
+#define NB_IP_MAX 16
+struct nb_ipfilter {
+    unsigned n4, n6;
+    uint32_t v4[NB_IP_MAX];           /* network order */
+    uint8_t v6[NB_IP_MAX][16];
+};
+enum nb_ip_verdict { NB_IP_PASS, NB_IP_BAD_SRC, NB_IP_BAD_ARP, NB_IP_SERVER };
+/* Whether a guest frame may pass the filter (pure; nb-tx.c). */
+enum nb_ip_verdict nb_ip_allowed(const struct nb_ipfilter *f, const uint8_t *d, uint32_t len);
+/* Parses ip= ("A.B.C.D [A.B.C.D|IPv6 ...]", spaces or commas). 0, or -1
+ * with the bad token in err. */
+int nb_ip_parse(const char *s, struct nb_ipfilter *f, char *err, size_t errlen);
 
 #define NB_TX_MAX_RSP (XBR_BURST * NB_TX_MAX_SLOTS)
 #define NB_TX_MAX_SEGS (XBR_BURST * NB_TX_MAX_DATA)
@@ -250,6 +269,8 @@ struct nb_dp {
     bool rx_shared;
     bool sg, gso4, gso6, csum, ipv6_csum, rx_notify;
     bool antispoof;
+    bool ip_filter;                 /* ip= given: ipf applies */
+    struct nb_ipfilter ipf;
     uint8_t mac[6];
     /* rate= "bytes,usec" from the backend, set by the control thread
      * (nb_dp_set_rate) and picked up by each queue's worker by gen. */

@@ -22,10 +22,13 @@
  *   - extra info of type MCAST_ADD/DEL makes the request a multicast-control
  *     request (NB_TX_MCAST): it ends after its extras, as in Linux netback,
  *     whatever its size and flags say.
+ * Also here, as pure functions: the ip= anti-spoofing filter.
  */
 #include "netback/nb-private.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 
 static inline void copy_req(const union netif_tx_sring_entry *ring, unsigned mask, RING_IDX i,
                             netif_tx_request_t *out)
@@ -186,4 +189,123 @@ int nb_l4_offset(const uint8_t *d, uint32_t len, uint16_t *l4, uint8_t *proto)
     }
     *l4 = (uint16_t)off;
     return 0;
+}
+
+/* ---- ip= anti-spoofing ------------------------------------------------- */
+
+int nb_ip_parse(const char *s, struct nb_ipfilter *f, char *err, size_t errlen)
+{
+    memset(f, 0, sizeof(*f));
+    char buf[1024];
+    if (strlen(s) >= sizeof(buf)) {
+        snprintf(err, errlen, "ip= is longer than %zu characters", sizeof(buf) - 1);
+        return -1;
+    }
+    strcpy(buf, s);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, " ,\t", &save); t; t = strtok_r(NULL, " ,\t", &save)) {
+        /* vif-bridge takes A.B.C.D/N too; a prefix here is refused
+         * rather than quietly widened or narrowed. */
+        if (f->n4 < NB_IP_MAX && inet_pton(AF_INET, t, &f->v4[f->n4]) == 1) {
+            f->n4++;
+        } else if (f->n6 < NB_IP_MAX && inet_pton(AF_INET6, t, f->v6[f->n6]) == 1) {
+            f->n6++;
+        } else {
+            snprintf(err, errlen, "ip= address '%.60s' is not an IPv4 or IPv6 address (at most %u "
+                     "of each)", t, NB_IP_MAX);
+            return -1;
+        }
+    }
+    if (!f->n4 && !f->n6) {
+        snprintf(err, errlen, "ip= names no address");
+        return -1;
+    }
+    return 0;
+}
+
+static bool has_v4(const struct nb_ipfilter *f, const uint8_t *a)
+{
+    uint32_t v;
+    memcpy(&v, a, 4);
+    for (unsigned i = 0; i < f->n4; i++)
+        if (f->v4[i] == v)
+            return true;
+    return false;
+}
+
+static bool has_v6(const struct nb_ipfilter *f, const uint8_t *a)
+{
+    for (unsigned i = 0; i < f->n6; i++)
+        if (!memcmp(f->v6[i], a, 16))
+            return true;
+    return false;
+}
+
+static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+
+/* What vif-bridge's iptables rules let a guest with ip= send, and what
+ * ebtables-style ARP filtering adds: IPv4 from its addresses (and a DHCP
+ * request from 0.0.0.0), ARP whose sender address is one of them (or
+ * 0.0.0.0, a probe), IPv6 from them, from link-local or :: (DAD), never a
+ * DHCP/DHCPv6 server reply or a router advertisement. Other ethertypes
+ * pass (as with vif-bridge); an 802.1ad outer tag does not (it would
+ * hide the IP header from the filter). */
+enum nb_ip_verdict nb_ip_allowed(const struct nb_ipfilter *f, const uint8_t *d, uint32_t len)
+{
+    uint32_t off = 14;
+    if (len < 14)
+        return NB_IP_BAD_SRC;
+    uint16_t et = be16(d + 12);
+    if (et == 0x88a8)
+        return NB_IP_BAD_SRC;
+    if (et == 0x8100) {
+        if (len < 18)
+            return NB_IP_BAD_SRC;
+        et = be16(d + 16);
+        off = 18;
+        if (et == 0x8100 || et == 0x88a8)
+            return NB_IP_BAD_SRC;
+    }
+    if (et == 0x0806) {
+        /* Ethernet/IPv4 ARP: sender protocol address at 14 in the body. */
+        if (len < off + 28 || be16(d + off) != 1 || be16(d + off + 2) != 0x0800)
+            return NB_IP_BAD_ARP;
+        static const uint8_t zero[4];
+        return has_v4(f, d + off + 14) || !memcmp(d + off + 14, zero, 4) ? NB_IP_PASS
+                                                                         : NB_IP_BAD_ARP;
+    }
+    if (et == 0x0800) {
+        if (len < off + 20 || (d[off] >> 4) != 4)
+            return NB_IP_BAD_SRC;
+        uint32_t ihl = (uint32_t)(d[off] & 15) * 4;
+        uint8_t proto = d[off + 9];
+        bool first_frag = (be16(d + off + 6) & 0x1fff) == 0;
+        if (proto == IPPROTO_UDP && first_frag && len >= off + ihl + 8 &&
+            be16(d + off + ihl) == 67)
+            return NB_IP_SERVER; /* DHCP server reply */
+        static const uint8_t any[4];
+        if (has_v4(f, d + off + 12))
+            return NB_IP_PASS;
+        /* A DHCP request before the guest has its address. */
+        if (!memcmp(d + off + 12, any, 4) && proto == IPPROTO_UDP && len >= off + ihl + 8 &&
+            be16(d + off + ihl) == 68 && be16(d + off + ihl + 2) == 67)
+            return NB_IP_PASS;
+        return NB_IP_BAD_SRC;
+    }
+    if (et == 0x86dd) {
+        if (len < off + 40 || (d[off] >> 4) != 6)
+            return NB_IP_BAD_SRC;
+        const uint8_t *src = d + off + 8;
+        uint8_t nh = d[off + 6];
+        uint32_t l4 = off + 40;
+        if (nh == IPPROTO_ICMPV6 && len >= l4 + 1 && d[l4] == 134)
+            return NB_IP_SERVER; /* router advertisement */
+        if (nh == IPPROTO_UDP && len >= l4 + 8 && be16(d + l4) == 547)
+            return NB_IP_SERVER; /* DHCPv6 server */
+        static const uint8_t unspec[16];
+        bool link_local = src[0] == 0xfe && (src[1] & 0xc0) == 0x80;
+        return has_v6(f, src) || link_local || !memcmp(src, unspec, 16) ? NB_IP_PASS
+                                                                        : NB_IP_BAD_SRC;
+    }
+    return NB_IP_PASS;
 }

@@ -280,7 +280,7 @@ static bool be_key_known(const char *k)
 {
     static const char *const known[] = {
         "frontend", "frontend-id", "online", "state", "script", "mac", "bridge", "handle",
-        "type", "mtu", "vifname", "rate", "hotplug-status", "hotplug-error", "request-rx-copy",
+        "type", "mtu", "vifname", "rate", "ip", "hotplug-status", "hotplug-error", "request-rx-copy",
     };
     static const char *const prefixes[] = {"feature-", "multi-queue-"};
     for (size_t i = 0; i < XBR_ARRAY_SIZE(known); i++)
@@ -512,7 +512,22 @@ static void vif_connect(struct nb_vif *v)
     dp->csum = !xs_get_uint_def(v->fe, "feature-no-csum-offload", 1, 0);
     dp->ipv6_csum = xs_get_uint_def(v->fe, "feature-ipv6-csum-offload", 1, 0);
     dp->rx_notify = xs_get_uint_def(v->fe, "feature-rx-notify", 1, 0);
-    dp->antispoof = nb.antispoof && !xbr_mac_is_zero(v->mac);
+    /* ip= (as vif-bridge applies it at hotplug: read once per connect).
+     * A bad one refuses the vif, as vif-bridge's failing iptables would. */
+    char *ips = xs_get(v->be, "ip");
+    if (ips && ips[0]) {
+        char why[160];
+        if (nb_ip_parse(ips, &dp->ipf, why, sizeof(why)) < 0) {
+            free(ips);
+            nb_dp_free(dp);
+            vif_fail(v, false, "%s", why);
+            return;
+        }
+        dp->ip_filter = true;
+    }
+    free(ips);
+    /* MAC anti-spoofing: bridge-wide (vif antispoof), and always with ip=. */
+    dp->antispoof = (nb.antispoof || dp->ip_filter) && !xbr_mac_is_zero(v->mac);
     memcpy(dp->mac, v->mac, 6);
     if (v->rate_bytes)
         nb_dp_set_rate(dp, v->rate_bytes, v->rate_usec);
