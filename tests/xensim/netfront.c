@@ -1848,14 +1848,32 @@ static uint16_t csum_fold(uint32_t sum)
 
 #define TF_HDR 16u
 
-int netfront_test_frame(uint8_t *buf, size_t len, uint32_t seq, const uint8_t dst[6],
-                        const uint8_t src[6], bool tcp4, bool csum_partial)
+/* The TCP header of a test frame at tcp, its checksum over the pseudo-header
+ * sum psum (addresses, protocol, length) and the segment's tl bytes. */
+static void test_frame_tcp(uint8_t *tcp, size_t tl, uint32_t seq, uint32_t psum,
+                           bool csum_partial)
 {
-    size_t off = tcp4 ? 14 + 20 + 20 : 14;
+    put_be16(tcp, 12345);
+    put_be16(tcp + 2, 80);
+    put_be32(tcp + 4, seq * 65536u);
+    tcp[12] = 0x50;
+    tcp[13] = 0x18; /* PSH ACK */
+    put_be16(tcp + 14, 65535);
+    if (csum_partial)
+        put_be16(tcp + 16, csum_fold(psum));
+    else
+        put_be16(tcp + 16, (uint16_t)~csum_fold(csum_add(psum, tcp, tl)));
+}
+
+int netfront_test_frame_kind(uint8_t *buf, size_t len, uint32_t seq, const uint8_t dst[6],
+                             const uint8_t src[6], enum netfront_tf_kind kind, bool csum_partial)
+{
+    size_t off = kind == NF_TF_TCP4 ? 14 + 20 + 20 : kind == NF_TF_TCP6 ? 14 + 40 + 20 : 14;
     uint8_t *pl;
     uint32_t x = seq * 2654435761u + 1;
 
-    if (!buf || !dst || !src || len < off + TF_HDR || len > NETFRONT_MAX_FRAME)
+    if (!buf || !dst || !src || kind > NF_TF_TCP6 || len < off + TF_HDR ||
+        len > NETFRONT_MAX_FRAME)
         return -EINVAL;
     memset(buf, 0, off);
     memcpy(buf, dst, 6);
@@ -1871,37 +1889,44 @@ int netfront_test_frame(uint8_t *buf, size_t len, uint32_t seq, const uint8_t ds
         buf[i] = (uint8_t)x;
     }
     put_be32(pl + 12, netfront_crc32(pl + TF_HDR, len - off - TF_HDR));
-    if (!tcp4) {
+    if (kind == NF_TF_RAW) {
         put_be16(buf + 12, NETFRONT_TEST_ETHERTYPE);
         return 0;
     }
-    put_be16(buf + 12, 0x0800);
-    {
-        uint8_t *ip = buf + 14, *tcp = buf + 34;
-        uint32_t sum;
-
-        ip[0] = 0x45;
-        put_be16(ip + 2, (uint16_t)(len - 14));
-        put_be16(ip + 4, (uint16_t)seq);
-        ip[6] = 0x40; /* DF */
-        ip[8] = 64;
-        ip[9] = 6;
-        ip[12] = 10, ip[15] = 1;
-        ip[16] = 10, ip[19] = 2;
-        put_be16(ip + 10, (uint16_t)~csum_fold(csum_add(0, ip, 20)));
-        put_be16(tcp, 12345);
-        put_be16(tcp + 2, 80);
-        put_be32(tcp + 4, seq * 65536u);
-        tcp[12] = 0x50;
-        tcp[13] = 0x18; /* PSH ACK */
-        put_be16(tcp + 14, 65535);
-        sum = csum_add(0, ip + 12, 8) + 6 + (uint32_t)(len - 34);
-        if (csum_partial)
-            put_be16(tcp + 16, csum_fold(sum));
-        else
-            put_be16(tcp + 16, (uint16_t)~csum_fold(csum_add(sum, tcp, len - 34)));
+    if (kind == NF_TF_TCP6) {
+        uint8_t *ip = buf + 14;
+        put_be16(buf + 12, 0x86dd);
+        ip[0] = 0x60;
+        put_be16(ip + 4, (uint16_t)(len - 54));
+        ip[6] = 6;
+        ip[7] = 64;
+        ip[8] = 0xfd, ip[23] = 1;  /* fd00::1 */
+        ip[24] = 0xfd, ip[39] = 2; /* fd00::2 */
+        test_frame_tcp(buf + 54, len - 54, seq, csum_add(0, ip + 8, 32) + 6 + (uint32_t)(len - 54),
+                       csum_partial);
+        return 0;
     }
+    put_be16(buf + 12, 0x0800);
+    uint8_t *ip = buf + 14;
+    ip[0] = 0x45;
+    put_be16(ip + 2, (uint16_t)(len - 14));
+    put_be16(ip + 4, (uint16_t)seq);
+    ip[6] = 0x40; /* DF */
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12] = 10, ip[15] = 1;
+    ip[16] = 10, ip[19] = 2;
+    put_be16(ip + 10, (uint16_t)~csum_fold(csum_add(0, ip, 20)));
+    test_frame_tcp(buf + 34, len - 34, seq, csum_add(0, ip + 12, 8) + 6 + (uint32_t)(len - 34),
+                   csum_partial);
     return 0;
+}
+
+int netfront_test_frame(uint8_t *buf, size_t len, uint32_t seq, const uint8_t dst[6],
+                        const uint8_t src[6], bool tcp4, bool csum_partial)
+{
+    return netfront_test_frame_kind(buf, len, seq, dst, src, tcp4 ? NF_TF_TCP4 : NF_TF_RAW,
+                                    csum_partial);
 }
 
 int netfront_test_frame_check(const uint8_t *buf, size_t len, uint32_t *seq)
@@ -1914,6 +1939,9 @@ int netfront_test_frame_check(const uint8_t *buf, size_t len, uint32_t *seq)
         off = 14;
     else if (buf[12] == 0x08 && buf[13] == 0x00 && len >= 34 && buf[23] == 6)
         off = 14 + (size_t)(buf[14] & 15) * 4 + 20;
+    else if (buf[12] == 0x86 && buf[13] == 0xdd && len >= 54 && (buf[14] >> 4) == 6 &&
+             buf[20] == 6)
+        off = 14 + 40 + 20;
     else
         return -ENOMSG;
     if (len < off + TF_HDR || memcmp(buf + off, "XSIM", 4))

@@ -247,9 +247,19 @@ int netfront_attack_parse(const char *s, enum netfront_attack *a, unsigned *arg)
  *   tcp4: Ethernet + IPv4 + TCP (10.0.0.1:12345 -> 10.0.0.2:80), for GSO;
  *         len >= 70. csum_partial leaves the TCP checksum as CHECKSUM_PARTIAL
  *         does (pseudo-header sum only), for NETTXF_csum_blank.
+ *   tcp6: Ethernet + IPv6 + TCP ([fd00::1]:12345 -> [fd00::2]:80, no
+ *         extension headers), for GSO over IPv6; len >= 90. csum_partial as
+ *         for tcp4, over the IPv6 pseudo-header (RFC 8200 8.1).
  * build returns 0 or -EINVAL; check returns 0 with *seq, -ENOMSG when the
  * frame is not a test frame, -EBADMSG when it is one but damaged. */
 #define NETFRONT_TEST_ETHERTYPE 0x88b5
+enum netfront_tf_kind { NF_TF_RAW, NF_TF_TCP4, NF_TF_TCP6 };
+#define NETFRONT_TF_MIN_TCP4 70u
+#define NETFRONT_TF_MIN_TCP6 90u
+int netfront_test_frame_kind(uint8_t *buf, size_t len, uint32_t seq, const uint8_t dst[6],
+                             const uint8_t src[6], enum netfront_tf_kind kind,
+                             bool csum_partial);
+/* netfront_test_frame_kind with NF_TF_TCP4 (tcp4) or NF_TF_RAW. */
 int netfront_test_frame(uint8_t *buf, size_t len, uint32_t seq, const uint8_t dst[6],
                         const uint8_t src[6], bool tcp4, bool csum_partial);
 int netfront_test_frame_check(const uint8_t *buf, size_t len, uint32_t *seq);

@@ -6,6 +6,7 @@
  * exits 0 when the command did what it was asked, 1 when it did not, 2 on a
  * usage error. See `xensim-netfront --help`.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -40,6 +41,7 @@ static const char usage_text[] =
     "  --queues N           queues wanted (default 1)\n"
     "  --mac MAC            attach: the vif's MAC (default 00:16:3e:00:<domid>:<devid>)\n"
     "  --ip A.B.C.D         our IPv4 address (echo, ping)\n"
+    "  --ip6 ADDR           our IPv6 address (echo)\n"
     "  --rx-buffers N       RX buffers kept posted per queue (default 256)\n"
     "  --no-split --no-sg --no-gso --no-csum   features not used / advertised\n"
     "  --timeout MS         handshake / close waits (default 10000)\n"
@@ -57,8 +59,11 @@ static const char usage_text[] =
     "  connect [--hold SEC]        connect, stay SEC seconds (0: none; default: until\n"
     "                              SIGTERM/SIGINT), close\n"
     "  send --count N --size S|--size MIN:MAX [--dst MAC] [--gso MSS] [--slot-bytes B]\n"
-    "       [--first-offset O] [--interval-us U] [--queue Q] [--tcp] [--flows N]\n"
-    "                              send test frames (--tcp: TCP/IPv4 ones; --flows: N source\n"
+    "       [--first-offset O] [--interval-us U] [--queue Q] [--tcp|--tcp6] [--full-csum]\n"
+    "       [--flows N]            send test frames (--tcp: TCP/IPv4 ones from 70 bytes,\n"
+    "                              --tcp6: TCP/IPv6 ones from 90, GSO type TCPV6 with --gso;\n"
+    "                              their checksum left partial (csum_blank) unless\n"
+    "                              --full-csum, super-frames always; --flows: N source\n"
     "                              ports in turn)\n"
     "  recv --count N [--wait MS] [--hash] [--mcast-add MAC] [--mcast-del MAC]\n"
     "       [--mcast-fill N] [--from MAC]   receive N test frames and check them (--wait:\n"
@@ -70,7 +75,8 @@ static const char usage_text[] =
     "  ctrl-check                  control-ring requests, valid and not, against Linux\n"
     "                              netback's answers (needs --ctrl-ring)\n"
     "  backend-set KEY VALUE [--backend-domid N]   toolstack: write the backend's KEY\n"
-    "  echo [--count N] [--hold SEC] [--reflect]   answer ARP and ICMP echo for --ip\n"
+    "  echo [--count N] [--hold SEC] [--reflect]   answer ARP and ICMP echo for --ip,\n"
+    "       neighbour solicitations and ICMPv6 echo for --ip6\n"
     "       (until N answered, SEC passed, or SIGTERM);\n"
     "       --reflect also sends test frames back to their sender\n"
     "  ping --target A.B.C.D [--count N] [--wait MS]   ARP, then ICMP echo requests\n"
@@ -88,6 +94,8 @@ struct cli {
     bool have_mac;
     uint32_t ip;
     bool have_ip;
+    uint8_t ip6[16];
+    bool have_ip6;
 };
 
 static int parse_ip(const char *s, uint32_t *out)
@@ -194,7 +202,7 @@ static int cmd_send(struct cli *c, int argc, char **argv)
 {
     uint64_t count = 1, smin = 60, smax = 60, mss = 0, slot = 0, first = 0, interval = 0;
     uint64_t flows = 0;
-    bool tcp_all = false;
+    bool tcp_all = false, v6 = false, full_csum = false;
     int queue = -1;
     uint8_t dst[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     static uint8_t frame[NETFRONT_MAX_FRAME];
@@ -206,8 +214,13 @@ static int cmd_send(struct cli *c, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t q;
-        if (!strcmp(a, "--tcp")) {
+        if (!strcmp(a, "--tcp") || !strcmp(a, "--tcp6")) {
             tcp_all = true;
+            v6 = v6 || a[5] == '6';
+            continue;
+        }
+        if (!strcmp(a, "--full-csum")) {
+            full_csum = true;
             continue;
         }
         if (!v)
@@ -259,6 +272,11 @@ static int cmd_send(struct cli *c, int argc, char **argv)
             goto usage;
         }
     }
+    if (flows && full_csum) {
+        fputs("xensim-netfront: --flows rewrites ports after the checksum: not with --full-csum\n",
+              stderr);
+        return 2;
+    }
     if (smin < 30) {
         fputs("xensim-netfront: frames must be at least 30 bytes\n", stderr);
         return 2;
@@ -268,26 +286,31 @@ static int cmd_send(struct cli *c, int argc, char **argv)
         return 1;
     for (uint64_t i = 0; i < count && !stop; i++) {
         size_t len = smin + (smax > smin ? rng_next(&rng) % (smax - smin + 1) : 0);
-        /* with --gso or --tcp, TCP/IPv4 frames where they fit */
-        bool tcp = (mss || tcp_all) && len >= 70;
-        bool gso = mss && tcp && len > 14 + 20 + 20 + mss;
+        /* with --gso, --tcp or --tcp6, TCP frames where they fit */
+        size_t hdrs = v6 ? 14 + 40 + 20 : 14 + 20 + 20;
+        bool tcp = (mss || tcp_all) && len >= (v6 ? NETFRONT_TF_MIN_TCP6 : NETFRONT_TF_MIN_TCP4);
+        bool gso = mss && tcp && len > hdrs + mss;
+        /* A super-frame's checksum is always left to the backend (netif.h:
+         * GSO implies csum_blank); --full-csum fills it in on the others. */
+        bool partial = tcp && (gso || !full_csum);
         struct netfront_tx_opts o = {
             .queue = queue,
-            .gso_type = gso ? XEN_NETIF_GSO_TYPE_TCPV4 : 0,
+            .gso_type = !gso ? 0 : v6 ? XEN_NETIF_GSO_TYPE_TCPV6 : XEN_NETIF_GSO_TYPE_TCPV4,
             .gso_size = (uint16_t)mss,
-            .csum_blank = tcp,
+            .csum_blank = partial,
             .first_offset = (uint16_t)first,
             .slot_bytes = (uint16_t)slot,
         };
         int r;
 
-        (void)netfront_test_frame(frame, len, (uint32_t)i, dst, netfront_mac(nf), tcp, tcp);
+        (void)netfront_test_frame_kind(frame, len, (uint32_t)i, dst, netfront_mac(nf),
+                                       !tcp ? NF_TF_RAW : v6 ? NF_TF_TCP6 : NF_TF_TCP4, partial);
         if (tcp && flows) {
             /* Another source port per flow; the checksum is left partial
              * (csum_blank), and the pseudo-header it holds has no ports. */
             uint16_t sport = (uint16_t)(12345 + i % flows);
-            frame[34] = (uint8_t)(sport >> 8);
-            frame[35] = (uint8_t)sport;
+            frame[hdrs - 20] = (uint8_t)(sport >> 8);
+            frame[hdrs - 19] = (uint8_t)sport;
         }
         r = netfront_send(nf, frame, len, &o);
         if (r < 0) {
@@ -339,17 +362,69 @@ static int expected_hash(const uint8_t *f, size_t len, uint32_t *h)
 
 #define MAX_GROUPS 256
 
-static uint16_t ip_csum(const uint8_t *p, size_t len);
+/* The Internet checksum (RFC 1071): csum_acc adds len bytes to an unfolded
+ * sum, csum_done folds and complements it (0 over data holding a right
+ * checksum). */
+static uint32_t csum_acc(uint32_t sum, const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i += 2)
+        sum += (uint32_t)p[i] << 8 | p[i + 1];
+    if (len & 1)
+        sum += (uint32_t)p[len - 1] << 8;
+    return sum;
+}
+
+static uint16_t csum_done(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+static uint16_t ip_csum(const uint8_t *p, size_t len)
+{
+    return csum_done(csum_acc(0, p, len));
+}
+
+/* The checksum of an IPv6 upper-layer packet (l4, len bytes, next header
+ * nh) of the IPv6 header ip6, over the pseudo-header of RFC 8200 8.1. */
+static uint16_t ip6_l4_csum(const uint8_t *ip6, uint8_t nh, const uint8_t *l4, size_t len)
+{
+    return csum_done(csum_acc(csum_acc(0, ip6 + 8, 32) + nh + (uint32_t)len, l4, len));
+}
+
+/* A TCP/IPv4 or TCP/IPv6 frame (no options, no extension headers): the
+ * offset of its TCP header, its end (by the IP length; 0 if that is past
+ * len) and whether it is IPv6; false for anything else. */
+static bool tcp_frame(const uint8_t *f, size_t len, size_t *l4, size_t *end, bool *v6)
+{
+    if (len >= 34 && f[12] == 0x08 && f[13] == 0x00 && (f[14] >> 4) == 4 && f[23] == 6) {
+        size_t ihl = (size_t)(f[14] & 15) * 4, tot = (size_t)(f[16] << 8 | f[17]);
+        *l4 = 14 + ihl;
+        *end = ihl >= 20 && tot >= ihl + 20 && 14 + tot <= len ? 14 + tot : 0;
+        *v6 = false;
+        return true;
+    }
+    if (len >= 54 && f[12] == 0x86 && f[13] == 0xdd && (f[14] >> 4) == 6 && f[20] == 6) {
+        size_t pl = (size_t)(f[18] << 8 | f[19]);
+        *l4 = 54;
+        *end = pl >= 20 && 54 + pl <= len ? 54 + pl : 0;
+        *v6 = true;
+        return true;
+    }
+    return false;
+}
 
 /* What a frontend that turned offloads off must get, checked on each frame:
  * without csum offload no partial checksum (NETRXF_csum_blank), without GSO
- * or SG no GSO frame, without SG one slot; and the IPv4 and TCP checksums
- * of every TCP/IPv4 frame not marked csum_blank must verify. */
+ * or SG no GSO frame, without SG one slot, a GSO type that is the frame's
+ * (TCPV4 for IPv4, TCPV6 for IPv6); and the IP and TCP checksums of every
+ * TCP/IPv4 and TCP/IPv6 frame not marked csum_blank must verify. */
 struct rx_check {
-    uint64_t csum_ok, csum_bad, offload_bad;
+    uint64_t csum_ok, csum_bad, offload_bad, blank, gso4, gso6;
     /* Segments of a super-frame (sent by another guest with --gso) that
      * reach a frontend without GSO: reassembled in order and checked as one
-     * test frame; IP ids consecutive, PSH on the last segment only. */
+     * test frame; IPv4 ids consecutive, PSH on the last segment only. */
     uint8_t *asm_buf;
     size_t asm_len, asm_want;
     uint32_t next_seq;
@@ -360,50 +435,55 @@ struct rx_check {
 static void rx_check_frame(const struct cli *c, struct rx_check *k, const uint8_t *f,
                            size_t len, const struct netfront_rx_info *info)
 {
-    bool blank = info->flags & NETRXF_csum_blank;
+    bool blank = info->flags & NETRXF_csum_blank, v6 = false, tcp;
+    size_t l4 = 0, end = 0;
+
     if ((c->o.no_csum_offload && blank) ||
         ((c->o.no_gso || c->o.no_sg) && info->gso_type) || (c->o.no_sg && info->slots > 1))
         k->offload_bad++;
-    if (len < 34 || f[12] != 0x08 || f[13] != 0x00 || (f[14] >> 4) != 4 || f[23] != 6 || blank)
+    tcp = tcp_frame(f, len, &l4, &end, &v6);
+    if (info->gso_type) {
+        if (!tcp || info->gso_type != (v6 ? XEN_NETIF_GSO_TYPE_TCPV6 : XEN_NETIF_GSO_TYPE_TCPV4))
+            k->offload_bad++;
+        else if (v6)
+            k->gso6++;
+        else
+            k->gso4++;
+    }
+    if (!tcp)
         return;
-    size_t ihl = (size_t)(f[14] & 15) * 4, tot = (size_t)(f[16] << 8 | f[17]);
-    if (ihl < 20 || tot < ihl + 20 || 14 + tot > len || ip_csum(f + 14, ihl) != 0) {
+    if (blank) {
+        k->blank++;
+        return;
+    }
+    if (!end || (!v6 && ip_csum(f + 14, l4 - 14) != 0)) {
         k->csum_bad++;
         return;
     }
-    /* TCP over the pseudo-header: sum of addresses, protocol, length. */
-    const uint8_t *t = f + 14 + ihl;
-    size_t tl = tot - ihl;
-    uint32_t sum = 6 + (uint32_t)tl;
-    for (unsigned i = 0; i < 8; i += 2)
-        sum += (uint32_t)(f[26 + i] << 8 | f[27 + i]);
-    for (size_t i = 0; i + 1 < tl; i += 2)
-        sum += (uint32_t)(t[i] << 8 | t[i + 1]);
-    if (tl & 1)
-        sum += (uint32_t)t[tl - 1] << 8;
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    if (sum != 0xffff) {
+    uint16_t cs = v6 ? ip6_l4_csum(f + 14, 6, f + l4, end - l4)
+                     : csum_done(csum_acc(csum_acc(0, f + 26, 8) + 6 + (uint32_t)(end - l4),
+                                          f + l4, end - l4));
+    if (cs != 0) {
         k->csum_bad++;
         return;
     }
     k->csum_ok++;
 }
 
-/* A TCP/IPv4 segment of a test frame: returns 1 and sets *done (the whole
- * frame, in k->asm_buf, *done_len bytes) when it completed one, 0 when it
- * was taken as a piece, -1 when it is not a segment (a whole frame). */
+/* A TCP/IPv4 or TCP/IPv6 segment of a test frame: returns 1 and sets *done
+ * (the whole frame, in k->asm_buf, *done_len bytes) when it completed one, 0
+ * when it was taken as a piece, -1 when it is not a segment (a whole frame). */
 static int rx_reassemble(struct rx_check *k, const uint8_t *f, size_t len, size_t *done_len)
 {
-    if (len < 54 || f[12] != 0x08 || f[13] != 0x00 || f[23] != 6)
-        return -1;
-    size_t ihl = (size_t)(f[14] & 15) * 4, off = 14 + ihl;
-    if (len < off + 20)
+    size_t off, end;
+    bool v6;
+    if (!tcp_frame(f, len, &off, &end, &v6) || len < off + 20)
         return -1;
     size_t doff = (size_t)(f[off + 12] >> 4) * 4, pl = off + doff;
     uint32_t seq = (uint32_t)f[off + 4] << 24 | (uint32_t)f[off + 5] << 16 |
                    (uint32_t)f[off + 6] << 8 | f[off + 7];
-    uint16_t id = (uint16_t)(f[18] << 8 | f[19]);
+    /* IPv6 has no id in its fixed header (RFC 8200): only IPv4's is checked. */
+    uint16_t id = v6 ? 0 : (uint16_t)(f[18] << 8 | f[19]);
     uint8_t tflags = f[off + 13];
     if (pl > len)
         return -1;
@@ -434,7 +514,7 @@ static int rx_reassemble(struct rx_check *k, const uint8_t *f, size_t len, size_
     }
     k->segments++;
     k->next_seq = seq + (uint32_t)(len - pl);
-    k->next_id = (uint16_t)(id + 1);
+    k->next_id = v6 ? 0 : (uint16_t)(id + 1);
     bool last = k->asm_len == k->asm_want;
     /* The test frames carry PSH|ACK: PSH only on the last segment. */
     if ((bool)(tflags & 0x08) != last || !(tflags & 0x10))
@@ -609,10 +689,11 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
                    " hash_bad %" PRIu64 " queues_used %d mcast_ok %" PRIu64 " mcast_err %" PRIu64
                    " mcast_unwanted %" PRIu64 " csum_ok %" PRIu64 " csum_bad %" PRIu64
                    " offload_bad %" PRIu64 " segments %" PRIu64 " seg_bad %" PRIu64
-                   " reassembled %" PRIu64,
+                   " reassembled %" PRIu64 " csum_blank %" PRIu64 " gso_tcpv4 %" PRIu64
+                   " gso_tcpv6 %" PRIu64,
                    ok, bad, other, hash_ok, hash_bad, __builtin_popcount(queues_seen), mcast_ok,
                    mcast_err, unwanted, chk.csum_ok, chk.csum_bad, chk.offload_bad, chk.segments,
-                   chk.seg_bad, chk.reassembled);
+                   chk.seg_bad, chk.reassembled, chk.blank, chk.gso4, chk.gso6);
     free(chk.asm_buf);
     return finish(nf, "recv",
                   ok == count && bad == 0 && hash_bad == 0 && unwanted == 0 && chk.csum_bad == 0 &&
@@ -706,18 +787,6 @@ static int cmd_ctrl_check(struct cli *c, int argc, char **argv)
 
 /* ---- ARP / ICMP --------------------------------------------------------------- */
 
-static uint16_t ip_csum(const uint8_t *p, size_t len)
-{
-    uint32_t sum = 0;
-    for (size_t i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)p[i] << 8 | p[i + 1];
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
 static uint32_t be32_at(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -785,14 +854,98 @@ static int answer(struct netfront *nf, uint32_t ip, uint8_t *f, size_t len)
     return 0;
 }
 
+/* ---- ICMPv6: neighbour discovery and echo ------------------------------------ */
+
+struct icmp6_count {
+    uint64_t na, echo, bad; /* advertisements sent, echo replies sent, bad checksums */
+};
+
+/* Answers, for our IPv6 address ip6, Neighbour Solicitations (RFC 4861 7.2.4:
+ * an advertisement with our link-layer address as target option, solicited
+ * unless the solicitation came from :: for DAD, then to all-nodes) and ICMPv6
+ * echo requests (RFC 4443 4.2). Only packets whose ICMPv6 checksum verifies
+ * are answered; the others are counted in k->bad. Returns 1 when the frame
+ * was answered, 0 when it was not for us, -errno. */
+static int answer6(struct netfront *nf, const uint8_t ip6[16], uint8_t *f, size_t len,
+                   struct icmp6_count *k)
+{
+    static const uint8_t all_nodes[16] = {0xff, 2, [15] = 1};
+    const uint8_t *mac = netfront_mac(nf);
+    uint8_t *ip = f + 14, *icmp = f + 54, snm[16] = {0xff, 2, [11] = 1, [12] = 0xff};
+
+    if (len < 54 + 8 || f[12] != 0x86 || f[13] != 0xdd || (ip[0] >> 4) != 6 || ip[6] != 58)
+        return 0;
+    size_t plen = (size_t)(ip[4] << 8 | ip[5]);
+    if (plen < 8 || 54 + plen > len)
+        return 0;
+    memcpy(snm + 13, ip6 + 13, 3);
+    bool to_us = !memcmp(ip + 24, ip6, 16);
+    if (icmp[0] == 135 && plen >= 24 && (to_us || !memcmp(ip + 24, snm, 16)) &&
+        !memcmp(icmp + 8, ip6, 16)) {
+        if (ip6_l4_csum(ip, 58, icmp, plen) != 0 || ip[7] != 255 || icmp[1] != 0) {
+            k->bad++;
+            return 0;
+        }
+        static const uint8_t unspec[16];
+        bool dad = !memcmp(ip + 8, unspec, 16);
+        uint8_t r[14 + 40 + 32] = {0}, *rip = r + 14, *na = r + 54;
+        if (dad) {
+            r[0] = 0x33, r[1] = 0x33, r[5] = 1; /* 33:33:00:00:00:01 */
+            memcpy(rip + 24, all_nodes, 16);
+        } else {
+            memcpy(r, f + 6, 6);
+            memcpy(rip + 24, ip + 8, 16);
+        }
+        memcpy(r + 6, mac, 6);
+        r[12] = 0x86, r[13] = 0xdd;
+        rip[0] = 0x60;
+        rip[5] = 32;
+        rip[6] = 58;
+        rip[7] = 255;
+        memcpy(rip + 8, ip6, 16);
+        na[0] = 136;
+        na[4] = dad ? 0x20 : 0x60; /* Solicited (not for DAD), Override */
+        memcpy(na + 8, ip6, 16);
+        na[24] = 2, na[25] = 1;    /* target link-layer address, 8 octets */
+        memcpy(na + 26, mac, 6);
+        uint16_t cs = ip6_l4_csum(rip, 58, na, 32);
+        na[2] = (uint8_t)(cs >> 8), na[3] = (uint8_t)cs;
+        if (netfront_send(nf, r, sizeof(r), NULL) < 0)
+            return -EIO;
+        k->na++;
+        return 1;
+    }
+    if (icmp[0] == 128 && to_us) {
+        if (ip6_l4_csum(ip, 58, icmp, plen) != 0 || icmp[1] != 0) {
+            k->bad++;
+            return 0;
+        }
+        memcpy(f, f + 6, 6);
+        memcpy(f + 6, mac, 6);
+        memcpy(ip + 24, ip + 8, 16);
+        memcpy(ip + 8, ip6, 16);
+        ip[7] = 64;
+        icmp[0] = 129;
+        icmp[2] = icmp[3] = 0;
+        uint16_t cs = ip6_l4_csum(ip, 58, icmp, plen);
+        icmp[2] = (uint8_t)(cs >> 8), icmp[3] = (uint8_t)cs;
+        if (netfront_send(nf, f, 54 + plen, NULL) < 0)
+            return -EIO;
+        k->echo++;
+        return 1;
+    }
+    return 0;
+}
+
 static int cmd_echo(struct cli *c, int argc, char **argv)
 {
     uint64_t count = 0, hold_s = UINT64_MAX, answered = 0, reflected = 0;
+    struct icmp6_count k6 = {0};
     bool reflect = false;
     static uint8_t buf[NETFRONT_MAX_FRAME];
     struct netfront *nf;
     uint64_t end;
-    char extra[96];
+    char extra[160];
 
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--reflect")) {
@@ -808,8 +961,8 @@ static int cmd_echo(struct cli *c, int argc, char **argv)
             return 2;
         }
     }
-    if (!c->have_ip && !reflect) {
-        fputs("xensim-netfront: echo needs --ip (or --reflect)\n", stderr);
+    if (!c->have_ip && !c->have_ip6 && !reflect) {
+        fputs("xensim-netfront: echo needs --ip or --ip6 (or --reflect)\n", stderr);
         return 2;
     }
     nf = open_connected(c);
@@ -828,6 +981,8 @@ static int cmd_echo(struct cli *c, int argc, char **argv)
         if ((size_t)n > sizeof(buf))
             continue;
         r = c->have_ip ? answer(nf, c->ip, buf, (size_t)n) : 0;
+        if (r == 0 && c->have_ip6)
+            r = answer6(nf, c->ip6, buf, (size_t)n, &k6);
         if (r > 0) {
             answered++;
         } else if (r == 0 && reflect && netfront_test_frame_check(buf, (size_t)n, NULL) == 0) {
@@ -837,8 +992,10 @@ static int cmd_echo(struct cli *c, int argc, char **argv)
                 reflected++;
         }
     }
-    (void)snprintf(extra, sizeof(extra), "answered %" PRIu64 " reflected %" PRIu64, answered,
-                   reflected);
+    (void)snprintf(extra, sizeof(extra),
+                   "answered %" PRIu64 " reflected %" PRIu64 " na %" PRIu64 " echo6 %" PRIu64
+                   " icmp6_bad %" PRIu64,
+                   answered, reflected, k6.na, k6.echo, k6.bad);
     return finish(nf, "echo", !count || answered + reflected >= count, extra);
 }
 
@@ -1028,6 +1185,7 @@ int main(int argc, char **argv)
         {"xs-set", required_argument, NULL, 7},
         {"xs-rm", required_argument, NULL, 8},
         {"attack-dst", required_argument, NULL, 9},
+        {"ip6", required_argument, NULL, 10},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1110,6 +1268,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             c.o.have_attack_dst = true;
+            break;
+        case 10:
+            if (inet_pton(AF_INET6, optarg, c.ip6) != 1) {
+                fprintf(stderr, "xensim-netfront: bad IPv6 address '%s'\n", optarg);
+                return 2;
+            }
+            c.have_ip6 = true;
             break;
         case 'h':
             fputs(usage_text, stdout);
