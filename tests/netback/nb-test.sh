@@ -1282,6 +1282,29 @@ t_ip_filter() {
     kill "$spid" 2>/dev/null || true
     wait "$spid" 2>/dev/null || true
     ok "IPv4 from a source not in ip=: dropped and counted ($n), none delivered"
+    # IPv6: from fd00::1 (the test frames' source) with ip= not naming it
+    # (dom4 again), then from a guest whose ip= does.
+    "$NETFRONT" --domid 2 recv --count 1 --wait 3000 --from "$(mac_of 4)" >"$WORK/recv.ip6" 2>&1 &
+    rpid=$!
+    nf --domid 4 send --count 1000 --size 120 --tcp6 --dst "$(mac_of 2)" --interval-us 3000 \
+        >"$WORK/send.4" 2>&1 &
+    spid=$!
+    n=0
+    for _ in $(seq 50); do
+        n=$(port_json vif4.0 .netback_stats.from_guest_ip_spoofed 2>/dev/null || echo 0)
+        [ "${n:-0}" -ge 20 ] 2>/dev/null && break
+        sleep 0.1
+    done
+    [ "${n:-0}" -ge 20 ] 2>/dev/null || fail "IPv6 from a source not in ip=: counted '$n'"
+    if wait "$rpid"; then fail "a frame with a spoofed IPv6 source arrived"; fi
+    kill "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    attach 6
+    nf --domid 6 backend-set ip "10.0.0.7 fd00::1" >/dev/null || fail "backend-set ip"
+    local s
+    s=$(exchange 6 2 50 120 --tcp6)
+    [ "$(echo "$s" | summary_field ok)" = 50 ] || fail "IPv6 from the guest's own ip= address: $s"
+    ok "IPv6: a source not in ip= dropped and counted ($n); the guest's own (ip=\"10.0.0.7 fd00::1\") delivered"
     # A bad ip= refuses the vif with the reason, as vif-bridge's iptables would.
     attach 5
     nf --domid 5 backend-set ip 10.0.0.300 >/dev/null || fail "backend-set ip"
