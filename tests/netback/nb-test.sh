@@ -95,7 +95,7 @@ start_xbrd() { # [xbrd args...]
 
 ctl() { "$XBRCTL" --socket "$SOCK" "$@"; }
 # hotplug online|offline XENBUS_PATH — the shipped vif hotplug script against this xbrd.
-hotplug() { XENBUS_PATH=$2 XBRCTL=$XBRCTL XBR_SOCKET=$SOCK bash "$(dirname "$0")/../../netback/vif-xbr" "$1"; }
+hotplug() { XENBUS_PATH=$2 XBRCTL=$XBRCTL XBR_SOCKET=$SOCK sh "$(dirname "$0")/../../netback/vif-xbr" "$1"; }
 nf() { "$NETFRONT" "$@"; }
 mac_of() { printf '00:16:3e:00:%02x:%02x' "$1" "${2:-0}"; }
 attach() { # domid [bridge]
