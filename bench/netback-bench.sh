@@ -126,8 +126,10 @@ MAC1=00:16:3e:00:01:00 MAC2=00:16:3e:00:02:00
 "$NETFRONT" --domid 1 --mac $MAC1 attach --bridge xenbr0 >/dev/null || die "attach dom1"
 "$NETFRONT" --domid 2 --mac $MAC2 attach --bridge xenbr0 >/dev/null || die "attach dom2"
 
-# Prints "now cpu_ticks v1_from_guest v2_to_guest v2_tx_bytes v2_tx_dropped"
-# (-1 for a port that is not there).
+# Prints "now cpu_ticks v1_from_guest v2_to_guest v2_tx_bytes v2_dropped v2_queued"
+# (-1 for a port that is not there). v2_dropped: what vif2.0 could not take
+# (tx_dropped: no guest buffer and its RX queue full); v2_queued: frames
+# waiting in that queue for the guest's buffers now (not yet either).
 sample() {
     local now cpu j
     now=$(date +%s.%N)
@@ -135,7 +137,9 @@ sample() {
     j=$(ctl -j stats xenbr0) || die "xbrctl stats failed"
     echo "$now $cpu $(jq -r '[.ports[]? | {(.name): .}] | add // {} |
         [(.["vif1.0"].netback_stats.from_guest // -1), (.["vif2.0"].netback_stats.to_guest // -1),
-         (.["vif2.0"].stats.tx_bytes // -1), (.["vif2.0"].stats.tx_dropped // -1)] | map(tostring) | join(" ")' <<<"$j")"
+         (.["vif2.0"].stats.tx_bytes // -1),
+         (.["vif2.0"].stats.tx_dropped // -1),
+         (.["vif2.0"].netback_stats.rx_queue_frames // -1)] | map(tostring) | join(" ")' <<<"$j")"
 }
 
 # Waits up to $2 seconds for process $1 to exit.
@@ -182,11 +186,11 @@ run_one() { # size gso(0|1) tag
     for i in $(seq 100); do
         sf=$(sample); [ "$(echo "$sf" | cut -d' ' -f3)" = -1 ] && break; sleep 0.02
     done
-    # ... and stay put.
+    # ... and stay put, with nothing left in its RX queue.
     local prev=""
     for i in $(seq 50); do
         sf=$(sample)
-        [ "$(echo "$sf" | cut -d' ' -f4-)" = "$prev" ] && break
+        [ "$(echo "$sf" | cut -d' ' -f4-)" = "$prev" ] && [ "$(echo "$sf" | cut -d' ' -f7)" -le 0 ] && break
         prev=$(echo "$sf" | cut -d' ' -f4-); sleep 0.05
     done
     kill -TERM "$rpid" 2>/dev/null || true

@@ -1126,14 +1126,15 @@ t_antispoof_config() {
 }
 
 # What libxl writes to the backend beyond the handshake: vifname= names the
-# port (unless another vif has the name); keys xbr does not implement (ip=
-# today) are named in the log once, not ignored silently; rate= is not one.
+# port (unless another vif has the name); keys xbr does not implement
+# (gatewaydev=, for vif-route and vif-nat) are named in the log once, not
+# ignored silently; rate= is not one.
 t_vif_keys() {
     start_sim
     attach 1
     nf --domid 1 backend-set vifname web0 >/dev/null || fail "backend-set vifname"
     nf --domid 1 backend-set rate 10000000,50000 >/dev/null || fail "backend-set rate"
-    nf --domid 1 backend-set ip 10.0.0.5 >/dev/null || fail "backend-set ip"
+    nf --domid 1 backend-set gatewaydev eth0 >/dev/null || fail "backend-set gatewaydev"
     attach 2
     nf --domid 2 backend-set vifname web0 >/dev/null || fail "backend-set vifname"
     start_xbrd
@@ -1142,8 +1143,8 @@ t_vif_keys() {
     BG+=($!)
     wait_port web0 1 || fail "dom1's vif did not become port web0"
     ok "vifname=web0 names dom1's port"
-    grep -q "web0: backend key(s) not implemented by xbr, ignored: ip$" "$WORK/xbrd.log" ||
-        fail "ip= not named in the log (alone: rate= is implemented)"
+    grep -q "web0: backend key(s) not implemented by xbr, ignored: gatewaydev$" "$WORK/xbrd.log" ||
+        fail "gatewaydev= not named in the log (alone: rate= is implemented)"
     [ "$(grep -c "backend key(s) not implemented" "$WORK/xbrd.log")" = 1 ] ||
         fail "unimplemented keys logged other than once"
     grep -q "vif2.0: vifname 'web0' is not a free interface name; keeping vif2.0" "$WORK/xbrd.log" ||
