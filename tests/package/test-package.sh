@@ -121,7 +121,7 @@ got=$(complete_words xbrctl --socket "$S" del-port "")
 got=$(complete_words xbrctl --socket "$S" del-port br0 "")
 [ "$got" = d0 ] || fail "del-port br0 <TAB> offers '$got', not the bridge's port"
 got=$(complete_words xbrctl --socket "$S" add-port br0 d0 --type "")
-[ "$(echo "$got" | tr '\n' ' ')" = "afpacket tap " ] || fail "--type <TAB> offers: $got"
+[ "$(echo "$got" | tr '\n' ' ')" = "afpacket afxdp tap vxlan " ] || fail "--type <TAB> offers: $got"
 got=$(complete_words xbrctl --socket "$W/nobody.sock" add-)
 echo "$got" | grep -qx add-port || fail "without a daemon, 'add-' offers: $got"
 ok "bash completion: add-port and the daemon's commands, bridges, ports, --type values; add-port without a daemon"
