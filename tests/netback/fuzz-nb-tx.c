@@ -248,8 +248,11 @@ int main(int argc, char **argv)
     for (unsigned it = 0; it < iters; it++) {
         buf[0] = (uint8_t)(rnd() % 128);
         buf[1] = (uint8_t)rnd();
-        union netif_tx_sring_entry *ring = (union netif_tx_sring_entry *)(buf + 2);
+        /* Shaped in an aligned ring, then laid into the fuzzer's byte
+         * input (which, like any fuzzer input, is not aligned). */
+        static union netif_tx_sring_entry ring[RING_SLOTS];
         shape_ring(ring);
+        memcpy(buf + 2, ring, sizeof(ring));
         for (RING_IDX c = 0, p = buf[0] + 1u; c != p;) { /* tally verdicts */
             struct nb_tx_frame f;
             RING_IDX base = (RING_IDX)buf[1] * 0x01010101u;
