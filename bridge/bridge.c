@@ -336,6 +336,7 @@ int xbr_port_del(struct xbr_bridge *br, const char *name, char *err, size_t errl
     p->cls->close(p);
     xbr_info("%s: port %s removed", br->name, p->name);
     free(p->inject);
+    xbr_vlan_port_free(p);
     free(p);
     return 0;
 }
