@@ -238,6 +238,12 @@ const char *xbr_bridge_name(const struct xbr_bridge *br);
  * Refuses duplicates with a clear message in err. Returns 0 or -errno. */
 int xbr_port_add(struct xbr_bridge *br, const char *name, const struct port_class *cls,
                  unsigned flags, void *class_arg, char *err, size_t errlen);
+/* xbr_port_add() with an 802.1Q mode from the start, in the words of
+ * `port set BR PORT vlan ...` ("access 10", "trunk 20,30 native 10"): the
+ * port forwards no frame in any other VLAN. -EINVAL with err if bad. */
+int xbr_port_add_vlan(struct xbr_bridge *br, const char *name, const struct port_class *cls,
+                      unsigned flags, void *class_arg, const char *vlan, char *err,
+                      size_t errlen);
 /* Detaches and closes a port (waits for a grace period). */
 int xbr_port_del(struct xbr_bridge *br, const char *name, char *err, size_t errlen);
 /* The port named name on any bridge, or NULL. */
