@@ -296,6 +296,21 @@ static int need_bridge(struct xbr_cfg *c, const char *name, struct cfg_bridge **
     return 0;
 }
 
+/* The declared port PORT of bridge BR, for `port set BR PORT ...`. */
+static int need_port(struct xbr_cfg *c, const char *br, const char *port, struct cfg_port **p,
+                     char *err, size_t errlen)
+{
+    struct cfg_bridge *b;
+    int r = need_bridge(c, br, &b, err, errlen);
+    if (r < 0)
+        return r;
+    *p = cfg_port(b, port);
+    if (!*p)
+        return PERR("port %s of bridge %s is not declared (add-port %s %s comes first)", port, br,
+                    br, port);
+    return 0;
+}
+
 /* One statement (argv[0..argc)) into c. */
 static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned line, char *err,
                            size_t errlen)
@@ -450,12 +465,9 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
     }
     if (!strcmp(cmd, "port") && argc >= 5 && !strcmp(argv[1], "set") &&
         !strcmp(argv[4], "vlan")) {
-        if ((r = need_bridge(c, argv[2], &b, err, errlen)) < 0)
+        struct cfg_port *p;
+        if ((r = need_port(c, argv[2], argv[3], &p, err, errlen)) < 0)
             return r;
-        struct cfg_port *p = cfg_port(b, argv[3]);
-        if (!p)
-            return PERR("port %s of bridge %s is not declared (add-port %s %s comes first)",
-                        argv[3], argv[2], argv[2], argv[3]);
         struct port_vlan v;
         if (xbr_vlan_parse(argc - 5, argv + 5, &v, err, errlen) < 0)
             return -EINVAL;
@@ -468,12 +480,9 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
     if (!strcmp(cmd, "port") && argc >= 2 && !strcmp(argv[1], "set")) {
         if (argc != 6)
             return PERR("usage: port set BR PORT KEY VALUE");
-        if ((r = need_bridge(c, argv[2], &b, err, errlen)) < 0)
+        struct cfg_port *p;
+        if ((r = need_port(c, argv[2], argv[3], &p, err, errlen)) < 0)
             return r;
-        struct cfg_port *p = cfg_port(b, argv[3]);
-        if (!p)
-            return PERR("port %s of bridge %s is not declared (add-port %s %s comes first)",
-                        argv[3], argv[2], argv[2], argv[3]);
         const char *key = !strcmp(argv[4], "p2p") ? "point-to-point" : argv[4];
         r = canon_port(key, argv[5], val);
         if (r == -ENOENT)
