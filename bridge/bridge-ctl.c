@@ -41,8 +41,8 @@ struct port *xbr_ctl_get_port(struct xbr_bridge *br, const char *name, char *err
 static int parse_vlan(const char *s, uint16_t *vlan, char *err, size_t errlen)
 {
     uint64_t v;
-    if (xbr_parse_uint(s, 0, 4094, &v) < 0)
-        return ERR("invalid VLAN id '%s' (0-4094)", s);
+    if (xbr_parse_uint(s, 1, XBR_VLAN_MAX, &v) < 0)
+        return ERR("invalid VLAN id '%s' (1-%u)", s, XBR_VLAN_MAX);
     *vlan = (uint16_t)v;
     return 0;
 }
@@ -53,7 +53,7 @@ static void print_port_stats(struct ctl_out *o, const struct port_stats *s, bool
 {
     uint64_t rx_drop = s->rx_drop_runt + s->rx_drop_state + s->rx_drop_linklocal +
                        s->rx_drop_filtered + s->rx_drop_src + s->rx_drop_port +
-                       s->rx_drop_bpdu_queue + s->rx_drop_mirror;
+                       s->rx_drop_bpdu_queue + s->rx_drop_mirror + s->rx_drop_vlan;
     uint64_t tx_drop = s->tx_drop_mtu + s->tx_drop_full;
 
     ctl_out_open_object(o, "stats");
@@ -73,7 +73,8 @@ static void print_port_stats(struct ctl_out *o, const struct port_stats *s, bool
         ctl_out_u64(o, "rx_drop_bad_source", " bad-source %llu", s->rx_drop_src);
         ctl_out_u64(o, "rx_drop_port", " port %llu", s->rx_drop_port);
         ctl_out_u64(o, "rx_drop_bpdu_queue", " bpdu-queue %llu", s->rx_drop_bpdu_queue);
-        ctl_out_u64(o, "rx_drop_mirror_output", " mirror-output %llu\n", s->rx_drop_mirror);
+        ctl_out_u64(o, "rx_drop_mirror_output", " mirror-output %llu", s->rx_drop_mirror);
+        ctl_out_u64(o, "rx_drop_vlan", " vlan %llu\n", s->rx_drop_vlan);
         ctl_out_u64(o, "rx_bpdu", "    bpdus to stp %llu\n", s->rx_bpdu);
         ctl_out_text(o, "    tx drops:");
         ctl_out_u64(o, "tx_drop_mtu", " mtu %llu", s->tx_drop_mtu);
@@ -314,7 +315,7 @@ static int parse_mac_vlan(int n, char **words, uint8_t mac[6], uint16_t *vlan,
 {
     if (xbr_mac_parse(words[0], mac) < 0)
         return ERR("invalid MAC address '%s' (expected aa:bb:cc:dd:ee:ff)", words[0]);
-    *vlan = 0;
+    *vlan = XBR_VLAN_DEFAULT;
     if (n == 3 && !strcmp(words[1], "vlan"))
         return parse_vlan(words[2], vlan, err, errlen);
     if (n != 1)
@@ -328,7 +329,7 @@ static int cmd_fdb_add(int argc, char **argv, struct ctl_out *o, char *err, size
 {
     (void)o, (void)aux;
     uint8_t mac[6];
-    uint16_t vlan = 0;
+    uint16_t vlan = XBR_VLAN_DEFAULT;
 
     struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
@@ -377,7 +378,7 @@ static int cmd_fdb_del(int argc, char **argv, struct ctl_out *o, char *err, size
 {
     (void)o, (void)aux;
     uint8_t mac[6];
-    uint16_t vlan = 0;
+    uint16_t vlan = XBR_VLAN_DEFAULT;
 
     struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)

@@ -441,17 +441,23 @@ static int cmd_stp_set(int argc, char **argv, struct ctl_out *o, char *err, size
     return 0;
 }
 
-/* port set BR PORT KEY VALUE */
+/* port set BR PORT KEY VALUE, or port set BR PORT vlan ... (vlan.c) */
 static int cmd_port_set(int argc, char **argv, struct ctl_out *o, char *err, size_t errlen,
                         void *aux)
 {
-    (void)argc, (void)o, (void)aux;
+    (void)o, (void)aux;
     struct xbr_bridge *br = xbr_ctl_get_bridge(argv[0], err, errlen);
     if (!br)
         return -ENOENT;
     struct port *p = xbr_ctl_get_port(br, argv[1], err, errlen);
     if (!p)
         return -ENOENT;
+    if (!strcmp(argv[2], "vlan"))
+        return xbr_vlan_cmd(p, argc - 3, argv + 3, err, errlen);
+    if (argc != 4) {
+        snprintf(err, errlen, "usage: port set BR PORT KEY VALUE");
+        return -EINVAL;
+    }
     return stp_port_set_param(br->stp, p->no, argv[2], argv[3], err, errlen);
 }
 
@@ -482,9 +488,10 @@ void xbr_stp_register_commands(void)
                        "BR enabled|priority|hello-time|max-age|forward-delay|force-version|"
                        "tx-hold-count VALUE",
                        cmd_stp_set, NULL);
-    (void)ctl_register("port set", 4, 4,
+    (void)ctl_register("port set", 4, 7,
                        "BR PORT priority|path-cost|admin-edge|auto-edge|point-to-point|"
-                       "bpdu-guard|root-guard|bpdu-filter|mcheck VALUE",
+                       "bpdu-guard|root-guard|bpdu-filter|mcheck|vlan VALUE "
+                       "(vlan: access VID, or trunk VIDS [native VID])",
                        cmd_port_set, NULL);
     (void)ctl_register("port enable", 2, 2, "BR PORT", cmd_port_enable, NULL);
 }

@@ -216,15 +216,44 @@ void xbr_bridges_destroy_all(void)
     free(old);
 }
 
+static int port_add(struct xbr_bridge *br, int want_no, const char *name,
+                    const struct port_class *cls, unsigned flags, void *class_arg,
+                    const struct port_vlan *vlan, char *err, size_t errlen);
+
 int xbr_port_add(struct xbr_bridge *br, const char *name, const struct port_class *cls,
                  unsigned flags, void *class_arg, char *err, size_t errlen)
 {
-    return xbr_port_add_at(br, -1, name, cls, flags, class_arg, err, errlen);
+    return port_add(br, -1, name, cls, flags, class_arg, NULL, err, errlen);
+}
+
+int xbr_port_add_vlan(struct xbr_bridge *br, const char *name, const struct port_class *cls,
+                      unsigned flags, void *class_arg, const char *vlan, char *err,
+                      size_t errlen)
+{
+    char buf[XBR_VLAN_SPEC_MAX], *argv[6], *save = NULL;
+    int argc = 0;
+    if (xbr_strlcpy(buf, vlan, sizeof(buf)) < 0) {
+        snprintf(err, errlen, "VLAN spec too long");
+        return -EINVAL;
+    }
+    for (char *t = strtok_r(buf, " ", &save); t && argc < 6; t = strtok_r(NULL, " ", &save))
+        argv[argc++] = t;
+    struct port_vlan v;
+    if (xbr_vlan_parse(argc, argv, &v, err, errlen) < 0)
+        return -EINVAL;
+    return port_add(br, -1, name, cls, flags, class_arg, &v, err, errlen);
 }
 
 int xbr_port_add_at(struct xbr_bridge *br, int want_no, const char *name,
                     const struct port_class *cls, unsigned flags, void *class_arg, char *err,
                     size_t errlen)
+{
+    return port_add(br, want_no, name, cls, flags, class_arg, NULL, err, errlen);
+}
+
+static int port_add(struct xbr_bridge *br, int want_no, const char *name,
+                    const struct port_class *cls, unsigned flags, void *class_arg,
+                    const struct port_vlan *vlan, char *err, size_t errlen)
 {
     if (!name[0] || strlen(name) >= IF_NAMESIZE) {
         snprintf(err, errlen, "invalid port name '%s'", name);
@@ -279,6 +308,15 @@ int xbr_port_add_at(struct xbr_bridge *br, int want_no, const char *name,
         return r;
     }
     p->inject = xbr_xzalloc(sizeof(*p->inject));
+    /* A VLAN mode given at add is the port's before its first frame: set
+     * before the workers see the port, and out of the fast path from the
+     * start. */
+    if (vlan && !xbr_vlan_is_default(vlan)) {
+        p->vlan = xbr_xzalloc(sizeof(*p->vlan));
+        *p->vlan = *vlan;
+        p->vlan_held = true;
+        p->fastpath_hold++;
+    }
 
     struct port_table *t = xbr_xzalloc(sizeof(*t));
     memcpy(t, old, sizeof(*t));
@@ -336,6 +374,7 @@ int xbr_port_del(struct xbr_bridge *br, const char *name, char *err, size_t errl
     p->cls->close(p);
     xbr_info("%s: port %s removed", br->name, p->name);
     free(p->inject);
+    xbr_vlan_port_free(p);
     free(p);
     return 0;
 }

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 struct capture_list;
+struct port_vlan;
 struct ctl_out;
 struct port;
 struct xbr_bridge;
@@ -85,6 +86,9 @@ struct port_stats {
     uint64_t rx_drop_bpdu_queue; /* BPDU not handed to STP: its queue was full */
     uint64_t rx_bpdu;            /* BPDUs handed to STP */
     uint64_t rx_drop_mirror;     /* received on a mirror's output port */
+    uint64_t rx_drop_vlan;       /* VLAN the port does not carry, tagged on an
+                                  * access port, untagged on a trunk without a
+                                  * native VID, an 802.1ad outer tag */
     /* drops on transmit, by reason */
     uint64_t tx_drop_mtu;        /* longer than the egress MTU */
     uint64_t tx_drop_full;       /* the port could not take it */
@@ -196,6 +200,10 @@ struct port {
      * workers keep it out of the fast path while > 0 (control thread). */
     unsigned fastpath_hold;
     bool mirror_held;       /* one of the holds is its mirrors' */
+    bool vlan_held;         /* one of the holds is its VLAN mode's */
+    /* The port's 802.1Q mode (struct port_vlan, vlan.c; RCU; NULL for the
+     * default, access VID 1). */
+    struct port_vlan *vlan;
     /* The captures running on the port (RCU; NULL when none). */
     struct capture_list *captures;
     /* Frames the control thread sends on this port (BPDUs): a single-
@@ -230,6 +238,12 @@ const char *xbr_bridge_name(const struct xbr_bridge *br);
  * Refuses duplicates with a clear message in err. Returns 0 or -errno. */
 int xbr_port_add(struct xbr_bridge *br, const char *name, const struct port_class *cls,
                  unsigned flags, void *class_arg, char *err, size_t errlen);
+/* xbr_port_add() with an 802.1Q mode from the start, in the words of
+ * `port set BR PORT vlan ...` ("access 10", "trunk 20,30 native 10"): the
+ * port forwards no frame in any other VLAN. -EINVAL with err if bad. */
+int xbr_port_add_vlan(struct xbr_bridge *br, const char *name, const struct port_class *cls,
+                      unsigned flags, void *class_arg, const char *vlan, char *err,
+                      size_t errlen);
 /* Detaches and closes a port (waits for a grace period). */
 int xbr_port_del(struct xbr_bridge *br, const char *name, char *err, size_t errlen);
 /* The port named name on any bridge, or NULL. */

@@ -31,6 +31,8 @@ struct cfg_port {
     struct cfg_kv *kv;
     size_t n_kv;
     struct xbr_vxlan_config *vx; /* vxlan ports: their settings */
+    char *vlan;          /* "port set BR PORT vlan ...", canonical; NULL: not in the file */
+    unsigned vlan_line;
 };
 
 struct cfg_fdb {
@@ -107,6 +109,7 @@ static void cfg_free(struct xbr_cfg *c)
     for (size_t i = 0; i < c->n_br; i++) {
         for (size_t j = 0; j < c->br[i].n_ports; j++) {
             free(c->br[i].ports[j].kv);
+            free(c->br[i].ports[j].vlan);
             free(c->br[i].ports[j].vx);
         }
         free(c->br[i].ports);
@@ -293,6 +296,21 @@ static int need_bridge(struct xbr_cfg *c, const char *name, struct cfg_bridge **
     return 0;
 }
 
+/* The declared port PORT of bridge BR, for `port set BR PORT ...`. */
+static int need_port(struct xbr_cfg *c, const char *br, const char *port, struct cfg_port **p,
+                     char *err, size_t errlen)
+{
+    struct cfg_bridge *b;
+    int r = need_bridge(c, br, &b, err, errlen);
+    if (r < 0)
+        return r;
+    *p = cfg_port(b, port);
+    if (!*p)
+        return PERR("port %s of bridge %s is not declared (add-port %s %s comes first)", port, br,
+                    br, port);
+    return 0;
+}
+
 /* One statement (argv[0..argc)) into c. */
 static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned line, char *err,
                            size_t errlen)
@@ -445,15 +463,26 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
         kv_set(&b->kv, &b->n_kv, argv[3], val, line);
         return 0;
     }
+    if (!strcmp(cmd, "port") && argc >= 5 && !strcmp(argv[1], "set") &&
+        !strcmp(argv[4], "vlan")) {
+        struct cfg_port *p;
+        if ((r = need_port(c, argv[2], argv[3], &p, err, errlen)) < 0)
+            return r;
+        struct port_vlan v;
+        if (xbr_vlan_parse(argc - 5, argv + 5, &v, err, errlen) < 0)
+            return -EINVAL;
+        free(p->vlan);
+        p->vlan = xbr_xzalloc(XBR_VLAN_SPEC_MAX);
+        xbr_vlan_format(&v, p->vlan, XBR_VLAN_SPEC_MAX);
+        p->vlan_line = line;
+        return 0;
+    }
     if (!strcmp(cmd, "port") && argc >= 2 && !strcmp(argv[1], "set")) {
         if (argc != 6)
             return PERR("usage: port set BR PORT KEY VALUE");
-        if ((r = need_bridge(c, argv[2], &b, err, errlen)) < 0)
+        struct cfg_port *p;
+        if ((r = need_port(c, argv[2], argv[3], &p, err, errlen)) < 0)
             return r;
-        struct cfg_port *p = cfg_port(b, argv[3]);
-        if (!p)
-            return PERR("port %s of bridge %s is not declared (add-port %s %s comes first)",
-                        argv[3], argv[2], argv[2], argv[3]);
         const char *key = !strcmp(argv[4], "p2p") ? "point-to-point" : argv[4];
         r = canon_port(key, argv[5], val);
         if (r == -ENOENT)
@@ -467,7 +496,7 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
     }
     if (!strcmp(cmd, "fdb") && argc >= 2 && !strcmp(argv[1], "add")) {
         struct cfg_fdb e = {.line = line};
-        uint64_t vid = 0;
+        uint64_t vid = XBR_VLAN_DEFAULT;
         if (argc >= 7 && !strcmp(argv[argc - 2], "dst")) {
             if (xbr_vxlan_parse_ip(argv[argc - 1], &e.dst) < 0)
                 return PERR("invalid dst address '%s'", argv[argc - 1]);
@@ -486,8 +515,8 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
             return PERR("port %s of bridge %s is not declared", argv[4], argv[2]);
         if (e.has_dst && !fp->vx)
             return PERR("dst is for vxlan ports; %s is not one", argv[4]);
-        if (argc == 7 && xbr_parse_uint(argv[6], 0, 4094, &vid) < 0)
-            return PERR("invalid VLAN id '%s' (0-4094)", argv[6]);
+        if (argc == 7 && xbr_parse_uint(argv[6], 1, XBR_VLAN_MAX, &vid) < 0)
+            return PERR("invalid VLAN id '%s' (1-%u)", argv[6], XBR_VLAN_MAX);
         e.vlan = (uint16_t)vid;
         snprintf(e.port, sizeof(e.port), "%s", argv[4]);
         /* Duplicates (the later line wins) are resolved once the whole file
@@ -956,6 +985,16 @@ static void apply_port_settings(struct apply *a, struct port *p, const struct cf
     for (size_t i = 0; i < n; i++)
         (void)run(a, todo[i].line, "port set %s %s %s %s", p->bridge->name, p->name,
                   todo[i].key, todo[i].value);
+    /* The VLAN mode as the file says, or back to the default when only the
+     * old file had one; otherwise what runs stays. */
+    if (np->vlan || (op && op->vlan)) {
+        char live[XBR_VLAN_SPEC_MAX];
+        const char *want = np->vlan ? np->vlan : "access 1"; /* the default's canonical form */
+        xbr_vlan_format(xbr_vlan_of(p), live, sizeof(live));
+        if (strcmp(live, want))
+            (void)run(a, np->vlan ? np->vlan_line : 0, "port set %s %s vlan %s",
+                      p->bridge->name, p->name, want);
+    }
 }
 
 /* Does the running port p match its declaration? (Settings aside.) */
@@ -1211,6 +1250,12 @@ void xbr_cfg_save(struct ctl_out *o)
                     ctl_out_text(o, "port set %s %s %s %s\n", br->name, p->name, port_keys[k],
                                  now);
             }
+            const struct port_vlan *v = xbr_vlan_of(p);
+            if (!xbr_vlan_is_default(v)) {
+                char spec[XBR_VLAN_SPEC_MAX];
+                xbr_vlan_format(v, spec, sizeof(spec));
+                ctl_out_text(o, "port set %s %s vlan %s\n", br->name, p->name, spec);
+            }
         }
         struct static_rows live = live_static(br);
         for (size_t k = 0; k < live.n; k++) {
@@ -1225,7 +1270,7 @@ void xbr_cfg_save(struct ctl_out *o)
             if (is_class(p, "netback"))
                 ctl_out_text(o, "# fdb add %s %s %s vlan %u: on a netback vif, not saved\n",
                              br->name, xbr_mac_format(e->mac, mac), p->name, e->vlan);
-            else if (e->vlan)
+            else if (e->vlan != XBR_VLAN_DEFAULT)
                 ctl_out_text(o, "fdb add %s %s %s vlan %u%s\n", br->name,
                              xbr_mac_format(e->mac, mac), p->name, e->vlan, dst);
             else

@@ -450,6 +450,7 @@ int main(int argc, char **argv)
     xbr_fastpath_register_commands();
     xbr_capture_register_commands();
     xbr_mirror_register_commands();
+    xbr_vlan_register_commands();
 #ifdef XBR_HAVE_NETBACK
     nb_register_commands();
 #endif

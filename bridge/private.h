@@ -308,6 +308,44 @@ void xbr_mirror_ports_changed(struct xbr_bridge *br, const struct port_table *t,
 void xbr_mirror_bridge_free(struct xbr_bridge *br);
 void xbr_mirror_register_commands(void);
 
+/* vlan.c: 802.1Q port modes (see there). */
+#define XBR_VLAN_DEFAULT 1u
+#define XBR_VLAN_MAX 4094u
+/* Longest canonical "trunk VIDS native VID" (every other VID: 2047 pieces). */
+#define XBR_VLAN_SPEC_MAX 12288
+/* A port's mode, immutable once published (struct port.vlan). member[]
+ * holds the VIDs the port carries, pvid the one that is untagged on the
+ * wire (access VID, a trunk's native VID; 0: a trunk without one, which
+ * drops untagged frames). */
+struct port_vlan {
+    bool trunk;
+    uint16_t pvid;
+    uint64_t member[(XBR_VLAN_MAX + 64) / 64];
+};
+static inline void xbr_vlan_set_bit(uint64_t *member, uint16_t vid)
+{
+    member[vid / 64] |= 1ull << (vid % 64);
+}
+static inline bool xbr_vlan_has(const struct port_vlan *v, uint16_t vid)
+{
+    return vid <= XBR_VLAN_MAX && (v->member[vid / 64] >> (vid % 64)) & 1u;
+}
+/* [worker or control] The port's mode (the default one when unset). */
+const struct port_vlan *xbr_vlan_of(const struct port *p);
+/* argv: access VID | trunk VIDS [native VID]; 0 or -EINVAL with err. */
+int xbr_vlan_parse(int argc, char **argv, struct port_vlan *v, char *err, size_t errlen);
+/* The canonical words back ("access 10", "trunk 10,20-30 native 5"). */
+void xbr_vlan_format(const struct port_vlan *v, char *buf, size_t len);
+bool xbr_vlan_is_default(const struct port_vlan *v);
+/* [control] Gives p the mode v (flushing what it learned, holding it out
+ * of the fast path unless v is the default). */
+int xbr_vlan_port_set(struct port *p, const struct port_vlan *v, char *err, size_t errlen);
+/* `port set BR PORT vlan ...` (argv after "vlan"). */
+int xbr_vlan_cmd(struct port *p, int argc, char **argv, char *err, size_t errlen);
+/* [control] Frees the mode of a port being freed (no reader left). */
+void xbr_vlan_port_free(struct port *p);
+void xbr_vlan_register_commands(void);
+
 /* bridge-ctl.c */
 void xbr_ctl_register_commands(void);
 /* Look-ups for command handlers: NULL with "no bridge named X" / "bridge B

@@ -35,6 +35,11 @@ struct worker {
     bool busy_poll;
     uint8_t *bufs;
     struct pkt pkts[XBR_BURST];
+    /* The tagged copies of this burst's frames, made for the first trunk
+     * port that sends one tagged (tagged[i] for fwd[i] when has_tagged[i]). */
+    uint8_t *tag_bufs;
+    struct pkt tagged[XBR_BURST];
+    bool has_tagged[XBR_BURST];
     /* Per destination slot; touched[] lists the slots used by this burst. */
     struct tx_batch batch[XBR_MAX_PORTS];
     unsigned touched[XBR_MAX_PORTS];
@@ -157,6 +162,76 @@ static inline bool port_forwards(const struct port *p)
     return __atomic_load_n(&p->stp_state, __ATOMIC_RELAXED) == PORT_STP_FORWARDING;
 }
 
+static inline void vnet_shift(struct pkt *p, int by)
+{
+    if ((p->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && (by > 0 || p->vnet.csum_start >= 4))
+        p->vnet.csum_start = (uint16_t)(p->vnet.csum_start + by);
+    if (p->vnet.hdr_len && (by > 0 || p->vnet.hdr_len >= 4))
+        p->vnet.hdr_len = (uint16_t)(p->vnet.hdr_len + by);
+}
+
+/* The VLAN a received frame belongs to on port mode v, its 802.1Q tag
+ * taken out (in place: inside the bridge frames are untagged, their VID
+ * beside them); 0 when the port does not take it. VID 0 (a priority tag)
+ * is untagged; an 802.1ad or other outer tag is never taken. */
+static inline uint16_t vlan_ingress(struct pkt *p, const struct port_vlan *v)
+{
+    uint8_t *d = p->data;
+    uint16_t type = (uint16_t)(d[12] << 8 | d[13]);
+    if (XBR_UNLIKELY(type == 0x88a8 || type == 0x9100))
+        return 0;
+    if (XBR_UNLIKELY(type == 0x8100)) {
+        if (p->len < 18)
+            return 0;
+        uint16_t vid = (uint16_t)((d[14] << 8 | d[15]) & 0xfff);
+        memmove(d + 4, d, 12);
+        p->data = d + 4;
+        p->len -= 4;
+        vnet_shift(p, -4);
+        if (vid != 0)
+            return v->trunk && xbr_vlan_has(v, vid) ? vid : 0;
+    }
+    return v->pvid;
+}
+
+/* p as it leaves port d: untagged in d's untagged VLAN, tagged with vid
+ * otherwise (the burst's one tagged copy of fwd[i]). */
+static struct pkt *vlan_egress(struct worker *w, unsigned i, struct pkt *p, uint16_t vid,
+                               const struct port *d)
+{
+    if (vid == xbr_vlan_of(d)->pvid)
+        return p;
+    struct pkt *t = &w->tagged[i];
+    if (!w->has_tagged[i]) {
+        if (p->len + 4 > XBR_PKT_BUF_SIZE)
+            return NULL;
+        *t = *p;
+        t->buf = w->tag_bufs + (size_t)i * XBR_PKT_BUF_SIZE;
+        t->data = t->buf;
+        memcpy(t->data, p->data, 12);
+        t->data[12] = 0x81;
+        t->data[13] = 0x00;
+        t->data[14] = (uint8_t)(vid >> 8);
+        t->data[15] = (uint8_t)vid;
+        memcpy(t->data + 16, p->data + 12, p->len - 12);
+        t->len = p->len + 4;
+        vnet_shift(t, 4);
+        w->has_tagged[i] = true;
+    }
+    return t;
+}
+
+/* Frame fwd[i] of VLAN vid to d, tagged as d wants it. */
+static inline void batch_add_vlan(struct worker *w, struct port *d, unsigned i, struct pkt *p,
+                                  uint16_t vid)
+{
+    struct pkt *out = vlan_egress(w, i, p, vid, d);
+    if (out)
+        batch_add(w, d, out);
+    else
+        d->stats[w->id].tx_drop_mtu++;
+}
+
 /* Is d a destination for normal forwarding? Not the ingress port, not a
  * port STP blocks, not a mirror's output port. */
 static inline bool may_send_to(const struct port *d, const struct port *in,
@@ -168,15 +243,15 @@ static inline bool may_send_to(const struct port *d, const struct port *in,
 /* The frame also goes to the output of every mirror that selects it (sel:
  * by its ingress port, or by a port it is sent to), once per mirror. */
 static void mirror_copies(struct worker *w, const struct port_table *t,
-                          const struct mirror_set *ms, const struct port *in, struct pkt *p,
-                          uint32_t sel)
+                          const struct mirror_set *ms, const struct port *in, unsigned i,
+                          struct pkt *p, uint16_t vid, uint32_t sel)
 {
     while (sel) {
         unsigned b = (unsigned)__builtin_ctz(sel);
         sel &= sel - 1;
         struct port *md = ms->dst_no[b] < XBR_MAX_PORTS ? t->slot[ms->dst_no[b]] : NULL;
         if (md && md != in)
-            batch_add(w, md, p);
+            batch_add_vlan(w, md, i, p, vid);
     }
 }
 
@@ -216,6 +291,7 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
     uint32_t sremotes[XBR_BURST], remotes[XBR_BURST];
     unsigned n_learn = 0;
     const bool from_tunnel = in->cls->tunnel;
+    const struct port_vlan *in_vlan = xbr_vlan_of(in);
 
     for (unsigned i = 0; i < n; i++) {
         struct pkt *p = &pkts[i];
@@ -223,7 +299,7 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
             /* Forwarded (and counted) by the kernel fast path: keep its
              * source's entry alive, nothing else. */
             if (state == PORT_STP_FORWARDING || state == PORT_STP_LEARNING)
-                (void)fdb_learn(br->fdb, 0, p->data + 6, in->no, now);
+                (void)fdb_learn(br->fdb, XBR_VLAN_DEFAULT, p->data + 6, in->no, now);
             continue;
         }
         st->rx_packets++;
@@ -257,14 +333,22 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
             st->rx_drop_src++;
             continue;
         }
-        svlans[n_learn] = 0;
+        uint16_t vid = vlan_ingress(p, in_vlan);
+        if (XBR_UNLIKELY(vid == 0)) {
+            st->rx_drop_vlan++;
+            continue;
+        }
+        /* The tag went: the MACs moved up with the frame's start. */
+        dst = p->data;
+        src = p->data + 6;
+        svlans[n_learn] = vid;
         sremotes[n_learn] = p->remote;
         srcs[n_learn++] = src;
         if (XBR_UNLIKELY(state != PORT_STP_FORWARDING)) {
             st->rx_drop_state++;
             continue;
         }
-        vlans[n_fwd] = 0;
+        vlans[n_fwd] = vid;
         dsts[n_fwd] = dst;
         fwd[n_fwd++] = p;
     }
@@ -296,6 +380,8 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
         fdb_lookup_batch_remote(br->fdb, n_fwd, vlans, dsts, out, remotes);
     for (unsigned i = 0; i < n_fwd; i++) {
         struct pkt *p = fwd[i];
+        const uint16_t vid = vlans[i];
+        w->has_tagged[i] = false;
         uint32_t o = xbr_mac_is_multicast(dsts[i]) ? FDB_PORT_NONE : out[i];
         struct port *dst = o < XBR_MAX_PORTS ? t->slot[o] : NULL;
         /* A tunnel port sends to the remote the entry remembers, a flood
@@ -305,8 +391,10 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
         if (dst) {
             /* Known on the ingress port itself, or on a port STP blocks:
              * the frame has nowhere to go. */
-            if (may_send_to(dst, in, ms)) {
-                batch_add(w, dst, p);
+            if (XBR_UNLIKELY(!xbr_vlan_has(xbr_vlan_of(dst), vid))) {
+                st->rx_drop_vlan++; /* a static entry on a port out of the VLAN */
+            } else if (may_send_to(dst, in, ms)) {
+                batch_add_vlan(w, dst, i, p, vid);
                 sel |= ms ? ms->out_mask[dst->no] : 0;
             } else {
                 st->rx_drop_filtered++;
@@ -319,14 +407,15 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
             st->rx_flooded++;
             for (unsigned j = 0; j < t->n_ports; j++) {
                 struct port *d = t->slot[t->list[j]];
-                if (may_send_to(d, in, ms) && !(from_tunnel && d->cls->tunnel)) {
-                    batch_add(w, d, p);
+                if (may_send_to(d, in, ms) && !(from_tunnel && d->cls->tunnel) &&
+                    xbr_vlan_has(xbr_vlan_of(d), vid)) {
+                    batch_add_vlan(w, d, i, p, vid);
                     sel |= ms ? ms->out_mask[d->no] : 0;
                 }
             }
         }
         if (XBR_UNLIKELY(sel))
-            mirror_copies(w, t, ms, in, p, sel);
+            mirror_copies(w, t, ms, in, i, p, vid, sel);
     }
     flush_batches(w, t);
 }
@@ -459,6 +548,7 @@ int xbr_workers_start(unsigned n, bool busy_poll, char *err, size_t errlen)
         w->busy_poll = busy_poll;
         w->view_gen = UINT64_MAX;
         w->bufs = xbr_xzalloc((size_t)XBR_BURST * XBR_PKT_BUF_SIZE);
+        w->tag_bufs = xbr_xzalloc((size_t)XBR_BURST * XBR_PKT_BUF_SIZE);
         w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->wake_fd < 0) {
             snprintf(err, errlen, "eventfd: %s", strerror(errno));
@@ -487,6 +577,7 @@ void xbr_workers_stop(void)
         if (workers[i].epfd >= 0)
             close(workers[i].epfd);
         free(workers[i].bufs);
+        free(workers[i].tag_bufs);
     }
     free(workers);
     workers = NULL;

@@ -157,7 +157,7 @@ int fp_decide(struct __sk_buff *skb)
         eth.proto == bpf_htons(ETH_P_8021Q) || eth.proto == bpf_htons(ETH_P_8021AD))
         return ACCEPT;
 
-    struct fp_fdb_key k = {.bridge = in->bridge, .vlan = 0};
+    struct fp_fdb_key k = {.bridge = in->bridge, .vlan = 1}; /* VID 1: the only VLAN of fast-path ports */
     __builtin_memcpy(k.mac, eth.src, 6);
     struct fp_fdb_val *src = bpf_map_lookup_elem(&fdb, &k);
     /* An unknown source, or one that moved here: the daemon learns it. */

@@ -68,13 +68,21 @@
 #define NB_LOG_BURST 20u
 #define NB_LOG_WINDOW_MS 10000u
 
+/* bridge=NAME.VID:VID:...: at most this many VIDs after the name. */
+#define NB_VLAN_MAX_VIDS 64
+#define NB_VLAN_SPEC_MAX (NB_VLAN_MAX_VIDS * 5 + 32)
+
 struct nb_vif {
     struct nb_vif *next;
     unsigned domid, devid;
     char name[IF_NAMESIZE];
     char be[NB_PATH], fe[NB_PATH];
     char bridge[IF_NAMESIZE];
-    bool bad_bridge;           /* the backend names one longer than IF_NAMESIZE */
+    /* The VLAN mode bridge= asks for ("access 10", "trunk 20,30 native 10";
+     * "" for the default), as `port set ... vlan` words. */
+    char vlan[NB_VLAN_SPEC_MAX];
+    bool bad_bridge;           /* bridge= refused: why in bridge_error */
+    char bridge_error[160];
     uint8_t mac[6];
     uint32_t mtu;
     uint64_t rate_bytes, rate_usec; /* rate= as applied (0 bytes: none) */
@@ -337,6 +345,62 @@ static void apply_vifname(struct nb_vif *v)
     free(s);
 }
 
+/* bridge= as Xen's vif-openvswitch reads it: NAME[.VID][:VID[:VID...]].
+ * NAME.10 puts the vif in VLAN 10 (an access port, OVS tag=10); NAME:20:30
+ * makes it a trunk of 20 and 30 (trunks=20,30); NAME.10:20:30 a trunk of
+ * 20 and 30 with 10 untagged (OVS vlan_mode=native-untagged). False, with
+ * the reason in v->bridge_error, for anything else. */
+static bool parse_bridge(struct nb_vif *v, const char *s)
+{
+#define BAD(...) (snprintf(v->bridge_error, sizeof(v->bridge_error), __VA_ARGS__), false)
+    size_t n = strcspn(s, ".:");
+    if (n == 0)
+        return BAD("no bridge name before the VLAN");
+    if (n >= sizeof(v->bridge))
+        return BAD("the bridge name is longer than %u characters", IF_NAMESIZE - 1);
+    memcpy(v->bridge, s, n);
+    v->bridge[n] = '\0';
+    const char *p = s + n;
+    unsigned long access = 0, trunk[NB_VLAN_MAX_VIDS];
+    unsigned n_trunk = 0;
+    for (bool first = true; *p; first = false) {
+        char sep = *p++;
+        if (sep == '.' && !first)
+            return BAD("'.' after the first VLAN (NAME[.VID][:VID...])");
+        if (sep != '.' && sep != ':')
+            return BAD("unexpected '%c' (NAME[.VID][:VID...])", sep);
+        char *end;
+        if (*p < '0' || *p > '9')
+            return BAD("a VLAN id must follow '%c' (NAME[.VID][:VID...])", sep);
+        errno = 0;
+        unsigned long vid = strtoul(p, &end, 10);
+        if (errno || vid < 1 || vid > 4094)
+            return BAD("invalid VLAN id '%.*s' (1-4094)", (int)(end - p), p);
+        p = end;
+        if (*p && *p != ':')
+            return BAD("unexpected '%c' (NAME[.VID][:VID...])", *p);
+        if (sep == '.')
+            access = vid;
+        else if (n_trunk == NB_VLAN_MAX_VIDS)
+            return BAD("more than %u trunk VLANs", NB_VLAN_MAX_VIDS);
+        else
+            trunk[n_trunk++] = vid;
+    }
+    if (!n_trunk) {
+        if (access)
+            snprintf(v->vlan, sizeof(v->vlan), "access %lu", access);
+        return true;
+    }
+    size_t len = (size_t)snprintf(v->vlan, sizeof(v->vlan), "trunk ");
+    for (unsigned i = 0; i < n_trunk; i++)
+        len += (size_t)snprintf(v->vlan + len, sizeof(v->vlan) - len, "%s%lu", i ? "," : "",
+                                trunk[i]);
+    if (access)
+        snprintf(v->vlan + len, sizeof(v->vlan) - len, " native %lu", access);
+    return true;
+#undef BAD
+}
+
 static struct nb_vif *vif_create(unsigned domid, unsigned devid)
 {
     char be[NB_PATH];
@@ -365,11 +429,14 @@ static struct nb_vif *vif_create(unsigned domid, unsigned devid)
                  v->name, (unsigned long long)fid, domid, domid);
     char *s = xs_get(be, "bridge");
     /* No bridge named: xenbr0, as libxl's default. A name no interface can
-     * have is refused at connect, not quietly replaced by another bridge. */
+     * have, or a malformed VLAN part, is refused at connect (logged), not
+     * quietly replaced by another bridge or VLAN. */
     if (!s || !s[0])
         (void)xbr_strlcpy(v->bridge, "xenbr0", sizeof(v->bridge));
-    else if (xbr_strlcpy(v->bridge, s, sizeof(v->bridge)) < 0)
-        v->bad_bridge = true;
+    else
+        v->bad_bridge = !parse_bridge(v, s);
+    if (v->bad_bridge)
+        xbr_err("netback: %s: bridge '%s' refused: %s", v->name, s, v->bridge_error);
     free(s);
     v->mtu = (uint32_t)xs_get_uint_def(be, "mtu", 65535, 1500);
     if (v->mtu < 68)
@@ -448,8 +515,7 @@ static bool read_queue(struct nb_vif *v, const char *dir, struct nb_queue *q)
 static void vif_connect(struct nb_vif *v)
 {
     if (v->bad_bridge) {
-        vif_fail(v, false, "the backend's bridge name is longer than %u characters",
-                 IF_NAMESIZE - 1);
+        vif_fail(v, false, "bridge: %s", v->bridge_error);
         return;
     }
     struct xbr_bridge *br = xbr_bridge_find(v->bridge);
@@ -571,7 +637,10 @@ static void vif_connect(struct nb_vif *v)
         vif_fail(v, true, "%s", err); /* refs or ports the guest gave are bad */
         return;
     }
-    if (xbr_port_add(br, v->name, &nb_port_class, 0, dp, err, sizeof(err)) < 0) {
+    /* The VLAN from bridge= is the port's from its first frame. */
+    if ((v->vlan[0] ? xbr_port_add_vlan(br, v->name, &nb_port_class, 0, dp, v->vlan, err,
+                                        sizeof(err))
+                    : xbr_port_add(br, v->name, &nb_port_class, 0, dp, err, sizeof(err))) < 0) {
         nb_dp_free(dp);
         vif_fail(v, false, "cannot join bridge %s: %s", v->bridge, err);
         return;
@@ -878,6 +947,7 @@ static int cmd_vif_show(int argc, char **argv, struct ctl_out *o, char *err, siz
         ctl_out_u64(o, "domid", " dom %llu", v->domid);
         ctl_out_u64(o, "devid", " dev %llu", v->devid);
         ctl_out_str(o, "bridge", " bridge %s", v->bridge);
+        ctl_out_str(o, "vlan", " vlan %s", v->vlan[0] ? v->vlan : "default");
         ctl_out_str(o, "mac", " mac %s", xbr_mac_format(v->mac, mac));
         ctl_out_u64(o, "rate_bytes", " rate %llu", v->rate_bytes);
         ctl_out_u64(o, "rate_usec", "/%llu us", v->rate_usec);

@@ -46,3 +46,14 @@ ovs_dump_log() {
         tail -n 30 "$OVSDIR/vswitchd.log" >&2
     fi
 }
+
+# An EXIT trap for tests whose only extra is OVS: its log when they failed,
+# both daemons stopped, then lib.sh's cleanup with the test's status.
+ovs_on_exit() {
+    local rc=$?
+    set +e
+    ovs_dump_log "$rc"
+    ovs_stop
+    (exit "$rc")
+    cleanup
+}

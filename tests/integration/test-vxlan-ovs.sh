@@ -19,15 +19,7 @@
 R="${P}r"
 O="${P}o"
 
-on_exit() {
-    local rc=$?
-    set +e
-    ovs_dump_log "$rc"
-    ovs_stop
-    (exit "$rc")
-    cleanup
-}
-trap on_exit EXIT
+trap ovs_on_exit EXIT
 
 # ---- underlay: A 10.201.1.2, O 10.201.5.2 (on br-phy), routed by R ----
 ip netns add "$R"

@@ -1031,6 +1031,10 @@ t_xs() {
     mac-backend) reason="backend mac 'not-a-mac' is missing or not a MAC address" ;;
     mac-frontend) opt=(--xs-set mac=zz:zz:zz --xs-set "feature-gso-tcpv4=$huge"); reason=""; connects=1 ;;
     bridge-long) bridge=xenbr0-but-much-too-long-for-ifnamsiz; reason="bridge name is longer than 15 characters" ;;
+    bridge-vlan-zero) bridge=xenbr0.0; reason="invalid VLAN id '0' (1-4094)" ;;
+    bridge-vlan-huge) bridge=xenbr0.10:4095; reason="invalid VLAN id '4095' (1-4094)" ;;
+    bridge-vlan-junk) bridge=xenbr0.10x; reason="unexpected 'x'" ;;
+    bridge-vlan-empty) bridge=xenbr0.10::20; reason="a VLAN id must follow ':'" ;;
     *) fail "unknown xenstore case $name" ;;
     esac
     setup_two
@@ -1201,6 +1205,23 @@ t_hotplug() {
     PATH="$bin:$PATH" type_if=tap vif="$tap" XBR_BRIDGE=xenbr0 hotplug remove "$be" >"$WORK/hp" 2>&1 ||
         fail "vif-xbr remove (tap)"
     wait_port "$tap" 0 || fail "the tap is still a port after remove"
+    # bridge=xenbr0.10:20: the emulated NIC in the vif's VLANs; a bad one refused.
+    PATH="$bin:$PATH" type_if=tap vif="$tap" XBR_BRIDGE=xenbr0.10:20 hotplug add "$be" >"$WORK/hp" 2>&1 ||
+        { cat "$WORK/hp" >&2; fail "vif-xbr add (tap, xenbr0.10:20)"; }
+    [ "$(ctl -j vlan show xenbr0 | jq -r --arg p "$tap" '.[] | select(.port == $p) | "\(.mode) \(.pvid) \(.tagged)"')" = "trunk 10 20" ] ||
+        fail "tap on xenbr0.10:20: $(ctl vlan show xenbr0)"
+    PATH="$bin:$PATH" type_if=tap vif="$tap" XBR_BRIDGE=xenbr0.10:20 hotplug remove "$be" >"$WORK/hp" 2>&1 ||
+        fail "vif-xbr remove (tap, xenbr0.10:20)"
+    wait_port "$tap" 0 || fail "the tap is still a port after remove"
+    : >"$WORK/xs-writes"
+    PATH="$bin:$PATH" type_if=tap vif="$tap" XBR_BRIDGE=xenbr0.0x hotplug add "$be" >"$WORK/hp" 2>&1 &&
+        fail "add with bridge=xenbr0.0x succeeded"
+    grep -q "^$be/hotplug-error bridge 'xenbr0.0x' is not NAME" "$WORK/xs-writes" ||
+        fail "bad bridge= wrote no hotplug-error: $(cat "$WORK/xs-writes")"
+    PATH="$bin:$PATH" type_if=tap vif="$tap" XBR_BRIDGE=xenbr0.0 hotplug add "$be" >"$WORK/hp" 2>&1 &&
+        fail "add with bridge=xenbr0.0 succeeded"
+    wait_port "$tap" 0 || fail "the tap stayed a port after a refused VLAN"
+    ok "type_if=tap with bridge=xenbr0.10:20: trunk 20 native 10; malformed bridge= and VID 0 refused"
     : >"$WORK/xs-writes"
     PATH="$bin:$PATH" hotplug online "$be" >"$WORK/hp" 2>&1 && fail "online of a vif xbrd does not know succeeded"
     grep -q "^$be/hotplug-error xbrd does not serve $be: .* $be/hotplug-status error$" "$WORK/xs-writes" ||
@@ -1252,6 +1273,48 @@ t_rate() {
 # iptables): a guest sends IPv4 only from its addresses and ARPs only for
 # them; everything else is dropped and counted by reason. The peer is a
 # kernel's IPv4 stack in a namespace.
+# bridge=xenbr0.10 / .20 (vif-openvswitch's syntax): each vif lands in its
+# VLAN from its first frame. dom1 and dom3 in VLAN 10, dom2 in VLAN 20 with
+# the same IP as dom3: dom1's ARP and pings reach dom3 only. dom4 on
+# xenbr0.10:20:30 is a trunk of 20 and 30 with 10 untagged.
+t_vlan() {
+    start_sim
+    start_xbrd
+    ctl add-br xenbr0 >/dev/null
+    attach 1 xenbr0.10
+    attach 2 xenbr0.20
+    attach 3 xenbr0.10
+    attach 4 xenbr0.10:20:30
+    "$NETFRONT" --domid 3 --ip 10.77.0.3 echo --hold 12 >"$WORK/echo3" 2>&1 &
+    local e3=$!
+    "$NETFRONT" --domid 2 --ip 10.77.0.3 echo --hold 12 >"$WORK/echo2" 2>&1 &
+    local e2=$!
+    "$NETFRONT" --domid 4 --ip 10.77.0.4 echo --hold 12 >"$WORK/echo4" 2>&1 &
+    local e4=$!
+    BG+=("$e3" "$e2" "$e4")
+    for d in 2 3 4; do wait_port "vif$d.0" 1 || fail "vif$d.0 not a port"; done
+    local vj
+    vj=$(ctl -j vlan show xenbr0)
+    [ "$(jq -r '.[] | select(.port == "vif2.0") | "\(.mode) \(.pvid)"' <<<"$vj")" = "access 20" ] &&
+        [ "$(jq -r '.[] | select(.port == "vif3.0") | "\(.mode) \(.pvid)"' <<<"$vj")" = "access 10" ] &&
+        [ "$(jq -r '.[] | select(.port == "vif4.0") | "\(.mode) \(.pvid) \(.tagged)"' <<<"$vj")" = "trunk 10 20,30" ] ||
+        fail "vlan show: $vj"
+    [ "$(vif_json vif4.0 .vlan)" = "trunk 20,30 native 10" ] || fail "vif show vlan: $(vif_json vif4.0 .vlan)"
+    ok "bridge=xenbr0.10 / .20 / .10:20:30: access 10, access 20, trunk 20,30 native 10"
+    wait_forwarding
+    nf --domid 1 --ip 10.77.0.1 ping --target 10.77.0.3 --count 3 --wait 10000 >"$WORK/ping" 2>&1 ||
+        { cat "$WORK/ping" >&2; fail "dom1 (VLAN 10) -> dom3 (VLAN 10) ping"; }
+    nf --domid 1 --ip 10.77.0.1 ping --target 10.77.0.4 --count 3 --wait 10000 >"$WORK/ping4" 2>&1 ||
+        { cat "$WORK/ping4" >&2; fail "dom1 (VLAN 10) -> dom4 (native 10) ping"; }
+    wait "$e3" "$e2" "$e4" 2>/dev/null || true
+    local a2 a3
+    a3=$(grep -o 'answered [0-9]*' "$WORK/echo3" | awk '{print $2}')
+    a2=$(grep -o 'answered [0-9]*' "$WORK/echo2" | awk '{print $2}')
+    [ "${a3:-0}" -ge 3 ] || fail "dom3 answered ${a3:-none}: $(cat "$WORK/echo3")"
+    [ "${a2:-x}" = 0 ] || fail "dom2 (VLAN 20) answered ${a2:-none}: VLAN 10 leaked: $(cat "$WORK/echo2")"
+    ok "dom1 reaches dom3 and dom4 in VLAN 10 (dom3 answered $a3), dom2 in VLAN 20 saw nothing of it"
+}
+
 t_ip_filter() {
     start_sim
     start_xbrd
@@ -1339,6 +1402,7 @@ t_ip_filter() {
 case "${1:-}" in
 ping) t_ping ;;
 ip-filter) t_ip_filter ;;
+vlan) t_vlan ;;
 rate) t_rate ;;
 hotplug) t_hotplug ;;
 vif-keys) t_vif_keys ;;

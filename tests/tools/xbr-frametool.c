@@ -3,16 +3,20 @@
  *
  *   xbr-frametool send  IFACE --dst MAC [--src MAC] [--count N] [--size BYTES]
  *                       [--tag T] [--rate PPS] [--seconds S] [--random-src]
+ *                       [--vlan VID [--qinq]]
  *   xbr-frametool send  IFACE --bpdu [--count N]   (an 802.1D Config BPDU
  *                       claiming root with priority 0, from IFACE's MAC)
- *   xbr-frametool count IFACE [--tag T] [--seconds S] [--expect N]
+ *   xbr-frametool count IFACE [--tag T] [--seconds S] [--expect N] [--vlan VID]
  *
  * Test frames carry EtherType 0x88b5 (IEEE local experimental) and a payload
  * "XBRT" + 32-bit tag + 32-bit sequence, so a counter never mistakes the
  * kernel's own chatter (IPv6 ND, ...) for test traffic. `send` stops after
  * --count frames or --seconds, whichever comes first (every load is bounded).
  * `count` prints "count N" and exits after --seconds, or as soon as --expect
- * frames arrived. Both exit non-zero on any setup error. */
+ * frames arrived. --vlan sends the frames with an 802.1Q tag of VID (an
+ * 802.1ad one with --qinq); `count --vlan VID` counts only frames that came
+ * tagged with VID (0: untagged ones), inline or as the kernel reports a tag
+ * it took out (PACKET_AUXDATA). Both exit non-zero on any setup error. */
 #include "util/util.h"
 
 #include <arpa/inet.h>
@@ -36,7 +40,8 @@ struct opts {
     const char *cmd, *ifname;
     uint8_t dst[6], src[6];
     bool have_dst, have_src, random_src, bpdu;
-    uint64_t count, size, tag, rate, expect;
+    uint64_t count, size, tag, rate, expect, vlan;
+    bool have_vlan, qinq;
     double seconds;
 };
 
@@ -116,6 +121,19 @@ static int do_send(const struct opts *o)
         memcpy(frame + 18, &tag, 4);
     }
 
+    if (o->have_vlan) {
+        /* The tag goes after the MACs; the rest moves up by 4. */
+        if (size + 4 > sizeof(frame))
+            die("--size too large with --vlan");
+        memmove(frame + 16, frame + 12, size - 12);
+        frame[12] = o->qinq ? 0x88 : 0x81;
+        frame[13] = o->qinq ? 0xa8 : 0x00;
+        frame[14] = (uint8_t)(o->vlan >> 8);
+        frame[15] = (uint8_t)o->vlan;
+        size += 4;
+    }
+    const size_t seq_at = o->have_vlan ? 26 : 22;
+
     uint64_t start = xbr_now_ns(), sent = 0, failed = 0;
     uint64_t deadline = start + (uint64_t)(o->seconds * 1e9);
     uint32_t rnd = (uint32_t)start | 1;
@@ -128,7 +146,7 @@ static int do_send(const struct opts *o)
         }
         uint32_t seq = htonl((uint32_t)sent);
         if (!o->bpdu)
-            memcpy(frame + 22, &seq, 4);
+            memcpy(frame + seq_at, &seq, 4);
         if (send(fd, frame, size, 0) == (ssize_t)size)
             sent++;
         else if (errno == ENOBUFS || errno == EAGAIN)
@@ -153,6 +171,9 @@ static int do_send(const struct opts *o)
 static int do_count(const struct opts *o)
 {
     int fd = open_socket(o->ifname, ETH_P_ALL);
+    int one = 1;
+    if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0)
+        die("PACKET_AUXDATA: %s", strerror(errno));
     uint8_t frame[65536];
     uint64_t n = 0;
     uint64_t deadline = xbr_now_ns() + (uint64_t)(o->seconds * 1e9);
@@ -169,9 +190,32 @@ static int do_count(const struct opts *o)
         if (poll(&p, 1, (int)left_ms) <= 0)
             continue;
         struct sockaddr_ll from;
-        socklen_t fl = sizeof(from);
-        ssize_t r = recvfrom(fd, frame, sizeof(frame), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+        union {
+            struct cmsghdr h;
+            uint8_t buf[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+        } cb;
+        struct iovec iov = {.iov_base = frame, .iov_len = sizeof(frame)};
+        struct msghdr mh = {.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
+                            .msg_iovlen = 1, .msg_control = cb.buf,
+                            .msg_controllen = sizeof(cb.buf)};
+        ssize_t r = recvmsg(fd, &mh, MSG_DONTWAIT);
         if (r < 26 || from.sll_pkttype == PACKET_OUTGOING)
+            continue;
+        int vid = -1; /* -1: untagged */
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+            struct tpacket_auxdata aux;
+            if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA)
+                continue;
+            memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+            if (aux.tp_status & TP_STATUS_VLAN_VALID)
+                vid = aux.tp_vlan_tci & 0xfff;
+        }
+        if (vid < 0 && r >= 30 && frame[12] == 0x81 && frame[13] == 0x00) {
+            vid = (frame[14] << 8 | frame[15]) & 0xfff;
+            memmove(frame + 12, frame + 16, (size_t)r - 16);
+            r -= 4;
+        }
+        if (o->have_vlan && vid != (o->vlan ? (int)o->vlan : -1))
             continue;
         if (frame[12] != (TEST_ETHERTYPE >> 8) || frame[13] != (TEST_ETHERTYPE & 0xff) ||
             memcmp(frame + 14, MAGIC, 4))
@@ -203,6 +247,10 @@ int main(int argc, char **argv)
             o.random_src = true;
             continue;
         }
+        if (!strcmp(a, "--qinq")) {
+            o.qinq = true;
+            continue;
+        }
         if (!strcmp(a, "--bpdu")) {
             o.bpdu = true;
             (void)xbr_mac_parse("01:80:c2:00:00:00", o.dst);
@@ -232,6 +280,8 @@ int main(int argc, char **argv)
                 o.rate = u;
             else if (!strcmp(a, "--expect"))
                 o.expect = u;
+            else if (!strcmp(a, "--vlan") && u <= 4095)
+                o.vlan = u, o.have_vlan = true;
             else
                 die("unknown option %s", a);
         } else {
