@@ -388,6 +388,53 @@ gdst=$(xc -j fdb show br44 | jq -r --arg m "$(host_mac 7)" '.[] | select(.mac ==
 [ "$gdst" = 10.202.0.4 ] || fail "A learned h7 behind '$gdst' in group mode"
 ok "multicast group 239.1.1.44 with the kernel's vxlan: ping both ways, h7 learned behind 10.202.0.4"
 
+# ---- VLAN <-> VNI: one VLAN-aware bridge per host, a VNI per VLAN ----
+# As with the kernel (a vxlan device per VNI as an access port of a VLAN) and
+# OVS (a vxlan port per VNI with tag=): on A and B, VLAN 10 rides VNI 1010
+# and VLAN 20 VNI 1020; A's hosts enter on access ports, and a raw host on a
+# trunk (10,20) too. VLAN 10 reaches VLAN 10 across, never VLAN 20.
+add_guest 13 "$A" g13
+add_guest 14 "$B" g14
+add_guest 15 "$A" g15
+add_guest 16 "$B" g16
+add_host 17 "$A" g17
+subnet 10.130.0 13 14
+subnet 10.131.0 15 16
+for ctl in xc xb; do
+    $ctl add-br brv
+    $ctl stp set brv enabled no
+done
+xc add-port brv g13; xc port set brv g13 vlan access 10
+xc add-port brv g15; xc port set brv g15 vlan access 20
+xc add-port brv g17; xc port set brv g17 vlan trunk 10,20
+xb add-port brv g14; xb port set brv g14 vlan access 10
+xb add-port brv g16; xb port set brv g16 vlan access 20
+for v in 10 20; do
+    xc add-port brv "vx10$v" --type vxlan --vni "10$v" --local "$UA" --remote "$UB"
+    xc port set brv "vx10$v" vlan access "$v"
+    xb add-port brv "vx10$v" --type vxlan --vni "10$v" --local "$UB" --remote "$UA"
+    xb port set brv "vx10$v" vlan access "$v"
+done
+in_h 13 ping -c 3 -i 0.2 -W 2 10.130.0.14 >/dev/null || fail "h13 (VLAN 10, A) cannot ping h14 (VLAN 10, B) over VNI 1010"
+in_h 15 ping -c 3 -i 0.2 -W 2 10.131.0.16 >/dev/null || fail "h15 (VLAN 20, A) cannot ping h16 (VLAN 20, B) over VNI 1020"
+tcp_check 13 14 10.130.0.14 1
+# One broadcast tagged 10 from the trunk host: once on h14 (via VNI 1010),
+# never on h16 (VLAN 20) nor untagged anywhere in VLAN 20.
+count_start n14 14 --tag 33 --seconds 2
+count_start n16 16 --tag 33 --seconds 2
+count_start n15 15 --tag 33 --seconds 2
+in_h 17 "$FRAMETOOL" send eth0 --dst ff:ff:ff:ff:ff:ff --tag 33 --count 1 --vlan 10 >/dev/null
+count_result n14
+[ "$COUNT" = 1 ] || fail "h14 (VLAN 10 on B) saw the trunk's VLAN-10 broadcast $COUNT times"
+for i in 15 16; do
+    count_result "n$i"
+    [ "$COUNT" = 0 ] || fail "h$i (VLAN 20) saw a VLAN-10 broadcast"
+done
+ok "VLAN <-> VNI: VLAN 10 over VNI 1010, VLAN 20 over VNI 1020 (ping, TCP); a trunk's VLAN-10 broadcast once on B's VLAN 10, never on VLAN 20"
+# The hostile datagrams below are judged on the ports that had A's socket
+# before: these leave.
+for ctl in xc xb; do $ctl del-br brv; done
+
 # ---- hostile datagrams ----
 ip netns exec "$A" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.ul.rp_filter=0
 before=$(xc -j show br0 | jq '.[0].ports[] | select(.name == "vx42") | .vxlan')
