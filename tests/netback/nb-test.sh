@@ -240,7 +240,7 @@ t_gso_segment() {
         wait_port vif2.0 1 || fail "vif2.0"
         wait_forwarding
         nf --domid 1 send --count 100 --size 3000:65535 --gso 1448 --dst "$(mac_of 2)" \
-            --interval-us 500 >"$WORK/send.1" 2>&1 || { cat "$WORK/send.1" >&2; fail "send"; }
+            --interval-us 2000 >"$WORK/send.1" 2>&1 || { cat "$WORK/send.1" >&2; fail "send"; }
         sleep 0.3
         seg=$(port_json vif2.0 .netback_stats.to_guest_segmented)
         nseg=$(port_json vif2.0 .netback_stats.to_guest_segments)
@@ -318,8 +318,11 @@ t_ipv6() {
     local rpid=$!
     wait_port vif2.0 1 || fail "vif2.0"
     wait_forwarding
+    # Paced: a super-frame is up to 46 segments for a guest without GSO to
+    # check; faster, a simulated guest on a loaded 2-core machine falls
+    # behind its ring and its RX queue drops (counted), but all must arrive.
     nf --domid 1 send --count 100 --size 3000:65535 --gso 1440 --tcp6 --dst "$(mac_of 2)" \
-        --interval-us 500 >"$WORK/send.1" 2>&1 || { cat "$WORK/send.1" >&2; fail "send"; }
+        --interval-us 2000 >"$WORK/send.1" 2>&1 || { cat "$WORK/send.1" >&2; fail "send"; }
     sleep 0.3
     seg=$(port_json vif2.0 .netback_stats.to_guest_segmented)
     nseg=$(port_json vif2.0 .netback_stats.to_guest_segments)
