@@ -93,15 +93,6 @@ void xbr_cfg_set_path(const char *path)
 
 const char *xbr_cfg_path(void) { return cfg_path; }
 
-static void *grow(void *arr, size_t n, size_t size)
-{
-    void *p = realloc(arr, (n + 1) * size);
-    if (!p)
-        abort();
-    memset((char *)p + n * size, 0, size);
-    return p;
-}
-
 static void cfg_free(struct xbr_cfg *c)
 {
     if (!c)
@@ -138,7 +129,7 @@ void xbr_cfg_note_port(const char *name, unsigned flags)
         i++;
     if (flags & XBR_PORT_F_FORCE) {
         if (i == n_forced) {
-            forced = grow(forced, n_forced, sizeof(*forced));
+            forced = xbr_grow_one(forced, n_forced, sizeof(*forced));
             (void)xbr_strlcpy(forced[n_forced++], name, IF_NAMESIZE);
         }
     } else if (i < n_forced) {
@@ -270,7 +261,7 @@ static void kv_set(struct cfg_kv **kv, size_t *n, const char *key, const char *v
 {
     struct cfg_kv *e = kv_find_mut(*kv, *n, key);
     if (!e) {
-        *kv = grow(*kv, *n, sizeof(**kv));
+        *kv = xbr_grow_one(*kv, *n, sizeof(**kv));
         e = &(*kv)[(*n)++];
         snprintf(e->key, sizeof(e->key), "%s", key);
     }
@@ -327,7 +318,7 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
             return r;
         if ((b = cfg_bridge(c, argv[1])))
             return PERR("bridge %s is already declared at line %u", argv[1], b->line);
-        c->br = grow(c->br, c->n_br, sizeof(*c->br));
+        c->br = xbr_grow_one(c->br, c->n_br, sizeof(*c->br));
         b = &c->br[c->n_br++];
         snprintf(b->name, sizeof(b->name), "%s", argv[1]);
         b->line = line;
@@ -392,7 +383,7 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
                 return PERR("port number %d is already %s's (line %u)", p.port_no,
                             b->ports[i].name, b->ports[i].line);
             }
-        b->ports = grow(b->ports, b->n_ports, sizeof(*b->ports));
+        b->ports = xbr_grow_one(b->ports, b->n_ports, sizeof(*b->ports));
         b->ports[b->n_ports++] = p;
         return 0;
     }
@@ -521,7 +512,7 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
         snprintf(e.port, sizeof(e.port), "%s", argv[4]);
         /* Duplicates (the later line wins) are resolved once the whole file
          * is read (sort_fdb): a file may hold a million entries. */
-        b->fdb = grow(b->fdb, b->n_fdb, sizeof(*b->fdb));
+        b->fdb = xbr_grow_one(b->fdb, b->n_fdb, sizeof(*b->fdb));
         b->fdb[b->n_fdb++] = e;
         return 0;
     }
@@ -539,7 +530,7 @@ static int parse_statement(struct xbr_cfg *c, int argc, char **argv, unsigned li
             if (!strcmp(b->mirrors[i].spec.name, m.spec.name))
                 return PERR("mirror %s of bridge %s is already declared at line %u",
                             m.spec.name, b->name, b->mirrors[i].line);
-        b->mirrors = grow(b->mirrors, b->n_mirrors, sizeof(*b->mirrors));
+        b->mirrors = xbr_grow_one(b->mirrors, b->n_mirrors, sizeof(*b->mirrors));
         b->mirrors[b->n_mirrors++] = m;
         return 0;
     }
@@ -800,7 +791,7 @@ static int collect_static(const struct fdb_entry_info *e, void *aux)
     struct static_rows *rows = aux;
     if (!e->is_static)
         return 0;
-    rows->e = grow(rows->e, rows->n, sizeof(*rows->e));
+    rows->e = xbr_grow_one(rows->e, rows->n, sizeof(*rows->e));
     rows->e[rows->n++] = *e;
     return 0;
 }

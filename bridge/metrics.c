@@ -42,15 +42,6 @@ struct expo {
     size_t n;
 };
 
-static void *grow(void *arr, size_t n, size_t size)
-{
-    void *p = realloc(arr, (n + 1) * size);
-    if (!p)
-        abort();
-    memset((char *)p + n * size, 0, size);
-    return p;
-}
-
 /* Label values: backslash, double quote and newline escaped. */
 static void label_append(char *buf, size_t cap, const char *k, const char *v)
 {
@@ -82,13 +73,13 @@ static void expo_add(struct expo *e, const char *name, enum mtype type, const ch
         if (!strcmp(e->f[i].name, name))
             f = &e->f[i];
     if (!f) {
-        e->f = grow(e->f, e->n, sizeof(*e->f));
+        e->f = xbr_grow_one(e->f, e->n, sizeof(*e->f));
         f = &e->f[e->n++];
         f->name = xbr_xstrdup(name);
         f->help = xbr_xstrdup(help);
         f->type = type;
     }
-    f->s = grow(f->s, f->n, sizeof(*f->s));
+    f->s = xbr_grow_one(f->s, f->n, sizeof(*f->s));
     f->s[f->n].labels = xbr_xstrdup(labels);
     snprintf(f->s[f->n].value, sizeof(f->s[f->n].value), "%s", value);
     f->n++;
@@ -371,7 +362,7 @@ static void add_item(struct walk *w, const char *key, const char *value, bool is
         snprintf(w->elem_v, sizeof(w->elem_v), "%s", value);
         return;
     }
-    en->items = grow(en->items, en->n, sizeof(*en->items));
+    en->items = xbr_grow_one(en->items, en->n, sizeof(*en->items));
     struct item *it = &en->items[en->n++];
     int cd = in_elem ? w->depth - 1 : w->depth;
     if (cd > en->depth)

@@ -85,6 +85,25 @@ char *xbr_xstrdup(const char *s)
     return p;
 }
 
+void *xbr_grow_one(void *arr, size_t n, size_t size)
+{
+    /* Capacity is n rounded up to a power of two (0 for an empty array). */
+    if (n == 0 || (n & (n - 1)) == 0) {
+        size_t cap = n ? 2 * n : 1;
+        if (cap > SIZE_MAX / size) {
+            (void)fputs("xbr: out of memory\n", stderr);
+            abort();
+        }
+        arr = realloc(arr, cap * size);
+        if (!arr) {
+            (void)fputs("xbr: out of memory\n", stderr);
+            abort();
+        }
+    }
+    memset((char *)arr + n * size, 0, size);
+    return arr;
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')

@@ -47,6 +47,12 @@ void xbr_log(enum xbr_log_level level, const char *fmt, ...)
 /* Allocation failure in the daemon is not a recoverable condition. */
 void *xbr_xzalloc(size_t size);
 char *xbr_xstrdup(const char *s);
+/* Appends one zeroed element to an array of n elements of size bytes that
+ * only ever grew through this function: its capacity doubles at powers of
+ * two, so building an array of n costs O(n) copying (a config file of a
+ * million "fdb add" lines), not O(n^2) as realloc by one does wherever
+ * realloc cannot grow in place (ASan's always moves). */
+void *xbr_grow_one(void *arr, size_t n, size_t size);
 
 /* "aa:bb:cc:dd:ee:ff" (also '-' separated) -> 6 bytes. Returns 0 or -EINVAL. */
 int xbr_mac_parse(const char *s, uint8_t mac[XBR_ETH_ALEN]);

@@ -228,6 +228,26 @@ TEST(mac_parse_and_format)
         ASSERT_EQ(xbr_mac_parse(bad[i], mac), -EINVAL);
 }
 
+TEST(grow_one_keeps_elements_and_moves_rarely)
+{
+    /* 100 000 appends: every element kept, each new one zeroed, and the
+     * array moved at most once per doubling (a config file of a million
+     * "fdb add" lines must not be copied a million times). */
+    uint32_t *a = NULL;
+    unsigned moves = 0;
+    for (size_t n = 0; n < 100000; n++) {
+        uint32_t *b = xbr_grow_one(a, n, sizeof(*a));
+        moves += b != a;
+        a = b;
+        ASSERT_EQ(a[n], 0);
+        a[n] = (uint32_t)n * 2654435761u;
+    }
+    for (size_t n = 0; n < 100000; n++)
+        ASSERT_EQ(a[n], (uint32_t)n * 2654435761u);
+    ASSERT_LE(moves, 18);
+    free(a);
+}
+
 TEST(parse_uint_bounds)
 {
     uint64_t v;
