@@ -1017,6 +1017,30 @@ static int cmd_vif_online(int argc, char **argv, struct ctl_out *o, char *err, s
         snprintf(err, errlen, "no vif at %s", argv[0]);
         return -ENOENT;
     }
+    /* What would refuse this vif at connect, known before its frontend
+     * connects: fail the hotplug with it, so `xl create` and `xl
+     * network-attach` print why instead of starting a guest whose vif
+     * never comes up. */
+    if (v->bad_bridge) {
+        snprintf(err, errlen, "bridge refused: %s", v->bridge_error);
+        return -EINVAL;
+    }
+    if (!xbr_bridge_find(v->bridge)) {
+        snprintf(err, errlen, "bridge %s does not exist (xbrctl show lists the bridges)",
+                 v->bridge);
+        return -ENOENT;
+    }
+    char *ips = xs_get(v->be, "ip");
+    if (ips && ips[0]) {
+        struct nb_ipfilter f;
+        char why[160];
+        if (nb_ip_parse(ips, &f, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "ip refused: %s", why);
+            free(ips);
+            return -EINVAL;
+        }
+    }
+    free(ips);
     ctl_out_text(o, "%s bridge %s\n", v->name, v->bridge);
     vif_evaluate(v);
     return 0;

@@ -1227,9 +1227,34 @@ t_hotplug() {
     ok "type_if=tap with bridge=xenbr0.10:20: trunk 20 native 10; malformed bridge= and VID 0 refused"
     : >"$WORK/xs-writes"
     PATH="$bin:$PATH" hotplug online "$be" >"$WORK/hp" 2>&1 && fail "online of a vif xbrd does not know succeeded"
-    grep -q "^$be/hotplug-error xbrd does not serve $be: .* $be/hotplug-status error$" "$WORK/xs-writes" ||
+    grep -q "^$be/hotplug-error xbrd cannot serve $be: .* $be/hotplug-status error$" "$WORK/xs-writes" ||
         fail "online's failure wrote no hotplug-error: $(cat "$WORK/xs-writes")"
     ok "a failed add or online reaches the toolstack as hotplug-error; remove takes the tap off"
+    # online of a PV vif: what would refuse it at connect fails the hotplug
+    # now, with the reason (xl create prints it), before the guest boots.
+    local d reason
+    for d in 1 2 3 4; do
+        case $d in
+        1) attach 1 xenbr0 ;;
+        2) attach 2 xenbr9; reason="bridge xenbr9 does not exist" ;;
+        3) attach 3 xenbr0.4095; reason="bridge refused: .*4095" ;;
+        4) attach 4 xenbr0; nf --domid 4 backend-set ip 10.0.0.300 >/dev/null || fail "backend-set ip" ;;
+        esac
+        : >"$WORK/xs-writes"
+        be=/local/domain/0/backend/vif/$d/0
+        if [ $d = 1 ]; then
+            PATH="$bin:$PATH" hotplug online "$be" >"$WORK/hp" 2>&1 ||
+                { cat "$WORK/hp" >&2; fail "online of a good vif failed"; }
+            grep -qx "$be/hotplug-status connected" "$WORK/xs-writes" ||
+                fail "online wrote no hotplug-status connected: $(cat "$WORK/xs-writes")"
+            continue
+        fi
+        [ $d = 4 ] && reason="ip refused: .*10.0.0.300"
+        PATH="$bin:$PATH" hotplug online "$be" >"$WORK/hp" 2>&1 && fail "online of dom$d's vif succeeded"
+        grep -q "^$be/hotplug-error xbrd cannot serve $be: xbrctl: $reason.* $be/hotplug-status error$" "$WORK/xs-writes" ||
+            fail "dom$d: hotplug-error is not '$reason': $(cat "$WORK/xs-writes")"
+    done
+    ok "online refuses a missing bridge, a bad VLAN and a bad ip= with the reason; a good vif is connected"
 }
 
 # rate= (backend key "BYTES,USEC", as libxl writes it): the guest's TX held
