@@ -796,10 +796,14 @@ static struct nb_rxq_ent *rxq_pop(struct nb_queue *q)
     return e;
 }
 
-/* Drops the queue's frames older than NB_RX_DRAIN_MS (under rx_lock). */
+/* Drops the queue's frames older than NB_RX_DRAIN_MS (under rx_lock). A
+ * frame queued after the caller read its clock is younger than now says:
+ * kept (now - since_ms would wrap and drop it, as it did for frames a
+ * worker queued while the control thread waited for the lock). */
 static void rxq_expire(struct nb_queue *q, uint64_t now)
 {
-    while (q->rxq_head && now - q->rxq_head->since_ms >= NB_RX_DRAIN_MS) {
+    while (q->rxq_head && now >= q->rxq_head->since_ms &&
+           now - q->rxq_head->since_ms >= NB_RX_DRAIN_MS) {
         free(rxq_pop(q));
         q->st.rx_dropped_stalled++;
     }
@@ -825,13 +829,12 @@ static void rxq_drain(struct rx_batch *b)
 
 void nb_dp_rx_expire(struct nb_dp *dp)
 {
-    uint64_t now = xbr_now_ms();
     for (unsigned i = 0; i < dp->nq; i++) {
         struct nb_queue *q = &dp->q[i];
         if (!atomic_load_explicit(&q->rxq_n, memory_order_relaxed))
             continue;
         pthread_spin_lock(&q->rx_lock);
-        rxq_expire(q, now);
+        rxq_expire(q, xbr_now_ms());
         pthread_spin_unlock(&q->rx_lock);
     }
 }
