@@ -19,11 +19,11 @@ install -D -m 0755 "$here/../../netback/vif-xbr" "$extra/etc/xen/scripts/vif-xbr
 install -D -m 0644 "$here/../../bridge/xbrd.conf" "$extra/etc/xbr/xbrd.conf"
 [ -n "$log" ] || log=$(mktemp /tmp/xbrvm-xbr.XXXXXX.log)
 
-# The whole test ends within meson's timeout (meson.build: 1000 s): download, a hung boot and
-# its retry included (run-vm.sh only retries when a whole 660 s run still fits).
+# The whole test ends within meson's timeout (meson.build: 1300 s): download, a hung boot and
+# its retry included (run-vm.sh only retries when a whole 900 s run still fits).
 rc=0
-deadline=$(( $(date +%s) + ${XBRVM_BUDGET:-970} ))
-"$here/run-vm.sh" --scenario "$here/scenario-xbr.sh" --timeout 660 --boot-timeout 150 \
+deadline=$(( $(date +%s) + ${XBRVM_BUDGET:-1270} ))
+"$here/run-vm.sh" --scenario "$here/scenario-xbr.sh" --timeout 900 --boot-timeout 150 \
     --deadline "$deadline" \
     --bin "$xbrd:/usr/sbin/xbrd" --bin "$xbrctl:/usr/sbin/xbrctl" --bin "$frametool" \
     --extra "$extra" --log "$log" \

@@ -127,13 +127,15 @@ wl_tcp_host() {
         bps=$(echo $all | _median)
         wl_result $test PASS "bytes=$bytes md5 ok Bps=$bps (runs:$all)"
         metric $DP.$test.Bps "$bps" B/s
+        eval "WL_BPS_$(echo "$test" | tr -c 'a-zA-Z0-9\n' _)=\$bps"
     else
         wl_result $test FAIL "$bad"
     fi
 }
 
 # wl_tcp_guest FROM TO TO_IP [TEST] — the receiver stores the stream, the sender times it (until
-# the receiver closes). TEST: the result's name (default tcp-FROM-TO).
+# the receiver closes). TEST: the result's name (default tcp-FROM-TO). Both this and
+# wl_tcp_host leave the figure in WL_BPS_<TEST> too (tcp-gB-gA: WL_BPS_tcp_gB_gA).
 wl_tcp_guest() {
     local from=$1 to=$2 ip=$3 test=${4:-tcp-$1-$2} port=5003 i=0 sent rx bytes md5 bps all="" bad=""
     wl_up $from && wl_up $to || { wl_result $test FAIL "guests not up"; return; }
@@ -156,6 +158,7 @@ wl_tcp_guest() {
         bps=$(echo $all | _median)
         wl_result $test PASS "bytes=$bytes md5 ok Bps=$bps (runs:$all)"
         metric $DP.$test.Bps "$bps" B/s
+        eval "WL_BPS_$(echo "$test" | tr -c 'a-zA-Z0-9\n' _)=\$bps"
     else
         wl_result $test FAIL "$bad"
     fi
