@@ -358,9 +358,9 @@ ip link del eth0; ip link del probe; ip link del count
 # dom0's tap becomes a trunk of VLANs 10 and 20 (untagged frames stay in VLAN 1: dom0's
 # 10.99.0.2 and peth0 as before) with a VLAN interface and an address on each; gA moves to
 # bridge=xenbr0.10 and gB to bridge=xenbr0.20 (with rate=, below) by network-detach /
-# network-attach, as an admin would. Each guest also holds an address in the other VLAN's subnet, and dom0 answers ARP only
-# on the interface that has the address (arp_ignore=1): a ping across VLANs can only be
-# answered if a frame leaked from one VLAN into the other.
+# network-attach, as an admin would. Each guest also holds an address in the other VLAN's
+# subnet, and dom0 answers ARP only on the interface that has the address (arp_ignore=1): a
+# ping across VLANs can only be answered if a frame leaked from one VLAN into the other.
 DOM0_V10=10.99.10.2 DOM0_V20=10.99.20.2
 # vif_reattach NAME VIFSPEC... — xl network-detach NAME 0, then network-attach with VIFSPEC
 # (KEY=VALUE words); waits for the port and the guest's new eth0 (xbr-ifup). VR_MSG says how.
@@ -416,7 +416,7 @@ fi
 wait_for 15 port_forwarding vif$dA.0 vif$dB.0
 wl_ping_check xbr.vlan10-gA-dom0 gA $DOM0_V10
 wl_ping_check xbr.vlan20-gB-dom0 gB $DOM0_V20
-# Learned per VLAN: each guest's MAC in its own VLAN only, dom0's tap's in both.
+# Learned per VLAN: each guest's MAC in its own VLAN only.
 fdbA=$(xbrctl fdb show xenbr0 | awk -v m=$WL_A_MAC '$1 == m { print $2 "@" $3 }' | sort | tr '\n' ' ')
 fdbB=$(xbrctl fdb show xenbr0 | awk -v m=$WL_B_MAC '$1 == m { print $2 "@" $3 }' | sort | tr '\n' ' ')
 if [ "$fdbA" = "10@vif$dA.0 " ] && [ "$fdbB" = "20@vif$dB.0 " ]; then
