@@ -128,7 +128,10 @@ else
 fi
 
 # ---- reachability and isolation ----------------------------------------------
-reach() { in_h "$1" ping -c 2 -i 0.2 -W 1 -q "10.123.0.$2" >/dev/null || fail "h$1 cannot reach h$2 (${3:-})"; }
+# reach: 2 replies within 5 s (ping stops at the second). Right after a change (a port moved
+# to another VLAN, a restart) ARP may still be waiting out an unanswered probe of the noreach
+# before it, ~1 s. noreach: 2 pings, 1 s each, none answered.
+reach() { in_h "$1" ping -c 2 -i 0.2 -w 5 -q "10.123.0.$2" >/dev/null || fail "h$1 cannot reach h$2 (${3:-})"; }
 noreach() { if in_h "$1" ping -c 2 -i 0.2 -W 1 -q "10.123.0.$2" >/dev/null; then fail "h$1 reaches h$2 across VLANs (${3:-})"; fi; }
 # Frames in a capture matching a filter (a capture cut short still counts).
 pcount() { { tcpdump -n -r "$1" "${@:2}" 2>/dev/null || true; } | wc -l; }
