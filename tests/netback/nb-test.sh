@@ -1278,7 +1278,7 @@ t_rate() {
     "$NETFRONT" --domid 2 connect >/dev/null 2>&1 &
     BG+=($!)
     wait_port vif2.0 1 || fail "vif2.0 not a port"
-    nf --domid 1 send --count 4000000000 --size 1000 --dst "$(mac_of 2)" >"$WORK/send.1" 2>&1 &
+    "$NETFRONT" --domid 1 send --count 4000000000 --size 1000 --dst "$(mac_of 2)" >"$WORK/send.1" 2>&1 &
     BG+=($!)
     wait_port vif1.0 1 || fail "vif1.0 not a port"
     [ "$(port_json vif1.0 .rate_bytes)/$(port_json vif1.0 .rate_usec)" = 125000/10000 ] ||
