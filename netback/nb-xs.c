@@ -512,6 +512,19 @@ static bool read_queue(struct nb_vif *v, const char *dir, struct nb_queue *q)
     return true;
 }
 
+/* The backend's ip= into f: 1 when set, 0 when absent or empty, -1 when
+ * malformed (why says how). Read at connect and by `vif online`. */
+static int read_ip_filter(const struct nb_vif *v, struct nb_ipfilter *f, char *why,
+                          size_t whylen)
+{
+    char *ips = xs_get(v->be, "ip");
+    int r = 0;
+    if (ips && ips[0])
+        r = nb_ip_parse(ips, f, why, whylen) < 0 ? -1 : 1;
+    free(ips);
+    return r;
+}
+
 static void vif_connect(struct nb_vif *v)
 {
     if (v->bad_bridge) {
@@ -580,18 +593,14 @@ static void vif_connect(struct nb_vif *v)
     dp->rx_notify = xs_get_uint_def(v->fe, "feature-rx-notify", 1, 0);
     /* ip= (as vif-bridge applies it at hotplug: read once per connect).
      * A bad one refuses the vif, as vif-bridge's failing iptables would. */
-    char *ips = xs_get(v->be, "ip");
-    if (ips && ips[0]) {
-        char why[160];
-        if (nb_ip_parse(ips, &dp->ipf, why, sizeof(why)) < 0) {
-            free(ips);
-            nb_dp_free(dp);
-            vif_fail(v, false, "%s", why);
-            return;
-        }
-        dp->ip_filter = true;
+    char why[160];
+    int ipr = read_ip_filter(v, &dp->ipf, why, sizeof(why));
+    if (ipr < 0) {
+        nb_dp_free(dp);
+        vif_fail(v, false, "%s", why);
+        return;
     }
-    free(ips);
+    dp->ip_filter = ipr > 0;
     /* MAC anti-spoofing: bridge-wide (vif antispoof), and always with ip=. */
     dp->antispoof = (nb.antispoof || dp->ip_filter) && !xbr_mac_is_zero(v->mac);
     memcpy(dp->mac, v->mac, 6);
@@ -1030,17 +1039,12 @@ static int cmd_vif_online(int argc, char **argv, struct ctl_out *o, char *err, s
                  v->bridge);
         return -ENOENT;
     }
-    char *ips = xs_get(v->be, "ip");
-    if (ips && ips[0]) {
-        struct nb_ipfilter f;
-        char why[160];
-        if (nb_ip_parse(ips, &f, why, sizeof(why)) < 0) {
-            snprintf(err, errlen, "ip refused: %s", why);
-            free(ips);
-            return -EINVAL;
-        }
+    struct nb_ipfilter f;
+    char why[160];
+    if (read_ip_filter(v, &f, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "ip refused: %s", why);
+        return -EINVAL;
     }
-    free(ips);
     ctl_out_text(o, "%s bridge %s\n", v->name, v->bridge);
     vif_evaluate(v);
     return 0;

@@ -65,23 +65,25 @@ const char *xbr_log_level_name(enum xbr_log_level level)
     return (unsigned)level < XBR_ARRAY_SIZE(level_names) ? level_names[level] : "?";
 }
 
+static _Noreturn void oom(void)
+{
+    (void)fputs("xbr: out of memory\n", stderr);
+    abort();
+}
+
 void *xbr_xzalloc(size_t size)
 {
     void *p = calloc(1, size ? size : 1);
-    if (!p) {
-        (void)fputs("xbr: out of memory\n", stderr);
-        abort();
-    }
+    if (!p)
+        oom();
     return p;
 }
 
 char *xbr_xstrdup(const char *s)
 {
     char *p = strdup(s);
-    if (!p) {
-        (void)fputs("xbr: out of memory\n", stderr);
-        abort();
-    }
+    if (!p)
+        oom();
     return p;
 }
 
@@ -90,15 +92,8 @@ void *xbr_grow_one(void *arr, size_t n, size_t size)
     /* Capacity is n rounded up to a power of two (0 for an empty array). */
     if (n == 0 || (n & (n - 1)) == 0) {
         size_t cap = n ? 2 * n : 1;
-        if (cap > SIZE_MAX / size) {
-            (void)fputs("xbr: out of memory\n", stderr);
-            abort();
-        }
-        arr = realloc(arr, cap * size);
-        if (!arr) {
-            (void)fputs("xbr: out of memory\n", stderr);
-            abort();
-        }
+        if (cap > SIZE_MAX / size || !(arr = realloc(arr, cap * size)))
+            oom();
     }
     memset((char *)arr + n * size, 0, size);
     return arr;
