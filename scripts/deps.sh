@@ -7,6 +7,7 @@ xbr_install_deps() {
         build-essential meson ninja-build pkg-config   # toolchain
         liburcu-dev                                    # lock-free FDB (cds_lfht), RCU
         libxen-dev                                     # gnttab, evtchn, xenstore (netback)
+        zlib1g-dev                                     # CRC-32 of the simulated netfront's test frames
         libbpf-dev clang bpftool                       # kernel fast path: BPF programs built with clang, loaded with libbpf
         libxdp-dev                                     # AF_XDP ports (libxdp's xsk sockets and default XDP program)
         libsystemd-dev                                 # sd_notify: Type=notify unit, watchdog

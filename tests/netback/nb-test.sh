@@ -681,12 +681,12 @@ attack_kind() {
     case "$1" in
     too-many-slots|too-many-slots=19|zero-frag|tiny-first-slot|tiny-frags) echo deliver ;;
     too-many-slots=20|too-many-slots=21|size-short) echo drop ;;
-    bad-gref|unused-gref|foreign-gref|rx-readonly|rx-bad-gref) echo copyfail ;;
+    bad-gref|unused-gref|foreign-gref|tail-bad-gref|rx-readonly|rx-bad-gref) echo copyfail ;;
     no-rx-buffers) echo nobuf ;;
     fatal-slots|fatal-slots=23|cross-page|size-long|bad-extra-type|extra-unterminated|\
     gso-size-zero|gso-bad-type|unterminated|req-prod-jump|rx-req-prod-jump) echo fatal ;;
     rewrite) echo race ;;
-    evtchn-flood|revoke-gref|vanish) echo survive ;;
+    evtchn-flood|revoke-gref|tail-revoke|vanish) echo survive ;;
     *) echo unknown ;;
     esac
 }

@@ -83,6 +83,8 @@ enum netfront_attack {
     NF_ATTACK_UNUSED_GREF,      /* unused-gref */
     NF_ATTACK_FOREIGN_GREF,     /* foreign-gref */
     NF_ATTACK_REVOKE_GREF,      /* revoke-gref */
+    NF_ATTACK_TAIL_BAD_GREF,    /* tail-bad-gref */
+    NF_ATTACK_TAIL_REVOKE,      /* tail-revoke */
     NF_ATTACK_RX_READONLY,      /* rx-readonly */
     NF_ATTACK_RX_BAD_GREF,      /* rx-bad-gref */
     NF_ATTACK_REWRITE,          /* rewrite */
