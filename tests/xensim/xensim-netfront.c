@@ -8,12 +8,15 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* The reference Toeplitz function of netif.h: the guest's own check of the
@@ -31,6 +34,30 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop = 1;
+}
+
+/* The receiver's count of test frames, shared with a sender through a file
+ * both map (recv --progress, send --window): flow control for tests, so a
+ * simulated guest starved of CPU on a loaded machine is waited for instead
+ * of overrun (a real switch would drop, and count it, as xbrd does). */
+static _Atomic uint64_t *progress_map(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    void *p;
+
+    if (fd < 0 || ftruncate(fd, sizeof(uint64_t)) < 0) {
+        fprintf(stderr, "xensim-netfront: %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    p = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "xensim-netfront: mmap %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    return p;
 }
 
 static const char usage_text[] =
@@ -60,14 +87,19 @@ static const char usage_text[] =
     "                              SIGTERM/SIGINT), close\n"
     "  send --count N --size S|--size MIN:MAX [--dst MAC] [--gso MSS] [--slot-bytes B]\n"
     "       [--first-offset O] [--interval-us U] [--queue Q] [--tcp|--tcp6] [--full-csum]\n"
-    "       [--flows N]            send test frames (--tcp: TCP/IPv4 ones from 70 bytes,\n"
+    "       [--flows N] [--window N --progress FILE]\n"
+    "                              send test frames (--tcp: TCP/IPv4 ones from 70 bytes,\n"
     "                              --tcp6: TCP/IPv6 ones from 90, GSO type TCPV6 with --gso;\n"
     "                              their checksum left partial (csum_blank) unless\n"
     "                              --full-csum, super-frames always; --flows: N source\n"
-    "                              ports in turn)\n"
+    "                              ports in turn; --window: at most N frames ahead of the\n"
+    "                              receiver whose recv --progress is FILE, a failure if it\n"
+    "                              makes no progress for 10 s)\n"
     "  recv --count N [--wait MS] [--hash] [--mcast-add MAC] [--mcast-del MAC]\n"
-    "       [--mcast-fill N] [--from MAC]   receive N test frames and check them (--wait:\n"
-    "                              total, ms; --from: only frames from MAC count);\n"
+    "       [--mcast-fill N] [--from MAC] [--progress FILE]\n"
+    "                              receive N test frames and check them (--wait:\n"
+    "                              total, ms; --from: only frames from MAC count;\n"
+    "                              --progress: keep the count in FILE for send --window);\n"
     "                              --hash: turn on Toeplitz (needs --ctrl-ring) and check each\n"
     "                              frame's hash and queue; --mcast-*: subscribe / unsubscribe\n"
     "                              (in order; --mcast-fill: N more addresses) and count frames\n"
@@ -201,7 +233,9 @@ static uint32_t rng_next(uint32_t *s)
 static int cmd_send(struct cli *c, int argc, char **argv)
 {
     uint64_t count = 1, smin = 60, smax = 60, mss = 0, slot = 0, first = 0, interval = 0;
-    uint64_t flows = 0;
+    uint64_t flows = 0, window = 0;
+    const char *progress = NULL;
+    _Atomic uint64_t *peer = NULL;
     bool tcp_all = false, v6 = false, full_csum = false;
     int queue = -1;
     uint8_t dst[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
@@ -268,6 +302,11 @@ static int cmd_send(struct cli *c, int argc, char **argv)
             if (parse_u(v, 50000, &flows) < 0)
                 return 2;
             tcp_all = true;
+        } else if (!strcmp(a, "--window")) {
+            if (parse_u(v, UINT32_MAX, &window) < 0 || !window)
+                return 2;
+        } else if (!strcmp(a, "--progress")) {
+            progress = v;
         } else {
             goto usage;
         }
@@ -281,10 +320,33 @@ static int cmd_send(struct cli *c, int argc, char **argv)
         fputs("xensim-netfront: frames must be at least 30 bytes\n", stderr);
         return 2;
     }
+    if (!window != !progress) {
+        fputs("xensim-netfront: send --window and --progress go together\n", stderr);
+        return 2;
+    }
+    if (progress && !(peer = progress_map(progress)))
+        return 1;
     nf = open_connected(c);
     if (!nf)
         return 1;
     for (uint64_t i = 0; i < count && !stop; i++) {
+        if (peer) {
+            uint64_t seen = atomic_load(peer), since = xbr_now_ms();
+            while (i - seen >= window && !stop) {
+                uint64_t now = atomic_load(peer);
+                if (now != seen) {
+                    seen = now;
+                    since = xbr_now_ms();
+                } else if (xbr_now_ms() - since > 10000) {
+                    fprintf(stderr, "xensim-netfront: the receiver stopped at %" PRIu64
+                            " frames; %" PRIu64 " sent\n", seen, i);
+                    (void)snprintf(extra, sizeof(extra), "sent %" PRIu64 " failed %" PRIu64
+                                   " receiver_stalled 1", sent, failed);
+                    return finish(nf, "send", false, extra);
+                }
+                (void)usleep(200);
+            }
+        }
         size_t len = smin + (smax > smin ? rng_next(&rng) % (smax - smin + 1) : 0);
         /* with --gso, --tcp or --tcp6, TCP frames where they fit */
         size_t hdrs = v6 ? 14 + 40 + 20 : 14 + 20 + 20;
@@ -545,6 +607,7 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
     struct rx_check chk = {0};
     uint8_t from[6];
     bool have_from = false;
+    _Atomic uint64_t *progress = NULL;
 
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -574,6 +637,10 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
         } else if (!strcmp(a, "--mcast-fill")) {
             if (parse_u(v, MAX_GROUPS - 64, &fill) < 0)
                 return 2;
+        } else if (!strcmp(a, "--progress")) {
+            if (!(progress = progress_map(v)))
+                return 1;
+            atomic_store(progress, 0); /* before connecting: a sender waits for that */
         } else {
             goto usage;
         }
@@ -683,6 +750,8 @@ static int cmd_recv(struct cli *c, int argc, char **argv)
         case -EBADMSG: bad++; break;
         default: other++; break;
         }
+        if (progress)
+            atomic_store(progress, ok + bad);
     }
     (void)snprintf(extra, sizeof(extra),
                    "ok %" PRIu64 " bad %" PRIu64 " other %" PRIu64 " hash_ok %" PRIu64
