@@ -35,6 +35,7 @@
 static struct fdb_event_queue *fdb_events; /* one per worker */
 static int events_fd = -1;                 /* workers wake the control thread */
 static bool fp_on;                         /* the fast path is loaded */
+static bool fp_exiting;                    /* xbrd is shutting down */
 static char fp_why_not[256] = "not started";
 static uint32_t next_bridge_id = 1;
 
@@ -193,7 +194,11 @@ static void bridge_set(struct xbr_bridge *br, bool on)
         __atomic_store_n(&br->fastpath, false, __ATOMIC_RELEASE);
         for (unsigned i = 0; i < t->n_ports; i++)
             port_detach(t->slot[t->list[i]]);
-        fp_bridge_del(br->id);
+        /* When xbrd exits the mirror dies with its descriptors (fp_fini;
+         * nothing is pinned): deleting a million entries one by one first
+         * would only delay the exit. */
+        if (!fp_exiting)
+            fp_bridge_del(br->id);
     }
 }
 
@@ -234,6 +239,11 @@ void xbr_fastpath_init(bool enable, uint32_t mirror_entries)
 }
 
 bool xbr_fastpath_loaded(void) { return fp_on; }
+
+void xbr_fastpath_daemon_exiting(void)
+{
+    fp_exiting = true;
+}
 
 void xbr_fastpath_fini(void)
 {

@@ -180,6 +180,7 @@ int xbr_bridge_del(const char *name, char *err, size_t errlen)
         snprintf(err, errlen, "no bridge named %s", name);
         return -ENOENT;
     }
+    br->deleting = true;
     xbr_fastpath_bridge_removing(br);
     while (br->ports->n_ports) {
         struct port *p = br->ports->slot[br->ports->list[br->ports->n_ports - 1]];
@@ -366,8 +367,11 @@ int xbr_port_del(struct xbr_bridge *br, const char *name, char *err, size_t errl
     struct dp_view *old_view = publish_dp_view();
     urcu_qsbr_synchronize_rcu();
     /* No worker can be inside p any more, so nothing can learn on its slot
-     * again: flush now, or a reused slot would inherit its addresses. */
-    (void)fdb_flush(br->fdb, p->no, true);
+     * again: flush now, or a reused slot would inherit its addresses. (Not
+     * when the bridge goes too: fdb_destroy frees the table whole, where a
+     * flush of a million entries is a grace period's callback each.) */
+    if (!br->deleting)
+        (void)fdb_flush(br->fdb, p->no, true);
     xbr_stp_drain_rx(p); /* BPDUs it queued before the grace period */
     free(old);
     free(old_view);

@@ -323,12 +323,15 @@ static void usage(FILE *out)
             "  -m, --metrics-file PATH  write Prometheus metrics there (node_exporter textfile)\n"
             "      --metrics-interval S seconds between writes (default 10)\n"
             "  -b, --busy-poll     never sleep when idle (lowest latency, burns CPU)\n"
+            "      --idle-spin-us N  keep polling N us without work before sleeping (default %u;\n"
+            "                      0: sleep at once, e.g. a dom0 whose CPUs the guests need)\n"
             "  -F, --no-fastpath   forward every frame in user space (no kernel fast path)\n"
             "      --fastpath-entries N  FDB entries the kernel fast path can hold (default %u)\n"
             "  -v, --verbose       debug logging\n"
             "  -V, --version       print the version\n"
             "  -h, --help          this text\n",
-            CTL_DEFAULT_SOCKET, DEFAULT_MAX_WORKERS, XBR_FASTPATH_DEFAULT_ENTRIES);
+            CTL_DEFAULT_SOCKET, DEFAULT_MAX_WORKERS, XBR_IDLE_SPIN_US_DEFAULT,
+            XBR_FASTPATH_DEFAULT_ENTRIES);
 }
 
 int main(int argc, char **argv)
@@ -338,6 +341,7 @@ int main(int argc, char **argv)
         {"workers", required_argument, NULL, 'w'},
         {"config", required_argument, NULL, 'c'},
         {"busy-poll", no_argument, NULL, 'b'},
+        {"idle-spin-us", required_argument, NULL, 'I'},
         {"no-fastpath", no_argument, NULL, 'F'},
         {"fastpath-entries", required_argument, NULL, 'E'},
         {"metrics-file", required_argument, NULL, 'm'},
@@ -351,6 +355,7 @@ int main(int argc, char **argv)
     unsigned metrics_interval = 10;
     unsigned n_workers = 0; /* 0: default_workers() */
     bool busy_poll = false, fastpath = true;
+    uint64_t idle_spin_us = XBR_IDLE_SPIN_US_DEFAULT;
     uint32_t fp_entries = XBR_FASTPATH_DEFAULT_ENTRIES;
     char err[512];
     int c;
@@ -376,6 +381,12 @@ int main(int argc, char **argv)
             metrics_interval = (unsigned)v;
             break;
         case 'b': busy_poll = true; break;
+        case 'I':
+            if (xbr_parse_uint(optarg, 0, 1000000, &idle_spin_us) < 0) {
+                fprintf(stderr, "xbrd: --idle-spin-us must be 0..1000000\n");
+                return 2;
+            }
+            break;
         case 'F': fastpath = false; break;
         case 'E':
             if (xbr_parse_uint(optarg, 1024, 1u << 24, &v) < 0) {
@@ -437,7 +448,8 @@ int main(int argc, char **argv)
     (void)xbr_loop_add_fd(ctl_server_listen_fd(ctl_srv), EPOLLIN, on_ctl_fd, NULL);
     xbr_ctl_register_commands();
 
-    if (xbr_workers_start(n_workers, busy_poll, err, sizeof(err)) < 0) {
+    if (xbr_workers_start(n_workers, busy_poll ? UINT64_MAX : idle_spin_us * 1000u, err,
+                          sizeof(err)) < 0) {
         xbr_err("%s", err);
         return 1;
     }
@@ -501,6 +513,7 @@ int main(int argc, char **argv)
      * brought up put down again; taps stay for the next run), then stop
      * the workers. */
     xbr_tap_daemon_exiting();
+    xbr_fastpath_daemon_exiting();
     xbr_capture_fini();
     xbr_bridges_destroy_all();
     xbr_workers_stop();

@@ -49,6 +49,9 @@ struct xbr_bridge {
     /* The kernel fast path takes this bridge's known unicast between its
      * AF_PACKET ports (written by the control thread, read by workers). */
     bool fastpath;
+    /* Being deleted (control thread): its ports leave without flushing
+     * their FDB entries one by one, the table goes whole with the bridge. */
+    bool deleting;
 };
 
 /* worker -> control: FDB entries a worker created or moved, for the fast
@@ -126,7 +129,10 @@ struct port *xbr_port_find(const struct xbr_bridge *br, const char *name);
 struct port *xbr_port_table_find(const struct port_table *t, const char *name);
 
 /* worker.c */
-int xbr_workers_start(unsigned n, bool busy_poll, char *err, size_t errlen);
+/* idle_spin_ns: how long a worker polls without work before it sleeps
+ * (UINT64_MAX: never, --busy-poll). */
+#define XBR_IDLE_SPIN_US_DEFAULT 200u
+int xbr_workers_start(unsigned n, uint64_t idle_spin_ns, char *err, size_t errlen);
 void xbr_workers_stop(void);
 void xbr_workers_kick(void); /* the port set changed: re-read it */
 void xbr_worker_kick(unsigned w); /* wake one worker */
@@ -185,6 +191,7 @@ void xbr_fastpath_init(bool enable, uint32_t mirror_entries);
 /* Whether the fast path is loaded (a new bridge then uses it). */
 bool xbr_fastpath_loaded(void);
 void xbr_fastpath_fini(void);
+void xbr_fastpath_daemon_exiting(void); /* bridges go next: skip per-entry cleanup */
 void xbr_fastpath_bridge_added(struct xbr_bridge *br);
 void xbr_fastpath_bridge_removing(struct xbr_bridge *br);
 void xbr_fastpath_ageing_changed(struct xbr_bridge *br);

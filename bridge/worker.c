@@ -16,10 +16,6 @@
 #include <unistd.h>
 #include <urcu-qsbr.h>
 
-/* How long a worker keeps polling after the last frame before it sleeps.
- * Long enough to ride out the gaps of a busy stream, short enough that an
- * idle daemon sleeps almost always. */
-#define IDLE_SPIN_NS 200000u
 
 struct tx_batch {
     unsigned n;
@@ -32,7 +28,7 @@ struct worker {
     int epfd;
     int wake_fd;
     uint64_t view_gen;
-    bool busy_poll;
+    uint64_t idle_spin_ns;      /* polling without work before it sleeps */
     uint8_t *bufs;
     struct pkt pkts[XBR_BURST];
     /* The tagged copies of this burst's frames, made for the first trunk
@@ -516,7 +512,7 @@ static void *worker_main(void *arg)
             flush_dirty(w);
         if (work) {
             last_work = xbr_now_ns();
-        } else if (!w->busy_poll && xbr_now_ns() - last_work > IDLE_SPIN_NS) {
+        } else if (xbr_now_ns() - last_work >= w->idle_spin_ns) {
             /* Arms the ports of v, so it must run before the quiescent
              * state below: after it the control thread may free v. (It goes
              * offline only for the epoll wait itself, and never touches v
@@ -533,7 +529,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int xbr_workers_start(unsigned n, bool busy_poll, char *err, size_t errlen)
+int xbr_workers_start(unsigned n, uint64_t idle_spin_ns, char *err, size_t errlen)
 {
     if (n < 1 || n > XBR_MAX_WORKERS) {
         snprintf(err, errlen, "workers must be 1..%d", XBR_MAX_WORKERS);
@@ -545,7 +541,7 @@ int xbr_workers_start(unsigned n, bool busy_poll, char *err, size_t errlen)
         struct worker *w = &workers[i];
         w->id = i;
         w->epfd = -1;
-        w->busy_poll = busy_poll;
+        w->idle_spin_ns = idle_spin_ns;
         w->view_gen = UINT64_MAX;
         w->bufs = xbr_xzalloc((size_t)XBR_BURST * XBR_PKT_BUF_SIZE);
         w->tag_bufs = xbr_xzalloc((size_t)XBR_BURST * XBR_PKT_BUF_SIZE);

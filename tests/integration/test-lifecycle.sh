@@ -80,3 +80,13 @@ kill -KILL "$XBRD_PID"; wait "$XBRD_PID" 2>/dev/null || true; XBRD_PID=""
 [ "$(promisc v1)" = 0 ] || fail "v1 still promiscuous after SIGKILL"
 in_sw ip link show "${P}tap" >/dev/null 2>&1 || fail "tap gone after SIGKILL"
 ok "after SIGKILL nothing is left promiscuous, the tap is kept"
+
+# --idle-spin-us 0: a worker sleeps as soon as its queues are empty, so every
+# frame of a slow stream wakes it; each still arrives. Bad values are refused.
+out=$(in_sw "$XBRD" --socket "$SOCK" --idle-spin-us 1000001 2>&1) && fail "--idle-spin-us 1000001 accepted"
+echo "$out" | grep -q "idle-spin-us must be 0..1000000" || fail "--idle-spin-us 1000001 said: $out"
+start_xbrd --config "$WORK/xbrd.conf" --idle-spin-us 0
+wait_forwarding br0
+in_h 1 ping -c 20 -i 0.05 -W 2 10.123.0.2 >"$WORK/ping" 2>&1 || { cat "$WORK/ping"; fail "ping with --idle-spin-us 0"; }
+grep -q " 0% packet loss" "$WORK/ping" || fail "ping with --idle-spin-us 0 lost replies: $(tail -2 "$WORK/ping")"
+ok "--idle-spin-us 0: 20 of 20 pings answered, each waking a sleeping worker; out-of-range values refused"
