@@ -4,7 +4,8 @@
 # Builds the images if needed (tests/xen-vm/cache, or $XBRVM_CACHE), boots Xen in QEMU with the
 # given binaries and netback/vif-xbr in dom0, runs scenario-xbr.sh (xbrd as the only vif
 # backend, then the kernel's xen-netback for comparison), and prints the throughput ratios
-# with `xbr-bench xen`. Each transfer runs $XBRVM_TCP_REPEAT times (default 3; the figure is the
+# with `xbr-bench xen` (both orders: the kernel also runs before xbr unless XBRVM_KERNEL_FIRST=0).
+# Each transfer runs $XBRVM_TCP_REPEAT times (default 3; the figure is the
 # median). Fails when not root (CI runs as root).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,7 +29,8 @@ deadline=$(( $(date +%s) + ${XBRVM_BUDGET:-1270} ))
     --bin "$xbrd:/usr/sbin/xbrd" --bin "$xbrctl:/usr/sbin/xbrctl" --bin "$frametool" \
     --extra "$extra" --log "$log" \
     ${XBRVM_PAYLOAD_MIB:+--env PAYLOAD_MIB=$XBRVM_PAYLOAD_MIB} \
-    --env TCP_REPEAT="${XBRVM_TCP_REPEAT:-3}" || rc=$?
+    ${XBRVM_XBRD_OPTS:+--env "XBRD_OPTS=$XBRVM_XBRD_OPTS"} \
+    --env TCP_REPEAT="${XBRVM_TCP_REPEAT:-3}" --env KERNEL_FIRST="${XBRVM_KERNEL_FIRST:-1}" || rc=$?
 
 # The ratio: both datapaths' METRIC lines are in the one results file.
 echo "---- xbr / kernel xen-netback, same VM run (emulated: read the ratio, not the absolute numbers)"

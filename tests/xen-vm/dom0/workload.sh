@@ -102,6 +102,18 @@ wl_payloads() {
         say "$g: $GOUT"
     done
 }
+# dom0's busy CPU time so far, in ms (all its vCPUs: user, nice, system, irq, softirq; USER_HZ
+# 100): taken around each transfer, so a datapath's cost in dom0 is measured beside its speed
+# (a poll-mode xbrd spins a vCPU while frames flow; the kernel's netback runs in softirq).
+_dom0_busy_ms() { awk '/^cpu / { print ($2 + $3 + $4 + $7 + $8) * 10; exit }' /proc/stat; }
+# _tcp_metrics TEST BPS_LIST CPU_LIST — the medians as METRIC lines; CPU per MiB moved.
+_tcp_metrics() {
+    local bps cpu
+    bps=$(echo $2 | _median) cpu=$(echo $3 | _median)
+    metric $DP.$1.Bps "$bps" B/s
+    metric $DP.$1.dom0_cpu_ms_per_MiB "$(awk -v c="$cpu" -v m="$PAYLOAD_MIB" 'BEGIN { printf "%.1f", c / m }')" ms/MiB
+    eval "WL_BPS_$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)=\$bps"
+}
 _md5_of() { eval "echo \${WL_MD5_$1:-}"; }
 _bytes_of() { eval "echo \${WL_BYTES_$1:-0}"; }
 
@@ -109,10 +121,13 @@ _bytes_of() { eval "echo \${WL_BYTES_$1:-0}"; }
 # sink measures bytes/md5/time on the host side.
 wl_tcp_host() {
     local g=$1 dst=${2:-$WL_HOST} test=${3:-tcp-$1-host} i=0 sink bytes md5 bps all="" bad=""
+    local c0 cpus=""
     wl_up $g || { wl_result $test FAIL "guest $g not up"; return; }
     while [ $i -lt "$TCP_REPEAT" ]; do
         i=$((i + 1))
+        c0=$(_dom0_busy_ms)
         gexec $g 240 "xbr-send $dst 5002 200"
+        cpus="$cpus $(($(_dom0_busy_ms) - c0))"
         say "$g: $(echo "$GOUT" | tr '\n' ' ')"
         sink=$(echo "$GOUT" | grep '^SINK')
         bytes=$(field bytes "$sink") md5=$(field md5 "$sink") bps=$(field Bps "$sink")
@@ -124,10 +139,8 @@ wl_tcp_host() {
         fi
     done
     if [ -z "$bad" ]; then
-        bps=$(echo $all | _median)
-        wl_result $test PASS "bytes=$bytes md5 ok Bps=$bps (runs:$all)"
-        metric $DP.$test.Bps "$bps" B/s
-        eval "WL_BPS_$(echo "$test" | tr -c 'a-zA-Z0-9\n' _)=\$bps"
+        wl_result $test PASS "bytes=$bytes md5 ok Bps=$(echo $all | _median) (runs:$all; dom0 busy ms:$cpus)"
+        _tcp_metrics $test "$all" "$cpus"
     else
         wl_result $test FAIL "$bad"
     fi
@@ -138,11 +151,14 @@ wl_tcp_host() {
 # wl_tcp_host leave the figure in WL_BPS_<TEST> too (tcp-gB-gA: WL_BPS_tcp_gB_gA).
 wl_tcp_guest() {
     local from=$1 to=$2 ip=$3 test=${4:-tcp-$1-$2} port=5003 i=0 sent rx bytes md5 bps all="" bad=""
+    local c0 cpus=""
     wl_up $from && wl_up $to || { wl_result $test FAIL "guests not up"; return; }
     while [ $i -lt "$TCP_REPEAT" ]; do
         i=$((i + 1))
         gexec $to 30 "xbr-listen $port 240" || { bad="listen on $to: $GOUT"; break; }
+        c0=$(_dom0_busy_ms)
         gexec $from 240 "xbr-send $ip $port 200"; sent=$GOUT
+        cpus="$cpus $(($(_dom0_busy_ms) - c0))"
         say "$from: $(echo "$sent" | tr '\n' ' ')"
         gexec $to 60 "xbr-rxstat $port 30"; rx=$GOUT
         say "$to: $rx"
@@ -155,10 +171,8 @@ wl_tcp_guest() {
         fi
     done
     if [ -z "$bad" ]; then
-        bps=$(echo $all | _median)
-        wl_result $test PASS "bytes=$bytes md5 ok Bps=$bps (runs:$all)"
-        metric $DP.$test.Bps "$bps" B/s
-        eval "WL_BPS_$(echo "$test" | tr -c 'a-zA-Z0-9\n' _)=\$bps"
+        wl_result $test PASS "bytes=$bytes md5 ok Bps=$(echo $all | _median) (runs:$all; dom0 busy ms:$cpus)"
+        _tcp_metrics $test "$all" "$cpus"
     else
         wl_result $test FAIL "$bad"
     fi
@@ -201,10 +215,11 @@ wl_run() {
 
 # ---- the kernel datapath (the reference): xen-netback + a kernel bridge -------------------------
 
-# wl_kernel_setup — load xen-netback and bridge, build xenbr0 with peth0 and dom0's address, and
-# point the guests' vifs at it (the default vif script is /etc/xen/scripts/vif-bridge, ours).
+# wl_kernel_setup [DP] — load xen-netback and bridge, build xenbr0 with peth0 and dom0's address,
+# and point the guests' vifs at it (the default vif script is /etc/xen/scripts/vif-bridge, ours).
+# DP names the pass (default kernel).
 wl_kernel_setup() {
-    DP=kernel VIFEXTRA=bridge=xenbr0
+    DP=${1:-kernel} VIFEXTRA=bridge=xenbr0
     wl_port_ok() { [ -e /sys/class/net/vif$1.0/brport ]; }
     if modload xen-netback && modload bridge \
        && ip link add xenbr0 type bridge stp_state 0 forward_delay 0 \
@@ -213,6 +228,17 @@ wl_kernel_setup() {
         wl_result dom0-bridge PASS "xenbr0 with peth0, xen-netback loaded"
     else
         wl_result dom0-bridge FAIL "bridge setup failed"
+    fi
+}
+
+# wl_kernel_teardown — undo wl_kernel_setup once its guests are gone: the bridge goes (peth0
+# and dom0's address with it) and xen-netback is unloaded, so another datapath can serve vifs.
+wl_kernel_teardown() {
+    if ip link del xenbr0 && rmmod xen-netback && [ ! -d /sys/module/xen_netback ] &&
+       [ -z "$(ip link show master xenbr0 2>/dev/null)" ]; then
+        wl_result kernel-teardown PASS "xenbr0 deleted, xen-netback unloaded"
+    else
+        wl_result kernel-teardown FAIL "xenbr0 $([ -e /sys/class/net/xenbr0 ] && echo kept || echo gone), xen-netback $([ -d /sys/module/xen_netback ] && echo loaded || echo unloaded)"
     fi
 }
 
