@@ -106,13 +106,14 @@ wl_payloads() {
 # 100): taken around each transfer, so a datapath's cost in dom0 is measured beside its speed
 # (a poll-mode xbrd spins a vCPU while frames flow; the kernel's netback runs in softirq).
 _dom0_busy_ms() { awk '/^cpu / { print ($2 + $3 + $4 + $7 + $8) * 10; exit }' /proc/stat; }
-# _tcp_metrics TEST BPS_LIST CPU_LIST — the medians as METRIC lines; CPU per MiB moved.
+# _tcp_metrics TEST BPS CPU_LIST — the median bytes/s and the median CPU per MiB moved as
+# METRIC lines; BPS also left in WL_BPS_<TEST>.
 _tcp_metrics() {
-    local bps cpu
-    bps=$(echo $2 | _median) cpu=$(echo $3 | _median)
-    metric $DP.$1.Bps "$bps" B/s
+    local cpu
+    cpu=$(echo $3 | _median)
+    metric $DP.$1.Bps "$2" B/s
     metric $DP.$1.dom0_cpu_ms_per_MiB "$(awk -v c="$cpu" -v m="$PAYLOAD_MIB" 'BEGIN { printf "%.1f", c / m }')" ms/MiB
-    eval "WL_BPS_$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)=\$bps"
+    eval "WL_BPS_$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)=\$2"
 }
 _md5_of() { eval "echo \${WL_MD5_$1:-}"; }
 _bytes_of() { eval "echo \${WL_BYTES_$1:-0}"; }
@@ -139,8 +140,9 @@ wl_tcp_host() {
         fi
     done
     if [ -z "$bad" ]; then
-        wl_result $test PASS "bytes=$bytes md5 ok Bps=$(echo $all | _median) (runs:$all; dom0 busy ms:$cpus)"
-        _tcp_metrics $test "$all" "$cpus"
+        bps=$(echo $all | _median)
+        wl_result $test PASS "bytes=$bytes md5 ok Bps=$bps (runs:$all; dom0 busy ms:$cpus)"
+        _tcp_metrics $test "$bps" "$cpus"
     else
         wl_result $test FAIL "$bad"
     fi
@@ -171,8 +173,9 @@ wl_tcp_guest() {
         fi
     done
     if [ -z "$bad" ]; then
-        wl_result $test PASS "bytes=$bytes md5 ok Bps=$(echo $all | _median) (runs:$all; dom0 busy ms:$cpus)"
-        _tcp_metrics $test "$all" "$cpus"
+        bps=$(echo $all | _median)
+        wl_result $test PASS "bytes=$bytes md5 ok Bps=$bps (runs:$all; dom0 busy ms:$cpus)"
+        _tcp_metrics $test "$bps" "$cpus"
     else
         wl_result $test FAIL "$bad"
     fi
@@ -235,7 +238,7 @@ wl_kernel_setup() {
 # and dom0's address with it) and xen-netback is unloaded, so another datapath can serve vifs.
 wl_kernel_teardown() {
     if ip link del xenbr0 && rmmod xen-netback && [ ! -d /sys/module/xen_netback ] &&
-       [ -z "$(ip link show master xenbr0 2>/dev/null)" ]; then
+       [ ! -e /sys/class/net/peth0/master ]; then
         wl_result kernel-teardown PASS "xenbr0 deleted, xen-netback unloaded"
     else
         wl_result kernel-teardown FAIL "xenbr0 $([ -e /sys/class/net/xenbr0 ] && echo kept || echo gone), xen-netback $([ -d /sys/module/xen_netback ] && echo loaded || echo unloaded)"
