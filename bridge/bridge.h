@@ -62,7 +62,38 @@ struct pkt {
      * FDB learns with the source; on transmit, the one its destination's
      * entry remembers, or FDB_REMOTE_NONE for a flood (every remote). */
     uint32_t remote;
+    /* NULL, or the frame's last tail->len bytes, which are not in data but
+     * still in the sending guest's memory (struct pkt_tail). */
+    struct pkt_tail *tail;
 };
+
+/* The end of a frame left where the guest put it. A netback port copies
+ * only the headers of a long frame from the guest (what the bridge decides
+ * on) and describes the rest by the guest's grant references, so that a
+ * frame from one guest to another is copied once, grant to grant, instead
+ * of into the worker's buffer and out again. The sender's grants stay
+ * valid until the ingress port's rx_done. Only ports whose class has
+ * tx_tail are given such frames: for every other destination, and before a
+ * capture sees the frame, the worker has the ingress port's rx_fill copy
+ * the tail into data first. Edits to the headers (a VLAN tag pushed or
+ * popped) leave the tail alone: it is always the frame's last len bytes. */
+#define XBR_PKT_TAIL_PIECES 24
+struct pkt_tail {
+    uint32_t len;   /* bytes not in data, at the end of the frame */
+    uint16_t domid; /* the guest that granted them */
+    uint16_t n;     /* pieces, in frame order; their lengths add up to len */
+    bool failed;    /* rx_fill could not copy it: the frame is dropped */
+    struct {
+        uint32_t gref;
+        uint16_t offset, len; /* within one page */
+    } piece[XBR_PKT_TAIL_PIECES];
+};
+
+/* The bytes of p that are in memory at data. */
+static inline uint32_t pkt_head_len(const struct pkt *p)
+{
+    return p->tail ? p->len - p->tail->len : p->len;
+}
 
 /* The kernel fast path forwarded this frame already; data holds only its
  * Ethernet header, and the bridge learns its source and nothing else (see
@@ -149,6 +180,13 @@ struct port_class {
     unsigned (*rx_burst)(struct port *p, unsigned q, struct pkt *pkts, unsigned n);
     /* Releases what the last rx_burst on q returned. May be NULL. */
     void (*rx_done)(struct port *p, unsigned q);
+    /* For a class whose rx_burst leaves tails (struct pkt_tail): copies the
+     * tails of pkts[0..n) (those that have one) into their data, in one go,
+     * and clears them; a frame whose tail cannot be copied keeps it, marked
+     * failed, and is counted as the ingress port's drop. May be NULL. */
+    void (*rx_fill)(struct port *p, unsigned q, struct pkt *const *pkts, unsigned n);
+    /* tx_burst takes frames with a tail (see struct pkt_tail). */
+    bool tx_tail;
     /* Sends pkts[0..n). The caller keeps ownership: the port copies what it
      * needs before returning. Returns how many were sent; the caller counts
      * the rest as dropped (tx_drop_full). */

@@ -112,19 +112,43 @@ static inline void batch_add(struct worker *w, struct port *dst, struct pkt *p)
     b->pkts[b->n++] = p;
 }
 
-static void flush_batches(struct worker *w, const struct port_table *t)
+/* Has the ingress port copy the tails of pkts[0..n) into their data (see
+ * struct pkt_tail), for a destination that cannot take them or a capture
+ * about to see them, and takes out the frames whose copy failed (counted by
+ * the ingress port). Returns how many are left, in order. */
+static unsigned fill_tails(unsigned wid, struct port *in, struct pkt **pkts, unsigned n)
+{
+    bool any = false;
+    for (unsigned i = 0; i < n; i++)
+        any |= pkts[i]->tail != NULL;
+    if (!any)
+        return n;
+    in->cls->rx_fill(in, wid, pkts, n);
+    unsigned m = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (!pkts[i]->tail)
+            pkts[m++] = pkts[i];
+    return m;
+}
+
+static void flush_batches(struct worker *w, const struct port_table *t, struct port *in)
 {
     for (unsigned i = 0; i < w->n_touched; i++) {
         unsigned no = w->touched[i];
         struct tx_batch *b = &w->batch[no];
         struct port *dst = t->slot[no];
+        const struct capture_list *cl = rcu_dereference(dst->captures);
+        if (XBR_UNLIKELY(in->cls->rx_fill != NULL) && (!dst->cls->tx_tail || cl)) {
+            b->n = fill_tails(w->id, in, b->pkts, b->n);
+            if (!b->n)
+                continue;
+        }
         unsigned sent = dst->cls->tx_burst(dst, w->id, b->pkts, b->n);
         struct port_stats *st = &dst->stats[w->id];
         for (unsigned j = 0; j < sent; j++)
             st->tx_bytes += b->pkts[j]->len;
         st->tx_packets += sent;
         st->tx_drop_full += b->n - sent;
-        const struct capture_list *cl = rcu_dereference(dst->captures);
         if (XBR_UNLIKELY(cl != NULL))
             xbr_capture_tx(w->id, cl, b->pkts, sent);
         if (dst->cls->tx_flush && !dst->tx_dirty[w->id]) {
@@ -209,7 +233,9 @@ static struct pkt *vlan_egress(struct worker *w, unsigned i, struct pkt *p, uint
         t->data[13] = 0x00;
         t->data[14] = (uint8_t)(vid >> 8);
         t->data[15] = (uint8_t)vid;
-        memcpy(t->data + 16, p->data + 12, p->len - 12);
+        /* Its headers only, if the end is still the guest's: the copy
+         * shares p's tail (always the frame's last bytes). */
+        memcpy(t->data + 16, p->data + 12, pkt_head_len(p) - 12);
         t->len = p->len + 4;
         vnet_shift(t, 4);
         w->has_tagged[i] = true;
@@ -260,8 +286,20 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
     int state = __atomic_load_n(&in->stp_state, __ATOMIC_RELAXED);
     uint32_t now = xbr_now_coarse_s();
     const struct capture_list *cl = rcu_dereference(in->captures);
-    if (XBR_UNLIKELY(cl != NULL))
+    if (XBR_UNLIKELY(cl != NULL)) {
+        if (in->cls->rx_fill) {
+            /* The capture sees whole frames; one whose tail could not be
+             * copied is seen as far as it got and dropped below. */
+            struct pkt *all[XBR_BURST];
+            for (unsigned i = 0; i < n; i++)
+                all[i] = &pkts[i];
+            (void)fill_tails(wid, in, all, n);
+            for (unsigned i = 0; i < n; i++)
+                if (XBR_UNLIKELY(pkts[i].tail != NULL))
+                    pkts[i].len = pkt_head_len(&pkts[i]);
+        }
         xbr_capture_rx(wid, cl, pkts, n);
+    }
     const struct mirror_set *ms = rcu_dereference(br->mirrors);
     if (XBR_UNLIKELY(ms && ms->is_dst[in->no])) {
         /* A mirror's output port: what arrives there is discarded. */
@@ -304,12 +342,20 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
             st->rx_drop_runt++;
             continue;
         }
+        if (XBR_UNLIKELY(p->tail && p->tail->failed)) {
+            st->rx_drop_port++; /* its tail could not be copied for a capture */
+            continue;
+        }
         const uint8_t *dst = p->data, *src = p->data + 6;
         if (XBR_UNLIKELY(mac_is_link_local(dst))) {
             /* BPDUs go to spanning tree whatever the port's state; with STP
              * off the bridge is transparent to them, like the kernel bridge.
              * The other reserved groups are never forwarded. */
             if (dst[5] == 0 && br->stp_enabled) {
+                if (XBR_UNLIKELY(p->tail != NULL) && fill_tails(wid, in, &p, 1) == 0) {
+                    st->rx_drop_port++;
+                    continue;
+                }
                 if (xbr_stp_enqueue_bpdu(wid, in, p))
                     st->rx_bpdu++;
                 else
@@ -413,7 +459,7 @@ void xbr_forward_burst(unsigned wid, struct port *in, struct pkt *pkts, unsigned
         if (XBR_UNLIKELY(sel))
             mirror_copies(w, t, ms, in, i, p, vid, sel);
     }
-    flush_batches(w, t);
+    flush_batches(w, t, in);
 }
 
 /* Rebuilds the epoll set from the current view (the port set changed). */

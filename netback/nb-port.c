@@ -1,9 +1,13 @@
 /* The netback port class: a connected vif's rings as a bridge port.
  *
  * rx_burst (worker g, guest queue g): the guest's TX ring. Requests are
- *   parsed (nb-tx.c) into a burst, all their data is grant-copied into the
+ *   parsed (nb-tx.c) into a burst, their data is grant-copied into the
  *   worker's packet buffers with one xengnttab_grant_copy call, and every
- *   slot is answered in ring order.
+ *   slot is answered in ring order. Of a frame longer than NB_TX_COPY_LEN
+ *   only that much is copied; the rest stays in the guest's grants as the
+ *   frame's tail (struct pkt_tail), which a netback destination copies
+ *   grant to grant (one copy guest to guest) and rx_fill copies in for
+ *   any other; the burst's answers then wait for rx_done.
  * tx_burst (any worker w, guest queue w % nq, or the queue the frontend's
  *   Toeplitz hash picks when it set one on its control ring, nb-ctrl.c;
  *   multicast filtered first when it asked for multicast control): the
@@ -204,9 +208,12 @@ static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
                          struct pkt *const *pkts, unsigned n, const struct nb_rx_hash *hx);
 
 /* Turns the guest's offload flags into virtio-net metadata. Returns false
- * when the frame claims an offload its headers do not support. */
+ * when the frame claims an offload its headers do not support, or when
+ * those headers go past what is in data (a frame with a tail: filled in
+ * and asked again). */
 static bool tx_offloads(const struct nb_tx_frame *f, struct pkt *pkt)
 {
+    uint32_t have = pkt_head_len(pkt);
     pkt->vnet = (struct virtio_net_hdr){.gso_type = VIRTIO_NET_HDR_GSO_NONE};
     if (!(f->flags & NETTXF_csum_blank) && !f->gso_type) {
         if (f->flags & NETTXF_data_validated)
@@ -215,7 +222,7 @@ static bool tx_offloads(const struct nb_tx_frame *f, struct pkt *pkt)
     }
     uint16_t l4;
     uint8_t proto;
-    if (nb_l4_offset(pkt->data, pkt->len, &l4, &proto) < 0)
+    if (nb_l4_offset(pkt->data, have, &l4, &proto) < 0)
         return false;
     pkt->vnet.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
     pkt->vnet.csum_start = l4;
@@ -223,8 +230,10 @@ static bool tx_offloads(const struct nb_tx_frame *f, struct pkt *pkt)
     if (f->gso_type) {
         if (proto != IPPROTO_TCP)
             return false;
+        if (l4 + 13u > have)
+            return false;
         uint32_t hl = l4 + (uint32_t)(pkt->data[l4 + 12] >> 4) * 4;
-        if (hl < l4 + 20u || hl > pkt->len)
+        if (hl < l4 + 20u || hl > have)
             return false;
         pkt->vnet.gso_type = f->gso_type == XEN_NETIF_GSO_TYPE_TCPV4 ? VIRTIO_NET_HDR_GSO_TCPV4
                                                                      : VIRTIO_NET_HDR_GSO_TCPV6;
@@ -281,6 +290,77 @@ static void credit_sync(struct nb_dp *dp, struct nb_queue *q)
     q->credit_next_ns = xbr_now_ns() + q->credit_period_ns;
 }
 
+/* Writes the first n responses of q->tx_rsp and notifies the guest. */
+static void tx_respond(struct nb_queue *q, unsigned n)
+{
+    netif_tx_back_ring_t *r = &q->tx;
+    for (unsigned i = 0; i < n; i++) {
+        netif_tx_response_t *t = RING_GET_RESPONSE(r, r->rsp_prod_pvt);
+        t->id = q->tx_rsp[i].id;
+        t->status = q->tx_rsp[i].status;
+        r->rsp_prod_pvt++;
+    }
+    int notify = 0;
+    RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(r, notify);
+    if (notify) {
+        q->st.notify_tx++;
+        (void)xenevtchn_notify(q->ev, q->lport_tx);
+    }
+}
+
+/* Copies the tails of pkts[0..n) (see struct pkt_tail) into their data
+ * with one grant copy through gt; a frame whose copy fails keeps its tail,
+ * marked failed. Returns how many failed. */
+static unsigned nb_fill(xengnttab_handle *gt, struct pkt *const *pkts, unsigned n)
+{
+    xengnttab_grant_copy_segment_t segs[XBR_BURST * XBR_PKT_TAIL_PIECES];
+    unsigned first[XBR_BURST], m = 0, failed = 0;
+    bool copied[XBR_BURST];
+    for (unsigned i = 0; i < n; i++) {
+        struct pkt *p = pkts[i];
+        first[i] = m;
+        copied[i] = p->tail && !p->tail->failed;
+        if (!copied[i])
+            continue;
+        uint8_t *at = p->data + pkt_head_len(p);
+        for (unsigned k = 0; k < p->tail->n; k++) {
+            xengnttab_grant_copy_segment_t *sg = &segs[m++];
+            sg->source.foreign.ref = p->tail->piece[k].gref;
+            sg->source.foreign.offset = p->tail->piece[k].offset;
+            sg->source.foreign.domid = p->tail->domid;
+            sg->dest.virt = at;
+            sg->len = p->tail->piece[k].len;
+            sg->flags = GNTCOPY_source_gref;
+            sg->status = GNTST_okay;
+            at += p->tail->piece[k].len;
+        }
+    }
+    bool all_bad = m && xengnttab_grant_copy(gt, m, segs) < 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct pkt *p = pkts[i];
+        if (!copied[i])
+            continue;
+        bool bad = all_bad;
+        for (unsigned k = 0; !bad && k < p->tail->n; k++)
+            bad = segs[first[i] + k].status != GNTST_okay;
+        if (bad) {
+            p->tail->failed = true;
+            failed++;
+        } else {
+            p->tail = NULL;
+        }
+    }
+    return failed;
+}
+
+/* rx_fill: for a destination that cannot take tails, or a capture. A
+ * frame that fails is answered with errors and counted in rx_done. */
+static void nb_rx_fill(struct port *p, unsigned w, struct pkt *const *pkts, unsigned n)
+{
+    struct nb_dp *dp = p->priv;
+    (void)nb_fill(dp->copy_gt[w], pkts, n);
+}
+
 static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsigned n)
 {
     struct nb_dp *dp = p->priv;
@@ -303,7 +383,11 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
     }
 
     unsigned n_frames = 0, n_parsed = 0, n_seg = 0, n_rsp = 0;
+    unsigned frame_segs[XBR_BURST]; /* copies of each parsed frame */
     const char *fatal_why = NULL;
+    /* Long frames leave their tail in the guest's grants (NB_TX_COPY_LEN);
+     * not where ip= filtering reads deeper into them. */
+    const bool tails = !dp->ip_filter;
     credit_sync(dp, q);
     uint64_t now = q->credit_bytes ? xbr_now_ns() : 0;
     while (n_parsed < n && cons != prod) {
@@ -338,24 +422,44 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
             f->n_data = 0; /* marks "no frame" for the pass below */
             continue;
         }
-        struct pkt *pkt = &pkts[n_frames++];
+        struct pkt *pkt = &pkts[n_frames];
+        struct pkt_tail *tl = NULL;
+        uint32_t head = f->len;
+        if (tails && f->len > NB_TX_COPY_LEN) {
+            head = NB_TX_COPY_LEN;
+            tl = &q->tx_tail[n_frames];
+            tl->len = f->len - head;
+            tl->domid = dp->domid;
+            tl->n = 0;
+            tl->failed = false;
+        }
+        n_frames++;
+        unsigned first_seg = n_seg;
         uint32_t off = 0;
         for (unsigned d = 0; d < f->n_data; d++) {
             const netif_tx_request_t *t = &f->data[d];
             if (t->size == 0)
                 continue; /* a first slot whose data all sits in the followers */
-            xengnttab_grant_copy_segment_t *sg = &q->tx_seg[n_seg++];
-            sg->source.foreign.ref = t->gref;
-            sg->source.foreign.offset = t->offset;
-            sg->source.foreign.domid = dp->domid;
-            sg->dest.virt = pkt->buf + off;
-            sg->len = t->size;
-            sg->flags = GNTCOPY_source_gref;
-            sg->status = GNTST_okay;
+            uint32_t copy = off < head ? XBR_MIN(t->size, head - off) : 0;
+            if (copy) {
+                xengnttab_grant_copy_segment_t *sg = &q->tx_seg[n_seg++];
+                sg->source.foreign.ref = t->gref;
+                sg->source.foreign.offset = t->offset;
+                sg->source.foreign.domid = dp->domid;
+                sg->dest.virt = pkt->buf + off;
+                sg->len = (uint16_t)copy;
+                sg->flags = GNTCOPY_source_gref;
+                sg->status = GNTST_okay;
+            }
+            if (copy < t->size) /* the rest of this slot is tail */
+                tl->piece[tl->n++] = (typeof(tl->piece[0])){
+                    t->gref, (uint16_t)(t->offset + copy), (uint16_t)(t->size - copy)};
             off += t->size;
         }
+        frame_segs[n_parsed - 1] = n_seg - first_seg;
         pkt->data = pkt->buf;
         pkt->len = off; /* == f->len: the parser checked the sizes add up */
+        pkt->tail = tl;
         for (unsigned s = 0; s < f->n_slots; s++)
             q->tx_rsp[n_rsp + s] = (typeof(q->tx_rsp[0])){
                 f->ids[s], f->is_extra[s] ? NETIF_RSP_NULL : NETIF_RSP_OKAY};
@@ -372,6 +476,7 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
 
     /* Second pass: per-segment status, offloads, compaction. */
     unsigned seg = 0, rsp = 0, out = 0, fr = 0;
+    unsigned out_rsp[XBR_BURST][2]; /* each output frame's responses */
     for (unsigned i = 0; i < n_parsed; i++) {
         struct nb_tx_frame *f = &q->txf[i];
         unsigned first_rsp = rsp;
@@ -380,13 +485,9 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
             continue; /* dropped by the parser; already answered with errors */
         struct pkt *pkt = &pkts[fr++];
         bool bad = copy_failed;
-        for (unsigned d = 0; d < f->n_data; d++) {
-            if (f->data[d].size == 0)
-                continue;
+        for (unsigned k = 0; k < frame_segs[i]; k++, seg++)
             if (q->tx_seg[seg].status != GNTST_okay)
                 bad = true;
-            seg++;
-        }
         if (bad) {
             q->st.tx_drop_copy++;
             for (unsigned s = first_rsp; s < rsp; s++)
@@ -410,7 +511,21 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
                 continue;
             }
         }
-        if (!tx_offloads(f, pkt)) {
+        bool offloads_ok = tx_offloads(f, pkt);
+        if (!offloads_ok && pkt->tail) {
+            /* Headers beyond the copied part (a long IPv6 extension
+             * chain, say): the whole frame, then ask again. */
+            struct pkt *whole = pkt;
+            if (nb_fill(dp->copy_gt[w], &whole, 1)) {
+                q->st.tx_drop_copy++;
+                for (unsigned s = first_rsp; s < rsp; s++)
+                    if (q->tx_rsp[s].status == NETIF_RSP_OKAY)
+                        q->tx_rsp[s].status = NETIF_RSP_ERROR;
+                continue;
+            }
+            offloads_ok = tx_offloads(f, pkt);
+        }
+        if (!offloads_ok) {
             q->st.tx_drop_csum++;
             continue;
         }
@@ -418,25 +533,51 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
             q->st.tx_gso++;
         if (out != fr - 1)
             pkts[out] = *pkt;
+        out_rsp[out][0] = first_rsp;
+        out_rsp[out][1] = rsp;
         out++;
     }
     q->st.tx_frames += out;
 
-    for (unsigned i = 0; i < n_rsp; i++) {
-        netif_tx_response_t *t = RING_GET_RESPONSE(r, r->rsp_prod_pvt);
-        t->id = q->tx_rsp[i].id;
-        t->status = q->tx_rsp[i].status;
-        r->rsp_prod_pvt++;
-    }
-    int notify = 0;
-    RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(r, notify);
-    if (notify) {
-        q->st.notify_tx++;
-        (void)xenevtchn_notify(q->ev, q->lport_tx);
-    }
+    /* A frame going on with a tail holds the guest's grants until
+     * rx_done: the burst's responses wait for it, in ring order. */
+    q->n_held = 0;
+    for (unsigned i = 0; i < out && !fatal_why; i++)
+        if (pkts[i].tail)
+            q->tx_held[q->n_held++] = (typeof(q->tx_held[0])){pkts[i].tail, out_rsp[i][0],
+                                                               out_rsp[i][1]};
+    if (q->n_held)
+        q->tx_rsp_deferred = n_rsp;
+    else
+        tx_respond(q, n_rsp);
     if (fatal_why)
         nb_dp_fatal(dp, "queue %u: %s", w, fatal_why);
-    return dp_dead(dp) ? 0 : out;
+    if (dp_dead(dp)) {
+        q->tx_rsp_deferred = q->n_held = 0; /* no ring is touched from now on */
+        return 0;
+    }
+    return out;
+}
+
+/* The burst's frames are forwarded: their tails were copied (or failed),
+ * so the guest gets its answers. */
+static void nb_rx_done(struct port *p, unsigned w)
+{
+    struct nb_dp *dp = p->priv;
+    if (w >= dp->nq || !dp->q[w].tx_rsp_deferred)
+        return;
+    struct nb_queue *q = &dp->q[w];
+    for (unsigned i = 0; i < q->n_held; i++) {
+        if (!q->tx_held[i].tail->failed)
+            continue;
+        q->st.tx_drop_copy++;
+        for (unsigned s = q->tx_held[i].first; s < q->tx_held[i].end; s++)
+            if (q->tx_rsp[s].status == NETIF_RSP_OKAY)
+                q->tx_rsp[s].status = NETIF_RSP_ERROR;
+    }
+    if (!dp_dead(dp))
+        tx_respond(q, q->tx_rsp_deferred);
+    q->tx_rsp_deferred = q->n_held = 0;
 }
 
 /* ---- bridge -> guest RX ring (port tx_burst) ---- */
@@ -467,9 +608,12 @@ struct rx_batch {
     struct nb_queue *q;
     unsigned w;
     RING_IDX prod;              /* req_prod, read once for the burst */
-    unsigned n_seg, n_frames;
+    unsigned n_slot, n_seg, n_frames;
     uint32_t scratch_used;
+    /* Per frame: its ring slots (q->rx_rsp) and its copies (q->rx_seg). */
     unsigned frame_first[XBR_BURST], frame_n[XBR_BURST], frame_in[XBR_BURST];
+    unsigned frame_seg[XBR_BURST], frame_nseg[XBR_BURST];
+    struct pkt_tail *frame_tail[XBR_BURST]; /* copied from another guest's grants */
     bool frame_gso[XBR_BURST];
     /* Input frame i went on the ring (or into the RX queue), and whether a
      * copy into its buffers failed; index RX_FROM_QUEUE: frames from the
@@ -480,6 +624,29 @@ struct rx_batch {
 };
 #define RX_FROM_QUEUE XBR_BURST
 
+/* After a failed copy of a frame with a tail: is it the sending guest's
+ * grants that fail (then the tail is marked failed, and the sender told in
+ * its rx_done), rather than this guest's buffers? One byte of each piece,
+ * on this rare path only. */
+static bool rx_tail_unreadable(struct nb_dp *dp, unsigned w, struct pkt_tail *tail)
+{
+    xengnttab_grant_copy_segment_t segs[XBR_PKT_TAIL_PIECES];
+    uint8_t probe[XBR_PKT_TAIL_PIECES];
+    for (unsigned k = 0; k < tail->n; k++)
+        segs[k] = (xengnttab_grant_copy_segment_t){
+            .source.foreign = {tail->piece[k].gref, tail->piece[k].offset, tail->domid},
+            .dest.virt = &probe[k],
+            .len = 1,
+            .flags = GNTCOPY_source_gref,
+        };
+    bool bad = xengnttab_grant_copy(dp->copy_gt[w], tail->n, segs) < 0;
+    for (unsigned k = 0; !bad && k < tail->n; k++)
+        bad = segs[k].status != GNTST_okay;
+    if (bad)
+        tail->failed = true;
+    return bad;
+}
+
 /* Grant-copies the batch's data and writes its responses. */
 static void rx_flush(struct rx_batch *b)
 {
@@ -487,32 +654,19 @@ static void rx_flush(struct rx_batch *b)
     struct nb_queue *q = b->q;
     netif_rx_back_ring_t *r = &q->rx;
 
-    /* Extra-info slots have no data (len 0): leave them out of the call. */
-    if (b->n_seg) {
-        xengnttab_grant_copy_segment_t segs[NB_RX_MAX_SEGS];
-        unsigned idx[NB_RX_MAX_SEGS], m = 0;
-        for (unsigned s = 0; s < b->n_seg; s++)
-            if (q->rx_seg[s].len) {
-                segs[m] = q->rx_seg[s];
-                idx[m++] = s;
-            }
-        if (m && xengnttab_grant_copy(dp->copy_gt[b->w], m, segs) < 0) {
-            for (unsigned k = 0; k < m; k++)
-                q->rx_seg[idx[k]].status = GNTST_general_error;
-        } else {
-            for (unsigned k = 0; k < m; k++)
-                q->rx_seg[idx[k]].status = segs[k].status;
-        }
-    }
+    if (b->n_seg && xengnttab_grant_copy(dp->copy_gt[b->w], b->n_seg, q->rx_seg) < 0)
+        for (unsigned k = 0; k < b->n_seg; k++)
+            q->rx_seg[k].status = GNTST_general_error;
 
     for (unsigned f = 0; f < b->n_frames; f++) {
         bool bad = false;
         unsigned first = b->frame_first[f], end = first + b->frame_n[f];
-        /* A buffer the copy could not write (read-only or bad grant) fails
-         * its frame: NETIF_RSP_ERROR, counted, as Linux's
-         * xenvif_rx_copy_flush does; not a reason to disconnect. */
-        for (unsigned s = first; s < end; s++)
-            if (q->rx_seg[s].len && q->rx_seg[s].status != GNTST_okay)
+        /* A buffer the copy could not write (read-only or bad grant), or
+         * the sending guest's grant for a tail gone: the frame fails,
+         * NETIF_RSP_ERROR, counted, as Linux's xenvif_rx_copy_flush does;
+         * not a reason to disconnect. */
+        for (unsigned k = b->frame_seg[f]; k < b->frame_seg[f] + b->frame_nseg[f]; k++)
+            if (q->rx_seg[k].status != GNTST_okay)
                 bad = true;
         for (unsigned s = first; s < end; s++) {
             struct nb_rx_rsp *rr = &q->rx_rsp[s];
@@ -532,14 +686,18 @@ static void rx_flush(struct rx_batch *b)
         }
         if (bad) {
             b->in_bad[b->frame_in[f]] = true;
-            q->st.rx_drop_copy++;
+            /* The sender's fault if its tail is what failed: it gets the
+             * errors and the count, as if its own copy had failed. */
+            if (!b->frame_tail[f] || !rx_tail_unreadable(dp, b->w, b->frame_tail[f]))
+                q->st.rx_drop_copy++;
         } else {
             q->st.rx_frames++;
+            q->st.rx_direct += b->frame_tail[f] != NULL;
             if (b->frame_gso[f])
                 q->st.rx_gso++;
         }
     }
-    if (b->n_seg) {
+    if (b->n_slot) {
         int notify = 0;
         RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(r, notify);
         if (notify) {
@@ -547,7 +705,7 @@ static void rx_flush(struct rx_batch *b)
             (void)xenevtchn_notify(q->ev, q->lport_rx);
         }
     }
-    b->n_seg = b->n_frames = 0;
+    b->n_slot = b->n_seg = b->n_frames = 0;
     b->scratch_used = 0;
     while (b->done) {
         struct nb_rxq_ent *e = b->done;
@@ -560,8 +718,8 @@ static void rx_flush(struct rx_batch *b)
  * here, scratch bytes; returns where those go (or NULL for scratch 0). */
 static uint8_t *rx_reserve(struct rx_batch *b, unsigned need, uint32_t scratch)
 {
-    if (b->n_frames == XBR_BURST || b->n_seg + need > NB_RX_MAX_SEGS ||
-        b->scratch_used + scratch > NB_RX_SCRATCH)
+    if (b->n_frames == XBR_BURST || b->n_slot + need > NB_RX_MAX_RSP ||
+        b->n_seg + NB_RX_FRAME_SEGS > NB_RX_MAX_SEGS || b->scratch_used + scratch > NB_RX_SCRATCH)
         rx_flush(b);
     uint8_t *p = scratch ? b->q->scratch + b->scratch_used : NULL;
     b->scratch_used += scratch;
@@ -576,29 +734,35 @@ static unsigned rx_slots_free(const struct rx_batch *b)
 
 /* Puts one frame on the ring: its first slot, its extra-info slots, then
  * the rest of its data; the caller checked the slots are there and
- * reserved the batch room. */
+ * reserved the batch room. The frame's bytes are src[0..len) less its tail
+ * (tail NULL: all of them), whose end is copied from the sending guest's
+ * grants straight into this guest's buffers: each buffer (a page) takes one
+ * copy per source piece it overlaps. */
 static void rx_put(struct rx_batch *b, unsigned in, const uint8_t *src, uint32_t len,
-                   uint16_t flags, const struct netif_extra_info *ex, unsigned n_ex, bool gso)
+                   struct pkt_tail *tail, uint16_t flags, const struct netif_extra_info *ex,
+                   unsigned n_ex, bool gso)
 {
     struct nb_queue *q = b->q;
     netif_rx_back_ring_t *r = &q->rx;
+    const uint16_t domid = b->dp->domid;
     unsigned need = (len + NB_PAGE - 1) / NB_PAGE + n_ex;
-    uint32_t off = 0;
+    const uint32_t head = tail ? len - tail->len : len;
+    uint32_t off = 0;                /* of the frame, copied so far */
+    unsigned piece = 0;              /* the tail's piece at off, once off >= head */
+    uint32_t piece_off = 0;
 
-    b->frame_first[b->n_frames] = b->n_seg;
+    b->frame_first[b->n_frames] = b->n_slot;
+    b->frame_seg[b->n_frames] = b->n_seg;
     for (unsigned s = 0; s < need; s++) {
         netif_rx_request_t req;
         req = *(const volatile netif_rx_request_t *)RING_GET_REQUEST(r, r->req_cons);
         r->req_cons++;
-        struct nb_rx_rsp *rr = &q->rx_rsp[b->n_seg];
-        xengnttab_grant_copy_segment_t *sg = &q->rx_seg[b->n_seg];
-        b->n_seg++;
+        struct nb_rx_rsp *rr = &q->rx_rsp[b->n_slot++];
         if (s >= 1 && s <= n_ex) {
             /* Extra info goes in the slots after the first; their
              * requests' buffers stay unused (the frontend recycles them). */
             rr->extra = true;
             rr->ex = ex[s - 1];
-            sg->len = 0; /* no copy */
             continue;
         }
         uint32_t chunk = XBR_MIN(NB_PAGE, len - off);
@@ -614,15 +778,36 @@ static void rx_put(struct rx_batch *b, unsigned in, const uint8_t *src, uint32_t
         }
         if (off + chunk < len)
             rr->rsp.flags |= NETRXF_more_data;
-        sg->source.virt = (void *)(uintptr_t)(src + off);
-        sg->dest.foreign.ref = req.gref;
-        sg->dest.foreign.offset = 0;
-        sg->dest.foreign.domid = b->dp->domid;
-        sg->len = (uint16_t)chunk;
-        sg->flags = GNTCOPY_dest_gref;
-        sg->status = GNTST_okay;
-        off += chunk;
+        for (uint32_t at = 0; at < chunk;) {
+            xengnttab_grant_copy_segment_t *sg = &q->rx_seg[b->n_seg++];
+            uint32_t n;
+            sg->dest.foreign.ref = req.gref;
+            sg->dest.foreign.offset = (uint16_t)at;
+            sg->dest.foreign.domid = domid;
+            if (off < head) {
+                n = XBR_MIN(chunk - at, head - off);
+                sg->source.virt = (void *)(uintptr_t)(src + off);
+                sg->flags = GNTCOPY_dest_gref;
+            } else {
+                n = XBR_MIN(chunk - at, tail->piece[piece].len - piece_off);
+                sg->source.foreign.ref = tail->piece[piece].gref;
+                sg->source.foreign.offset = (uint16_t)(tail->piece[piece].offset + piece_off);
+                sg->source.foreign.domid = tail->domid;
+                sg->flags = GNTCOPY_source_gref | GNTCOPY_dest_gref;
+                piece_off += n;
+                if (piece_off == tail->piece[piece].len) {
+                    piece++;
+                    piece_off = 0;
+                }
+            }
+            sg->len = (uint16_t)n;
+            sg->status = GNTST_okay;
+            at += n;
+            off += n;
+        }
     }
+    b->frame_tail[b->n_frames] = tail;
+    b->frame_nseg[b->n_frames] = b->n_seg - b->frame_seg[b->n_frames];
     b->frame_gso[b->n_frames] = gso;
     b->frame_in[b->n_frames] = in;
     b->frame_n[b->n_frames++] = need;
@@ -651,6 +836,7 @@ static unsigned rx_hash_extra(struct netif_extra_info *ex, const struct nb_rx_ha
 static bool rx_segment(struct rx_batch *b, unsigned i, const struct pkt *pkt,
                        const struct nb_rx_hash *h)
 {
+    /* The caller made it whole (rx_whole). */
     struct nb_queue *q = b->q;
     struct gso_tcp g;
     if (gso_tcp_init(&g, pkt->data, pkt->len, pkt->vnet.gso_type, pkt->vnet.gso_size) < 0) {
@@ -680,7 +866,7 @@ static bool rx_segment(struct rx_batch *b, unsigned i, const struct pkt *pkt,
         uint8_t *seg = rx_reserve(b, need, len);
         (void)gso_tcp_next(&g, seg);
         q->st.rx_segments++;
-        rx_put(b, i, seg, len, NETRXF_data_validated, ex, n_ex, false);
+        rx_put(b, i, seg, len, NULL, NETRXF_data_validated, ex, n_ex, false);
     }
     return true;
 }
@@ -688,8 +874,21 @@ static bool rx_segment(struct rx_batch *b, unsigned i, const struct pkt *pkt,
 /* One frame towards the guest (input i of the burst, or RX_FROM_QUEUE):
  * put on the ring, or dropped and counted for a reason of its own. Returns
  * false, having done nothing, when the ring lacks the buffers for it. */
-static bool rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
-                   const struct nb_rx_hash *h)
+/* The whole of a frame with a tail, for what needs all its bytes here (a
+ * checksum finished in software, segmentation, the RX queue). False: the
+ * sending guest's grant is gone; the frame is dropped and counted. */
+static bool rx_whole(struct rx_batch *b, struct pkt *pkt)
+{
+    if (!pkt->tail)
+        return true;
+    (void)nb_fill(b->dp->copy_gt[b->w], &pkt, 1);
+    if (!pkt->tail)
+        return true;
+    b->q->st.rx_drop_copy++;
+    return false;
+}
+
+static bool rx_one(struct rx_batch *b, unsigned i, struct pkt *pkt, const struct nb_rx_hash *h)
 {
     struct nb_dp *dp = b->dp;
     struct nb_queue *q = b->q;
@@ -704,6 +903,8 @@ static bool rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
             gso = XEN_NETIF_GSO_TYPE_TCPV4;
         else if (dp->sg && dp->ipv6_csum && vt == VIRTIO_NET_HDR_GSO_TCPV6 && dp->gso6)
             gso = XEN_NETIF_GSO_TYPE_TCPV6;
+        else if (!rx_whole(b, pkt))
+            return true;
         else
             return rx_segment(b, i, pkt, h);
     }
@@ -738,6 +939,8 @@ static bool rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
         } else if (co + 2 <= pkt->len && cs < co) {
             /* The guest cannot take a partial checksum: finish it here,
              * in a copy (the frame may be flooded to other ports). */
+            if (!rx_whole(b, pkt))
+                return true;
             uint8_t *c = rx_reserve(b, need, pkt->len);
             memcpy(c, pkt->data, pkt->len);
             uint16_t sum = gso_csum(0, c + cs, pkt->len - cs);
@@ -756,7 +959,7 @@ static bool rx_one(struct rx_batch *b, unsigned i, const struct pkt *pkt,
     }
     if (src == pkt->data)
         (void)rx_reserve(b, need, 0);
-    rx_put(b, i, src, pkt->len, flags, ex, n_ex, gso != 0);
+    rx_put(b, i, src, pkt->len, src == pkt->data ? pkt->tail : NULL, flags, ex, n_ex, gso != 0);
     return true;
 }
 
@@ -852,7 +1055,7 @@ static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
     b.dp = dp;
     b.q = q;
     b.w = w;
-    b.n_seg = b.n_frames = 0;
+    b.n_slot = b.n_seg = b.n_frames = 0;
     b.scratch_used = 0;
     b.done = NULL;
     memset(b.in_put, 0, sizeof(b.in_put));
@@ -869,7 +1072,7 @@ static unsigned tx_queue(struct nb_dp *dp, struct nb_queue *q, unsigned w,
         const struct nb_rx_hash *h = hx ? &hx[i] : NULL;
         if (!q->rxq_head && rx_one(&b, i, pkts[i], h))
             continue;
-        b.in_put[i] = rxq_push(q, pkts[i], h);
+        b.in_put[i] = rx_whole(&b, pkts[i]) && rxq_push(q, pkts[i], h);
     }
     rx_flush(&b);
     if (q->rxq_head) {
@@ -921,7 +1124,7 @@ static unsigned nb_tx_burst(struct port *p, unsigned w, struct pkt *const *pkts,
     unsigned qof[XBR_BURST], sent = 0;
     struct nb_rx_hash hx[XBR_BURST];
     for (unsigned i = 0; i < n; i++) {
-        hx[i].type = nb_hash_frame(h, pkts[i]->data, pkts[i]->len, &hx[i].value);
+        hx[i].type = nb_hash_frame(h, pkts[i]->data, pkt_head_len(pkts[i]), &hx[i].value);
         qof[i] = nb_hash_queue(h, hx[i].value, dp->nq);
     }
     dp->ws[w].rx_hashed += n;
@@ -1064,6 +1267,7 @@ static void nb_show(struct port *p, struct ctl_out *o)
     ctl_out_u64(o, "from_guest_copy_failed", " copy-failed %llu\n", st.tx_drop_copy);
     ctl_out_u64(o, "to_guest", "    to-guest %llu", st.rx_frames);
     ctl_out_u64(o, "to_guest_gso", " gso %llu", st.rx_gso);
+    ctl_out_u64(o, "to_guest_direct", " direct %llu", st.rx_direct);
     ctl_out_u64(o, "to_guest_segmented", " segmented %llu", st.rx_segmented);
     ctl_out_u64(o, "to_guest_segments", " (%llu segments)", st.rx_segments);
     /* For want of buffers: queue full, or left in it too long. */
@@ -1092,7 +1296,10 @@ const struct port_class nb_port_class = {
     .open = nb_open,
     .close = nb_close,
     .rx_burst = nb_rx_burst,
+    .rx_done = nb_rx_done,
+    .rx_fill = nb_rx_fill,
     .tx_burst = nb_tx_burst,
+    .tx_tail = true,
     .wait_fd = nb_wait_fd,
     .arm = nb_arm,
     .show = nb_show,

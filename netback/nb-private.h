@@ -173,6 +173,7 @@ struct nb_qstats {
     uint64_t tx_drop_copy;  /* a grant copy of the packet failed: answered with errors */
     uint64_t rx_frames, rx_gso, rx_drop_gso, rx_drop_big;
     uint64_t rx_drop_copy;  /* a copy into the guest's buffers failed: error response */
+    uint64_t rx_direct;     /* frames copied straight from another guest's grants */
     uint64_t rx_segmented, rx_segments; /* super-frames cut in software, their segments */
     uint64_t rx_queued;          /* frames that waited in the RX queue for buffers */
     uint64_t rx_dropped_stalled; /* ... and were dropped after NB_RX_DRAIN_MS */
@@ -202,7 +203,20 @@ int nb_ip_parse(const char *s, struct nb_ipfilter *f, char *err, size_t errlen);
 
 #define NB_TX_MAX_RSP (XBR_BURST * NB_TX_MAX_SLOTS)
 #define NB_TX_MAX_SEGS (XBR_BURST * NB_TX_MAX_DATA)
-#define NB_RX_MAX_SEGS (XBR_BURST * NB_RX_MAX_SLOTS)
+/* A guest frame longer than this is copied only this far; the rest stays
+ * in the guest's grants as the frame's tail (struct pkt_tail), copied once
+ * into the destination guest's buffers, or into the worker's buffer for any
+ * other destination (nb_rx_fill). Enough for every header the bridge and
+ * netback read (Ethernet, VLAN, IPv4 or IPv6, TCP with options); a frame
+ * whose headers go further is filled in whole. Linux netback copies 128 B
+ * and grant-maps the rest (XEN_NETBACK_TX_COPY_LEN). */
+#define NB_TX_COPY_LEN 256u
+_Static_assert(NB_TX_MAX_DATA <= XBR_PKT_TAIL_PIECES, "a frame's tail fits in struct pkt_tail");
+/* RX: response slots of a batch, and its copies: a slot takes one copy per
+ * source piece it overlaps (the frame's head, its tail's grants). */
+#define NB_RX_MAX_RSP (XBR_BURST * NB_RX_MAX_SLOTS)
+#define NB_RX_FRAME_SEGS (NB_RX_MAX_DATA + 1u + XBR_PKT_TAIL_PIECES)
+#define NB_RX_MAX_SEGS (2u * NB_RX_MAX_RSP)
 
 /* The per-queue RX queue (nb-port.c): frames for a guest momentarily short
  * of RX buffers wait here, in order, until it posts more or they are older
@@ -247,7 +261,17 @@ struct nb_queue {
     uint64_t credit_bytes;          /* 0: no limit */
     uint64_t credit_period_ns, credit_left, credit_next_ns;
     struct { uint16_t id; int16_t status; } tx_rsp[NB_TX_MAX_RSP];
+    /* Responses of the last burst not yet written: its frames have tails,
+     * whose grants the guest may reuse only once they were copied
+     * (written in rx_done). */
+    unsigned tx_rsp_deferred;
+    /* The frames of that burst that went on with a tail, and their
+     * responses [first, end): turned into errors if the tail turned out
+     * not to be copyable (its grant was bad), as when the copy fails here. */
+    struct { struct pkt_tail *tail; unsigned first, end; } tx_held[XBR_BURST];
+    unsigned n_held;
     xengnttab_grant_copy_segment_t tx_seg[NB_TX_MAX_SEGS];
+    struct pkt_tail tx_tail[XBR_BURST];
 
     /* RX (bridge -> guest): under rx_lock (uncontended unless dp->rx_shared;
      * the control thread takes it to expire queued frames). */
@@ -255,7 +279,7 @@ struct nb_queue {
     struct nb_rxq_ent *rxq_head, **rxq_tail; /* the RX queue, oldest first */
     _Atomic unsigned rxq_n;         /* frames in it (read unlocked as a hint) */
     uint32_t rxq_bytes;
-    struct nb_rx_rsp rx_rsp[NB_RX_MAX_SEGS];
+    struct nb_rx_rsp rx_rsp[NB_RX_MAX_RSP];
     xengnttab_grant_copy_segment_t rx_seg[NB_RX_MAX_SEGS];
     uint8_t *scratch;               /* NB_RX_SCRATCH: frames made here (nb-port.c) */
 
