@@ -71,8 +71,8 @@ in_h 2 "$FRAMETOOL" send eth0 --dst $MAC3 --tag 2 --count 40 --size 80 --rate 20
 in_h 3 "$FRAMETOOL" send eth0 --dst $MAC2 --tag 2 --count 25 --size 300 --rate 2000 >/dev/null
 timeout 10 tail --pid=$CAP -f /dev/null || fail "filtered capture did not end"
 wait $CAP || fail "xbrctl capture failed: $(cat "$WORK/c2.err")"
-got=$(tcpdump -r - -e -nn <"$WORK/c2.pcap" 2>/dev/null | grep -c "$MAC3 > $MAC2, ethertype Unknown (0x88b5), length 300")
-total=$(tcpdump -r - -nn <"$WORK/c2.pcap" 2>/dev/null | grep -c "^[0-9][0-9]:")
+got=$(tcpdump -r - -e -nn <"$WORK/c2.pcap" 2>/dev/null | grep -c "$MAC3 > $MAC2, ethertype Unknown (0x88b5), length 300" || true)
+total=$(tcpdump -r - -nn <"$WORK/c2.pcap" 2>/dev/null | grep -c "^[0-9][0-9]:" || true)
 [ "$got" = 25 ] && [ "$total" = 25 ] || fail "filtered capture: $got of $total frames from h3, expected 25 of 25"
 ok "filter 'not ether src $MAC1' --direction out: 25 of 25 frames from h3, none of h1's 40 or of the 40 v2 received"
 
@@ -89,8 +89,8 @@ wait_capture 1
 in_h 1 ping -c 2 -i 0.2 -W 2 10.123.0.100 >/dev/null || fail "ping h1 -> tap"
 timeout 10 tail --pid=$CAP -f /dev/null || fail "capture of the tap port did not end after 4 frames"
 wait $CAP || fail "xbrctl capture failed: $(cat "$WORK/tap.err")"
-req=$(tcpdump -r "$WORK/tap.pcap" -e -nn 2>/dev/null | grep -c "$MAC1 > $TAPMAC, ethertype IPv4 (0x0800), length 98: 10.123.0.1 > 10.123.0.100: ICMP echo request")
-rep=$(tcpdump -r "$WORK/tap.pcap" -e -nn 2>/dev/null | grep -c "$TAPMAC > $MAC1, ethertype IPv4 (0x0800), length 98: 10.123.0.100 > 10.123.0.1: ICMP echo reply")
+req=$(tcpdump -r "$WORK/tap.pcap" -e -nn 2>/dev/null | grep -c "$MAC1 > $TAPMAC, ethertype IPv4 (0x0800), length 98: 10.123.0.1 > 10.123.0.100: ICMP echo request" || true)
+rep=$(tcpdump -r "$WORK/tap.pcap" -e -nn 2>/dev/null | grep -c "$TAPMAC > $MAC1, ethertype IPv4 (0x0800), length 98: 10.123.0.100 > 10.123.0.1: ICMP echo reply" || true)
 [ "$req" = 2 ] && [ "$rep" = 2 ] || fail "capture of the tap: $req requests, $rep replies: $(tcpdump -r "$WORK/tap.pcap" -e -nn 2>&1)"
 ok "capture of a tap port with filter 'icmp': 2 echo requests $MAC1 > $TAPMAC and 2 replies, 98 B"
 
