@@ -308,6 +308,17 @@ static void tx_respond(struct nb_queue *q, unsigned n)
     }
 }
 
+/* A packet whose grant copy failed (a bad or revoked grant: the request's,
+ * not the ring's fault) fails alone, as in Linux's xenvif_tx_check_gop:
+ * counted, and its data slots [first, end) answered NETIF_RSP_ERROR. */
+static void tx_copy_failed(struct nb_queue *q, unsigned first, unsigned end)
+{
+    q->st.tx_drop_copy++;
+    for (unsigned s = first; s < end; s++)
+        if (q->tx_rsp[s].status == NETIF_RSP_OKAY)
+            q->tx_rsp[s].status = NETIF_RSP_ERROR;
+}
+
 /* Copies the tails of pkts[0..n) (see struct pkt_tail) into their data
  * with one grant copy through gt; a frame whose copy fails keeps its tail,
  * marked failed. Returns how many failed. */
@@ -489,10 +500,7 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
             if (q->tx_seg[seg].status != GNTST_okay)
                 bad = true;
         if (bad) {
-            q->st.tx_drop_copy++;
-            for (unsigned s = first_rsp; s < rsp; s++)
-                if (q->tx_rsp[s].status == NETIF_RSP_OKAY)
-                    q->tx_rsp[s].status = NETIF_RSP_ERROR;
+            tx_copy_failed(q, first_rsp, rsp);
             continue;
         }
         if (dp->antispoof && memcmp(pkt->data + 6, dp->mac, 6) != 0) {
@@ -517,10 +525,7 @@ static unsigned nb_rx_burst(struct port *p, unsigned w, struct pkt *pkts, unsign
              * chain, say): the whole frame, then ask again. */
             struct pkt *whole = pkt;
             if (nb_fill(dp->copy_gt[w], &whole, 1)) {
-                q->st.tx_drop_copy++;
-                for (unsigned s = first_rsp; s < rsp; s++)
-                    if (q->tx_rsp[s].status == NETIF_RSP_OKAY)
-                        q->tx_rsp[s].status = NETIF_RSP_ERROR;
+                tx_copy_failed(q, first_rsp, rsp);
                 continue;
             }
             offloads_ok = tx_offloads(f, pkt);
@@ -567,14 +572,9 @@ static void nb_rx_done(struct port *p, unsigned w)
     if (w >= dp->nq || !dp->q[w].tx_rsp_deferred)
         return;
     struct nb_queue *q = &dp->q[w];
-    for (unsigned i = 0; i < q->n_held; i++) {
-        if (!q->tx_held[i].tail->failed)
-            continue;
-        q->st.tx_drop_copy++;
-        for (unsigned s = q->tx_held[i].first; s < q->tx_held[i].end; s++)
-            if (q->tx_rsp[s].status == NETIF_RSP_OKAY)
-                q->tx_rsp[s].status = NETIF_RSP_ERROR;
-    }
+    for (unsigned i = 0; i < q->n_held; i++)
+        if (q->tx_held[i].tail->failed)
+            tx_copy_failed(q, q->tx_held[i].first, q->tx_held[i].end);
     if (!dp_dead(dp))
         tx_respond(q, q->tx_rsp_deferred);
     q->tx_rsp_deferred = q->n_held = 0;
